@@ -1,0 +1,94 @@
+//! The one place that reads the process environment.
+//!
+//! Every `XBUILD_*` variable xbuild reads is declared here with what it does.
+//! Sealed builds depend on this: children get an environment built from an
+//! explicit list, never the ambient one, and nothing else in the crate calls
+//! `std::env::var` (enforced by `clippy.toml`).
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Tracing filter (`info`, `xbuild=debug`, ...); overrides `-v`.
+pub const XBUILD_LOG: &str = "XBUILD_LOG";
+/// Root of xbuild's cache (toolchains, std sysroots, zig's cache).
+pub const XBUILD_CACHE_DIR: &str = "XBUILD_CACHE_DIR";
+/// A directory of artifacts, by file name or by sha256, consulted before any fetch.
+pub const XBUILD_MIRROR: &str = "XBUILD_MIRROR";
+/// Seconds to wait for another xbuild holding a cache lock (default 600).
+pub const XBUILD_LOCK_TIMEOUT: &str = "XBUILD_LOCK_TIMEOUT";
+/// Set by xbuild in the environment of the zig wrappers: the zig binary.
+pub const XBUILD_ZIG: &str = "XBUILD_ZIG";
+/// Set by xbuild in the environment of the zig wrappers: zig's cache directory.
+pub const XBUILD_ZIG_CACHE: &str = "XBUILD_ZIG_CACHE";
+
+/// Read a variable; empty counts as unset.
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub fn var_os(name: &str) -> Option<OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// `RUST_LOG`, used when `XBUILD_LOG` is unset.
+pub fn log_filter() -> Option<String> {
+    var(XBUILD_LOG).or_else(|| var("RUST_LOG"))
+}
+
+/// The user's own RUSTFLAGS: when set, xbuild applies none of its per-target flags.
+pub fn user_rustflags() -> Option<String> {
+    var("RUSTFLAGS")
+}
+
+/// The cache root: `XBUILD_CACHE_DIR`, else `$XDG_CACHE_HOME/xbuild`, else `~/.cache/xbuild`.
+pub fn cache_root() -> Option<PathBuf> {
+    if let Some(dir) = var_os(XBUILD_CACHE_DIR) {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(xdg) = var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(xdg).join("xbuild"));
+    }
+    var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("xbuild"))
+}
+
+pub fn mirror() -> Option<PathBuf> {
+    var_os(XBUILD_MIRROR).map(PathBuf::from)
+}
+
+/// The variables a child process inherits from the user's environment when
+/// xbuild runs a tool on the user's behalf (apt-get, pip): what is needed to
+/// find the tools, the user's proxy and registry configuration, and nothing else.
+pub fn passthrough_for_fetchers() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &[
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_CONFIG_FILE",
+        "PIP_CERT",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "APT_CONFIG",
+        "PYENV_ROOT",
+        "PYENV_VERSION",
+    ];
+    KEEP.iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// Whether stderr is a terminal (progress bars) or not (plain lines).
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
