@@ -1,6 +1,8 @@
 //! Command-line parsing. This module only parses and validates; every command
 //! is carried out by one function in another module.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
@@ -58,5 +60,76 @@ mapped is explained on stderr, and the exit status is 2.")]
         /// Print the table as JSON on stdout
         #[arg(long)]
         json: bool,
+    },
+    /// Provision and inspect the pinned toolchain (rustc, zig, qemu)
+    #[command(subcommand)]
+    Toolchain(ToolchainCommand),
+}
+
+/// Options every toolchain command shares.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Pins to use instead of the workspace's toolchains.toml or the built-in one
+    #[arg(long, value_name = "FILE", global = true)]
+    pub toolchains: Option<PathBuf>,
+    /// Use only the cache and XBUILD_MIRROR; never fetch
+    #[arg(long, global = true)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolchainCommand {
+    /// Download, verify and install what the targets need (default: all four)
+    #[command(after_help = "\
+Examples:
+  xbuild toolchain fetch                                   # rust, zig and qemu
+  xbuild toolchain fetch --target x86_64-unknown-linux-musl  # rust and zig only
+  XBUILD_MIRROR=/srv/artifacts xbuild toolchain fetch --offline
+
+Artifacts come from apt-get download, pip download, HTTPS or local paths, as
+toolchains.toml says; each is checked against its sha256 before it is unpacked.
+The cache is XBUILD_CACHE_DIR, else ~/.cache/xbuild.")]
+    Fetch {
+        /// Provision only what these targets need (Nix or Rust names)
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Show the pins, what is cached and installed, and sizes
+    List {
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Re-hash the cached archives against the pins (exit 1 if one is corrupt)
+    Verify {
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Remove installed components and archives the pins no longer name
+    Gc {
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Write every pinned artifact into one file, for machines without network
+    Bundle {
+        /// The bundle to write (a tar file)
+        file: PathBuf,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
+    /// Load a bundle written by `xbuild toolchain bundle` into the cache
+    Import {
+        /// The bundle to read
+        file: PathBuf,
+    },
+    /// Print shell exports to run the provisioned cargo, rustc and zig by hand
+    #[command(after_help = "Example:\n  eval \"$(xbuild toolchain env)\" && cargo --version")]
+    Env {
+        #[command(flatten)]
+        pins: PinArgs,
     },
 }

@@ -49,7 +49,11 @@ pub fn targets(json: bool, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "  nix:       {}", t.nix)?;
         writeln!(out, "  summary:   {}", t.summary)?;
         writeln!(out, "  rustflags: {}", t.rustflags.join(" "))?;
-        writeln!(out, "  output:    {form}, {}-bit {}", t.elf.class, t.elf.machine)?;
+        writeln!(
+            out,
+            "  output:    {form}, {}-bit {}",
+            t.elf.class, t.elf.machine
+        )?;
         writeln!(out, "  c/linker:  {cc}")?;
         writeln!(out, "  runs with: {run}")?;
     }

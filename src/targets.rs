@@ -230,11 +230,20 @@ mod tests {
     #[test]
     fn bad_target_files_are_rejected() {
         let (_, good) = BUILTIN[1];
-        let e = parse("t.toml", &good.replace("rust = \"aarch64", "rust = \"aarch65"));
+        let e = parse(
+            "t.toml",
+            &good.replace("rust = \"aarch64", "rust = \"aarch65"),
+        );
         assert!(format!("{:#}", e.unwrap_err()).contains("not a target rustc knows"));
         let e = parse("t.toml", &format!("{good}\nextra = 1\n"));
         assert!(format!("{:#}", e.unwrap_err()).contains("unknown field"));
-        let e = parse("t.toml", &good.replace("nix = \"aarch64-unknown-linux-musl\"", "nix = \"aarch64-linux\""));
+        let e = parse(
+            "t.toml",
+            &good.replace(
+                "nix = \"aarch64-unknown-linux-musl\"",
+                "nix = \"aarch64-linux\"",
+            ),
+        );
         assert!(format!("{:#}", e.unwrap_err()).contains("maps to `aarch64-unknown-linux-gnu`"));
         let e = parse("t.toml", &format!("{good}native = true\n"));
         assert!(format!("{:#}", e.unwrap_err()).contains("exactly one of"));

@@ -23,7 +23,10 @@ const RUSTC_TARGET_LIST: &str = include_str!("../targets/rustc-target-list.txt")
 /// Keyed by the normalised Nix config triple.
 const NIX_EXAMPLE_RUST_TARGETS: &[(&str, &str)] = &[
     ("aarch64-unknown-linux-android", "aarch64-linux-android"),
-    ("armv7a-unknown-linux-androideabi", "armv7-linux-androideabi"),
+    (
+        "armv7a-unknown-linux-androideabi",
+        "armv7-linux-androideabi",
+    ),
 ];
 
 /// How a name was understood.
@@ -56,7 +59,10 @@ pub enum TripleError {
         parts: usize,
         suggestions: Vec<String>,
     },
-    #[error("`{name}` with {parts} component(s) is ambiguous (nixpkgs cannot tell cpu, vendor, kernel and ABI apart){}", hint(suggestions))]
+    #[error(
+        "`{name}` with {parts} component(s) is ambiguous (nixpkgs cannot tell cpu, vendor, kernel and ABI apart){}",
+        hint(suggestions)
+    )]
     Ambiguous {
         name: String,
         parts: usize,
@@ -146,7 +152,11 @@ pub fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> V
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -453,14 +463,13 @@ fn remove_abi_suffix(kernel: &str) -> &str {
 
 fn parse_nix(name: &str) -> Result<System, TripleError> {
     let sk = skeleton(name)?;
-    let unknown = |what: &'static str, value: &str, known: Vec<&'static str>| {
-        TripleError::UnknownPart {
+    let unknown =
+        |what: &'static str, value: &str, known: Vec<&'static str>| TripleError::UnknownPart {
             name: name.to_string(),
             what,
             value: value.to_string(),
             suggestions: closest(value, known.into_iter()),
-        }
-    };
+        };
 
     let cpu_name = CPU_ALIASES
         .iter()
@@ -482,17 +491,20 @@ fn parse_nix(name: &str) -> Result<System, TripleError> {
         .iter()
         .find(|(alias, _)| *alias == kernel_key)
         .map_or(kernel_key, |(_, real)| real);
-    let kernel = *KERNELS.iter().find(|k| k.key == kernel_key).ok_or_else(|| {
-        unknown(
-            "kernel",
-            sk.kernel,
-            KERNELS
-                .iter()
-                .map(|k| k.key)
-                .chain(KERNEL_ALIASES.iter().map(|(a, _)| *a))
-                .collect(),
-        )
-    })?;
+    let kernel = *KERNELS
+        .iter()
+        .find(|k| k.key == kernel_key)
+        .ok_or_else(|| {
+            unknown(
+                "kernel",
+                sk.kernel,
+                KERNELS
+                    .iter()
+                    .map(|k| k.key)
+                    .chain(KERNEL_ALIASES.iter().map(|(a, _)| *a))
+                    .collect(),
+            )
+        })?;
 
     let vendor = match sk.vendor {
         Some(v) => *VENDORS
@@ -574,7 +586,10 @@ mod tests {
             (Ok(r), Ok(want)) => assert_eq!(r.rust, want, "{input}"),
             (Err(e), Err(fragment)) => {
                 let msg = e.to_string();
-                assert!(msg.contains(fragment), "{input}: `{msg}` lacks `{fragment}`");
+                assert!(
+                    msg.contains(fragment),
+                    "{input}: `{msg}` lacks `{fragment}`"
+                );
             }
             (got, want) => panic!("{input}: got {got:?}, wanted {want:?}"),
         }
@@ -610,12 +625,18 @@ mod tests {
             "armv5tel-unknown-linux-musleabi",
             Ok("armv5te-unknown-linux-musleabi"),
         );
-        check("riscv64-unknown-linux-gnu", Ok("riscv64gc-unknown-linux-gnu"));
+        check(
+            "riscv64-unknown-linux-gnu",
+            Ok("riscv64gc-unknown-linux-gnu"),
+        );
         check(
             "riscv64-unknown-linux-musl",
             Ok("riscv64gc-unknown-linux-musl"),
         );
-        check("riscv32-unknown-linux-gnu", Ok("riscv32gc-unknown-linux-gnu"));
+        check(
+            "riscv32-unknown-linux-gnu",
+            Ok("riscv32gc-unknown-linux-gnu"),
+        );
         check("x86_64-w64-mingw32", Ok("x86_64-pc-windows-gnu"));
         check("i686-w64-mingw32", Ok("i686-pc-windows-gnu"));
         check("aarch64-w64-mingw32", Err("`aarch64-pc-windows-gnu`"));
@@ -645,7 +666,10 @@ mod tests {
     fn nix_three_part_triples() {
         check("x86_64-linux-musl", Ok("x86_64-unknown-linux-musl"));
         check("aarch64-linux-gnu", Ok("aarch64-unknown-linux-gnu"));
-        check("armv6l-linux-musleabihf", Ok("arm-unknown-linux-musleabihf"));
+        check(
+            "armv6l-linux-musleabihf",
+            Ok("arm-unknown-linux-musleabihf"),
+        );
         check("x86_64-apple-darwin", Ok("x86_64-apple-darwin"));
         check("aarch64-apple-ios", Ok("aarch64-apple-ios"));
         check(
@@ -716,10 +740,7 @@ mod tests {
             "armv7l-unknown-linux-gnu",
             Err("use \"gnueabi\" (soft-float) or \"gnueabihf\""),
         );
-        check(
-            "armv6l-unknown-linux-gnu",
-            Err("ambiguous on 32-bit ARM"),
-        );
+        check("armv6l-unknown-linux-gnu", Err("ambiguous on 32-bit ARM"));
         check("arm-linux-gnu", Err("ambiguous on 32-bit ARM"));
         check(
             "armv7a-unknown-linux-android",
@@ -740,7 +761,10 @@ mod tests {
         check("linux", Err("with 1 component(s) is ambiguous"));
         check("", Err("with 1 component(s) is ambiguous"));
         check("a-b-c-d-e", Err("has 5 dash-separated parts"));
-        check("x86_64-unknown-linux-gnu-extra", Err("has 5 dash-separated"));
+        check(
+            "x86_64-unknown-linux-gnu-extra",
+            Err("has 5 dash-separated"),
+        );
         check(
             "x86_64-unknown-linux-uclibc",
             Err("`x86_64-unknown-linux-uclibc`, but rustc does not know"),
@@ -759,7 +783,9 @@ mod tests {
         );
         check("x86_64-unknown-linx-gnu", Err("closest known names: linux"));
         check("armv6-linux", Err("closest known names: armv6l"));
-        let err = resolve("x86_64-unknown-linux-muls").unwrap_err().to_string();
+        let err = resolve("x86_64-unknown-linux-muls")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("musl"), "{err}");
         let err = resolve("thumbv7em-none-eabihff").unwrap_err().to_string();
         assert!(err.contains("thumbv7em-none-eabihf"), "{err}");

@@ -1,0 +1,243 @@
+//! The cache directory: its layout, its lock, and atomic writes into it.
+//!
+//! ```text
+//! <root>/CACHEDIR.TAG
+//! <root>/v1/downloads/<sha256>        verified archives, named by digest
+//! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
+//! <root>/v1/sysroots/...              std built per target (see build::sysroot)
+//! <root>/v1/zig/                      zig's own cache (musl crt and libc builds)
+//! <root>/v1/tmp/                      temp files and dirs, on the same file system
+//! <root>/v1/lock                      held while provisioning
+//! ```
+//! Only this module and the modules it hands paths to write under the root.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::env;
+
+/// Written last inside an installed component; its presence means "complete".
+pub const MARKER: &str = ".xbuild-installed";
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    /// The cache at `XBUILD_CACHE_DIR` or the user's cache directory.
+    pub fn from_env() -> Result<Cache> {
+        let root = env::cache_root().context(
+            "cannot find a cache directory: set XBUILD_CACHE_DIR (or HOME or XDG_CACHE_HOME)",
+        )?;
+        Cache::at(root)
+    }
+
+    pub fn at(root: PathBuf) -> Result<Cache> {
+        let cache = Cache { root };
+        for dir in [cache.downloads(), cache.toolchains(), cache.tmp()] {
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tag = cache.root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            write_atomic(
+                &cache,
+                &tag,
+                b"Signature: 8a477f597d28d172789f06886806bc55\n# This directory is xbuild's cache; see `xbuild toolchain list`.\n",
+            )?;
+        }
+        Ok(cache)
+    }
+
+    fn v1(&self) -> PathBuf {
+        self.root.join("v1")
+    }
+    pub fn downloads(&self) -> PathBuf {
+        self.v1().join("downloads")
+    }
+    pub fn download(&self, sha256: &str) -> PathBuf {
+        self.downloads().join(sha256)
+    }
+    pub fn toolchains(&self) -> PathBuf {
+        self.v1().join("toolchains")
+    }
+    pub fn sysroots(&self) -> PathBuf {
+        self.v1().join("sysroots")
+    }
+    pub fn zig_cache(&self) -> PathBuf {
+        self.v1().join("zig")
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.v1().join("tmp")
+    }
+
+    /// A new temp dir inside the cache (same file system as its final place).
+    pub fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}."))
+            .tempdir_in(self.tmp())
+            .with_context(|| format!("creating a temp dir in {}", self.tmp().display()))
+    }
+
+    /// Take the cache-wide lock, waiting at most `XBUILD_LOCK_TIMEOUT` seconds.
+    pub fn lock(&self, what: &str) -> Result<Lock> {
+        let path = self.v1().join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let timeout = env::var(env::XBUILD_LOCK_TIMEOUT)
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(600), Duration::from_secs);
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) => {
+                    if !said {
+                        crate::ui::status(
+                            "Waiting",
+                            &format!(
+                                "for another xbuild using the cache at {}",
+                                self.root.display()
+                            ),
+                        );
+                        said = true;
+                    }
+                    if start.elapsed() >= timeout {
+                        bail!(
+                            "timed out after {}s waiting for the lock on {} ({what}); another xbuild process is using this cache. \
+                             Wait for it to finish, stop it, or raise {} (seconds)",
+                            timeout.as_secs(),
+                            path.display(),
+                            env::XBUILD_LOCK_TIMEOUT
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+/// Held while alive; the OS releases it when the process dies.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Copy `reader` into a new file at `path`, returning the sha256 of the bytes.
+pub fn copy_hashing(
+    reader: &mut dyn Read,
+    path: &Path,
+    mut progress: impl FnMut(u64),
+) -> Result<String> {
+    let mut out = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).context("reading the download"),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", path.display()))?;
+        total += n as u64;
+        progress(total);
+    }
+    out.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The sha256 of a file.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Write `bytes` to `path` through a temp file and a rename.
+pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(&cache.root);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// The total size of the files below `path` (links not followed).
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| dir_size(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Remove what a killed process left in the temp area. Call with the lock held.
+pub fn clean_tmp(cache: &Cache) -> Result<()> {
+    for entry in
+        fs::read_dir(cache.tmp()).with_context(|| format!("reading {}", cache.tmp().display()))?
+    {
+        let path = entry?.path();
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        if let Err(e) = removed {
+            tracing::warn!("could not remove the leftover {}: {e}", path.display());
+        } else {
+            tracing::debug!("removed the leftover {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,569 @@
+//! `toolchains.toml`: the pins. Parsing and validation only; nothing here
+//! touches the network or the cache.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+/// The repository's `toolchains.toml`, the default pins.
+pub const DEFAULT_TEXT: &str = include_str!("../../toolchains.toml");
+pub const DEFAULT_NAME: &str = "<built-in toolchains.toml>";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    version: Spanned<u32>,
+    rust: RawComponent<RustLayout>,
+    zig: RawComponent<ZigLayout>,
+    qemu: RawComponent<QemuLayout>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawComponent<L> {
+    #[serde(flatten)]
+    layout: L,
+    artifacts: Spanned<Vec<RawArtifact>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifact {
+    apt: Option<String>,
+    arch: Option<String>,
+    pypi: Option<String>,
+    url: Option<String>,
+    path: Option<String>,
+    file: Option<String>,
+    sha256: Spanned<String>,
+    #[serde(default)]
+    strip: u32,
+}
+
+/// Where things are inside the installed rust component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RustLayout {
+    pub rustc: String,
+    pub cargo: String,
+    /// Added to LD_LIBRARY_PATH when running rustc and cargo.
+    #[serde(default)]
+    pub library_path: Option<String>,
+    /// The standard library's source (`library/std` is below it).
+    pub rust_src: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ZigLayout {
+    pub zig: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct QemuLayout {
+    /// The directory holding `qemu-<arch>-static`.
+    pub bin_dir: String,
+}
+
+/// How an artifact is fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// `apt-get download NAME[:ARCH]=VERSION`.
+    Apt {
+        name: String,
+        version: String,
+        arch: Option<String>,
+    },
+    /// `pip download --no-deps --only-binary=:all: NAME==VERSION`, which must give `file`.
+    Pypi { requirement: String },
+    /// A plain HTTP(S) download.
+    Url { url: String },
+    /// A local file (relative paths are relative to the toolchains.toml).
+    Path { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artifact {
+    pub source: Source,
+    /// The file name, used for mirror look-ups and messages.
+    pub file_name: String,
+    /// Lower-case hex.
+    pub sha256: String,
+    /// Leading path components dropped when unpacking a tarball.
+    pub strip: u32,
+}
+
+impl Artifact {
+    /// A short human name: the package and version, or the file name.
+    pub fn label(&self) -> String {
+        match &self.source {
+            Source::Apt { name, version, .. } => format!("{name} {version}"),
+            Source::Pypi { requirement } => requirement.clone(),
+            _ => self.file_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentKind {
+    Rust,
+    Zig,
+    Qemu,
+}
+
+impl ComponentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ComponentKind::Rust => "rust",
+            ComponentKind::Zig => "zig",
+            ComponentKind::Qemu => "qemu",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Component {
+    pub kind: ComponentKind,
+    pub artifacts: Vec<Artifact>,
+    /// The layout, as TOML text, part of the component's identity.
+    pub layout: String,
+}
+
+impl Component {
+    /// A digest of everything that decides what gets installed: the cache
+    /// directory of the component is keyed by it.
+    pub fn pin_hash(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.kind.name());
+        h.update([0]);
+        h.update(&self.layout);
+        for a in &self.artifacts {
+            h.update([0]);
+            h.update(&a.sha256);
+            h.update(a.strip.to_le_bytes());
+        }
+        hex::encode(h.finalize())[..16].to_string()
+    }
+
+    /// The directory name of the installed component.
+    pub fn install_name(&self) -> String {
+        format!("{}-{}", self.kind.name(), self.pin_hash())
+    }
+}
+
+/// The parsed pins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pins {
+    /// Where they came from, for messages.
+    pub origin: String,
+    pub rust_layout: RustLayout,
+    pub zig_layout: ZigLayout,
+    pub qemu_layout: QemuLayout,
+    pub components: Vec<Component>,
+}
+
+impl Pins {
+    pub fn component(&self, kind: ComponentKind) -> &Component {
+        self.components
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("every component kind is pinned")
+    }
+
+    /// A digest of every pin, for cache keys built on top of the toolchain.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for c in &self.components {
+            h.update(c.pin_hash());
+        }
+        hex::encode(h.finalize())[..16].to_string()
+    }
+
+    pub fn builtin() -> Pins {
+        parse(DEFAULT_TEXT, DEFAULT_NAME, Path::new("."))
+            .expect("the built-in toolchains.toml is valid")
+    }
+
+    pub fn load(path: &Path) -> Result<Pins, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        parse(&text, &path.display().to_string(), base)
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, column)
+}
+
+/// Parse `toolchains.toml` text. `base` resolves relative `path = ` sources.
+pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError> {
+    let err = |span: Option<Range<usize>>, message: String| {
+        let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+        ManifestError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: Raw =
+        toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_string()))?;
+    if *raw.version.get_ref() != 1 {
+        return Err(err(
+            Some(raw.version.span()),
+            format!(
+                "unsupported toolchains.toml version {}; this xbuild reads version 1",
+                raw.version.get_ref()
+            ),
+        ));
+    }
+
+    let artifacts = |list: &Spanned<Vec<RawArtifact>>| -> Result<Vec<Artifact>, ManifestError> {
+        if list.get_ref().is_empty() {
+            return Err(err(
+                Some(list.span()),
+                "a component needs at least one artifact".into(),
+            ));
+        }
+        list.get_ref()
+            .iter()
+            .map(|a| artifact(a, base).map_err(|(span, m)| err(Some(span), m)))
+            .collect()
+    };
+    let components = vec![
+        Component {
+            kind: ComponentKind::Rust,
+            artifacts: artifacts(&raw.rust.artifacts)?,
+            layout: layout(&raw.rust.layout),
+        },
+        Component {
+            kind: ComponentKind::Zig,
+            artifacts: artifacts(&raw.zig.artifacts)?,
+            layout: layout(&raw.zig.layout),
+        },
+        Component {
+            kind: ComponentKind::Qemu,
+            artifacts: artifacts(&raw.qemu.artifacts)?,
+            layout: layout(&raw.qemu.layout),
+        },
+    ];
+    Ok(Pins {
+        origin: file.to_string(),
+        rust_layout: raw.rust.layout,
+        zig_layout: raw.zig.layout,
+        qemu_layout: raw.qemu.layout,
+        components,
+    })
+}
+
+fn layout<T: Serialize>(l: &T) -> String {
+    toml::to_string(l).expect("a layout serializes")
+}
+
+fn artifact(a: &RawArtifact, base: &Path) -> Result<Artifact, (Range<usize>, String)> {
+    let span = a.sha256.span();
+    let sha = a.sha256.get_ref().trim();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err((
+            span,
+            format!("malformed sha256 `{sha}`: expected 64 hexadecimal digits"),
+        ));
+    }
+    let sha256 = sha.to_ascii_lowercase();
+    let given: Vec<&str> = [
+        a.apt.as_ref().map(|_| "apt"),
+        a.pypi.as_ref().map(|_| "pypi"),
+        a.url.as_ref().map(|_| "url"),
+        a.path.as_ref().map(|_| "path"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() != 1 {
+        return Err((
+            span,
+            format!(
+                "an artifact needs exactly one of `apt`, `pypi`, `url` or `path` (found {})",
+                if given.is_empty() {
+                    "none".to_string()
+                } else {
+                    given.join(", ")
+                }
+            ),
+        ));
+    }
+    if a.arch.is_some() && a.apt.is_none() {
+        return Err((span, "`arch` goes with `apt` only".into()));
+    }
+    let (source, file_name) = if let Some(spec) = &a.apt {
+        let Some((name, version)) = spec.split_once('=') else {
+            return Err((span, format!("`apt = \"{spec}\"` must be NAME=VERSION")));
+        };
+        let arch = a.arch.clone();
+        // apt-get download names files NAME_VERSION_ARCH.deb, with the epoch's
+        // colon written %3a.
+        let file = format!(
+            "{name}_{}_{}.deb",
+            version.replace(':', "%3a"),
+            arch.as_deref().unwrap_or("amd64")
+        );
+        (
+            Source::Apt {
+                name: name.to_string(),
+                version: version.to_string(),
+                arch,
+            },
+            a.file.clone().unwrap_or(file),
+        )
+    } else if let Some(req) = &a.pypi {
+        if !req.contains("==") {
+            return Err((
+                span,
+                format!("`pypi = \"{req}\"` must pin an exact version: NAME==VERSION"),
+            ));
+        }
+        let Some(file) = &a.file else {
+            return Err((
+                span,
+                "a `pypi` artifact needs `file`, the wheel's file name".into(),
+            ));
+        };
+        (
+            Source::Pypi {
+                requirement: req.clone(),
+            },
+            file.clone(),
+        )
+    } else if let Some(url) = &a.url {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err((
+                span,
+                format!("`url = \"{url}\"` must start with https:// or http://"),
+            ));
+        }
+        let file = a.file.clone().unwrap_or_else(|| {
+            url.rsplit('/')
+                .next()
+                .unwrap_or("download")
+                .split('?')
+                .next()
+                .unwrap_or("download")
+                .to_string()
+        });
+        (Source::Url { url: url.clone() }, file)
+    } else {
+        let path = base.join(a.path.as_deref().unwrap_or_default());
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (Source::Path { path }, a.file.clone().unwrap_or(file))
+    };
+    if file_name.is_empty() || file_name.contains('/') {
+        return Err((span, format!("bad artifact file name `{file_name}`")));
+    }
+    Ok(Artifact {
+        source,
+        file_name,
+        sha256,
+        strip: a.strip,
+    })
+}
+
+/// A one-line description of every artifact, for `toolchain list`.
+pub fn describe(pins: &Pins) -> String {
+    let mut s = String::new();
+    for c in &pins.components {
+        let _ = writeln!(s, "{}:", c.kind.name());
+        for a in &c.artifacts {
+            let _ = writeln!(s, "  {} {}", a.label(), &a.sha256[..12]);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Pins, String> {
+        parse(text, "t.toml", Path::new("/base")).map_err(|e| e.to_string())
+    }
+
+    const SHA: &str = "6eb9d4d759b292c83810dbee2e9e8e3fbfbf01d864e6e9811bae711fd74e1c2f";
+
+    fn with_zig(artifact: &str) -> String {
+        DEFAULT_TEXT.replace(
+            &DEFAULT_TEXT[DEFAULT_TEXT.find("    { pypi").unwrap()
+                ..DEFAULT_TEXT.find("\n]\n\n# qemu").unwrap()],
+            &format!("    {artifact},"),
+        )
+    }
+
+    #[test]
+    fn builtin_pins_parse() {
+        let p = Pins::builtin();
+        assert_eq!(p.components.len(), 3);
+        let rust = p.component(ComponentKind::Rust);
+        assert_eq!(rust.artifacts.len(), 11);
+        assert_eq!(
+            rust.artifacts[5].file_name,
+            "libllvm22_1%3a22.1.8-1~deb12u1_amd64.deb"
+        );
+        assert_eq!(
+            rust.artifacts[2].file_name,
+            "rust-web-src_1.96.0+dfsg1-1~deb12u2_all.deb"
+        );
+        assert_eq!(p.rust_layout.rustc, "usr/bin/rustc");
+        assert_eq!(p.component(ComponentKind::Zig).artifacts[0].sha256, SHA);
+        assert_eq!(rust.pin_hash().len(), 16);
+        assert_ne!(rust.pin_hash(), p.component(ComponentKind::Zig).pin_hash());
+    }
+
+    #[test]
+    fn pin_hash_changes_with_pins() {
+        let a = parse_str(&with_zig(&format!(
+            "{{ url = \"https://x/z.tar.xz\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap();
+        let b = parse_str(&with_zig(&format!(
+            "{{ url = \"https://x/z.tar.xz\", sha256 = \"{SHA}\", strip = 1 }}"
+        )))
+        .unwrap();
+        let za = a.component(ComponentKind::Zig);
+        let zb = b.component(ComponentKind::Zig);
+        assert_ne!(za.pin_hash(), zb.pin_hash());
+        assert_eq!(
+            a.component(ComponentKind::Rust),
+            b.component(ComponentKind::Rust)
+        );
+        assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn sources_parse() {
+        let p = parse_str(&with_zig(&format!(
+            "{{ path = \"art/zig.tar.gz\", sha256 = \"{}\" }}",
+            SHA.to_uppercase()
+        )))
+        .unwrap();
+        let z = &p.component(ComponentKind::Zig).artifacts[0];
+        assert_eq!(
+            z.source,
+            Source::Path {
+                path: PathBuf::from("/base/art/zig.tar.gz")
+            }
+        );
+        assert_eq!(z.file_name, "zig.tar.gz");
+        assert_eq!(z.sha256, SHA, "digests are normalised to lower case");
+        let p = parse_str(&with_zig(&format!(
+            "{{ url = \"https://example.invalid/dl/zig-0.14.tar.xz?x=1\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap();
+        assert_eq!(
+            p.component(ComponentKind::Zig).artifacts[0].file_name,
+            "zig-0.14.tar.xz"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let e = parse_str("version = 1\n[rust\n").unwrap_err();
+        assert!(e.starts_with("t.toml:2:"), "{e}");
+
+        let e = parse_str(&with_zig(&format!(
+            "{{ pypi = \"ziglang==0.14.1\", file = \"z.whl\", sha256 = \"{SHA}\", colour = 1 }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("unknown field `colour`"), "{e}");
+        assert!(e.starts_with("t.toml:2"), "{e}");
+
+        let e = parse_str(&with_zig(
+            "{ pypi = \"ziglang==0.14.1\", file = \"z.whl\" }",
+        ))
+        .unwrap_err();
+        assert!(e.contains("missing field `sha256`"), "{e}");
+
+        let text =
+            with_zig("{ pypi = \"ziglang==0.14.1\", file = \"z.whl\", sha256 = \"abc123\" }");
+        let e = parse_str(&text).unwrap_err();
+        assert!(
+            e.contains("malformed sha256 `abc123`: expected 64 hexadecimal digits"),
+            "{e}"
+        );
+        let line = text.lines().position(|l| l.contains("abc123")).unwrap() + 1;
+        assert!(
+            e.starts_with(&format!("t.toml:{line}:")),
+            "{e} (line {line})"
+        );
+
+        let e = parse_str(&with_zig(&format!(
+            "{{ pypi = \"ziglang\", file = \"z.whl\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("exact version"), "{e}");
+        let e = parse_str(&with_zig(&format!(
+            "{{ pypi = \"ziglang==1\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("needs `file`"), "{e}");
+        let e = parse_str(&with_zig(&format!("{{ sha256 = \"{SHA}\" }}"))).unwrap_err();
+        assert!(
+            e.contains("exactly one of `apt`, `pypi`, `url` or `path` (found none)"),
+            "{e}"
+        );
+        let e = parse_str(&with_zig(&format!(
+            "{{ url = \"https://a/b\", path = \"c\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("(found url, path)"), "{e}");
+        let e = parse_str(&with_zig(&format!(
+            "{{ url = \"ftp://a/b\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("must start with https://"), "{e}");
+        let e = parse_str(&with_zig(&format!(
+            "{{ apt = \"zig\", sha256 = \"{SHA}\" }}"
+        )))
+        .unwrap_err();
+        assert!(e.contains("NAME=VERSION"), "{e}");
+        let e = parse_str(&DEFAULT_TEXT.replace("version = 1", "version = 2")).unwrap_err();
+        assert!(
+            e.contains("t.toml:6:11: unsupported toolchains.toml version 2"),
+            "{e}"
+        );
+        let e = parse_str(&DEFAULT_TEXT.replace("[qemu]", "[qemoo]")).unwrap_err();
+        assert!(e.contains("qemoo"), "{e}");
+    }
+}

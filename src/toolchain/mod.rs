@@ -1,0 +1,241 @@
+//! The pinned toolchain: which pins apply, and provisioning them into the
+//! cache (fetch, verify, unpack, rename into place).
+
+pub mod cache;
+pub mod commands;
+pub mod fetch;
+pub mod manifest;
+pub mod unpack;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use self::cache::Cache;
+use self::fetch::Mode;
+use self::manifest::{Component, ComponentKind, Pins};
+use crate::targets::Target;
+use crate::ui;
+
+/// Where the pins come from: `--toolchains FILE`, else a `toolchains.toml` at
+/// the workspace root, else the built-in copy.
+pub fn load_pins(explicit: Option<&Path>, workspace_root: Option<&Path>) -> Result<Pins> {
+    if let Some(path) = explicit {
+        return Ok(Pins::load(path)?);
+    }
+    if let Some(root) = workspace_root {
+        let candidate = root.join("toolchains.toml");
+        if candidate.is_file() {
+            tracing::info!("using the pins of {}", candidate.display());
+            return Ok(Pins::load(&candidate)?);
+        }
+    }
+    Ok(Pins::builtin())
+}
+
+/// The nearest directory at or above `start` holding a `Cargo.toml`, or the
+/// top-most one that declares `[workspace]`.
+pub fn find_workspace_root(start: &Path) -> Option<PathBuf> {
+    let mut nearest = None;
+    for dir in start.ancestors() {
+        let manifest = dir.join("Cargo.toml");
+        if manifest.is_file() {
+            if nearest.is_none() {
+                nearest = Some(dir.to_path_buf());
+            }
+            if fs::read_to_string(&manifest).is_ok_and(|t| t.contains("[workspace]")) {
+                return Some(dir.to_path_buf());
+            }
+        }
+    }
+    nearest
+}
+
+/// The components that building and running for `targets` needs.
+pub fn components_for(targets: &[&Target]) -> Vec<ComponentKind> {
+    let mut kinds = vec![ComponentKind::Rust, ComponentKind::Zig];
+    if targets.iter().any(|t| t.runner.qemu.is_some()) {
+        kinds.push(ComponentKind::Qemu);
+    }
+    kinds
+}
+
+/// A provisioned toolchain: absolute paths into the cache.
+#[derive(Debug, Clone)]
+pub struct Toolchain {
+    pub pins: Pins,
+    pub rust_dir: PathBuf,
+    pub zig_dir: PathBuf,
+    pub qemu_dir: Option<PathBuf>,
+}
+
+impl Toolchain {
+    pub fn rustc(&self) -> PathBuf {
+        self.rust_dir.join(&self.pins.rust_layout.rustc)
+    }
+    pub fn cargo(&self) -> PathBuf {
+        self.rust_dir.join(&self.pins.rust_layout.cargo)
+    }
+    /// Directories rustc and cargo load shared libraries from.
+    pub fn library_path(&self) -> Option<PathBuf> {
+        self.pins
+            .rust_layout
+            .library_path
+            .as_ref()
+            .map(|p| self.rust_dir.join(p))
+    }
+    pub fn rust_src(&self) -> PathBuf {
+        self.rust_dir.join(&self.pins.rust_layout.rust_src)
+    }
+    pub fn zig(&self) -> PathBuf {
+        self.zig_dir.join(&self.pins.zig_layout.zig)
+    }
+    /// The qemu-user binary called `name`.
+    pub fn qemu(&self, name: &str) -> Result<PathBuf> {
+        let dir = self
+            .qemu_dir
+            .as_ref()
+            .context("qemu was not provisioned for this run")?;
+        Ok(dir.join(&self.pins.qemu_layout.bin_dir).join(name))
+    }
+}
+
+fn installed_dir(cache: &Cache, c: &Component) -> PathBuf {
+    cache.toolchains().join(c.install_name())
+}
+
+/// Whether the component is installed and complete (its marker exists).
+pub fn is_installed(cache: &Cache, c: &Component) -> bool {
+    installed_dir(cache, c).join(cache::MARKER).is_file()
+}
+
+/// Provision `kinds` of `pins` into `cache` and return the toolchain. A warm
+/// call (everything installed) only checks for the markers.
+pub fn provision(
+    cache: &Cache,
+    pins: &Pins,
+    kinds: &[ComponentKind],
+    mode: Mode,
+) -> Result<Toolchain> {
+    let wanted: Vec<&Component> = kinds.iter().map(|k| pins.component(*k)).collect();
+    if !wanted.iter().all(|c| is_installed(cache, c)) {
+        let _lock = cache.lock("provisioning the toolchain")?;
+        cache::clean_tmp(cache)?;
+        let todo: Vec<&Component> = wanted
+            .iter()
+            .copied()
+            .filter(|c| !is_installed(cache, c))
+            .collect();
+        if mode == Mode::Offline {
+            let missing: Vec<_> = todo
+                .iter()
+                .flat_map(|c| c.artifacts.iter())
+                .filter(|a| !fetch::available_offline(cache, a))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                bail!(fetch::missing_offline(&missing));
+            }
+        }
+        for c in todo {
+            install(cache, pins, c, mode)?;
+        }
+    }
+    let dir = |k| installed_dir(cache, pins.component(k));
+    Ok(Toolchain {
+        pins: pins.clone(),
+        rust_dir: dir(ComponentKind::Rust),
+        zig_dir: dir(ComponentKind::Zig),
+        qemu_dir: kinds
+            .contains(&ComponentKind::Qemu)
+            .then(|| dir(ComponentKind::Qemu)),
+    })
+}
+
+/// Install one component. The caller holds the cache lock.
+fn install(cache: &Cache, pins: &Pins, c: &Component, mode: Mode) -> Result<()> {
+    let name = c.install_name();
+    let archives = c
+        .artifacts
+        .iter()
+        .map(|a| fetch::ensure(cache, a, mode).map(|p| (a, p)))
+        .collect::<Result<Vec<_>>>()?;
+    let staging = cache.temp_dir(&name)?;
+    let started = std::time::Instant::now();
+    ui::status(
+        "Unpacking",
+        &format!("{} ({} archive(s))", c.kind.name(), archives.len()),
+    );
+    for (a, path) in &archives {
+        // Re-check the digest just before unpacking: the file may have changed
+        // since it was verified.
+        let got = cache::hash_file(path)?;
+        if got != a.sha256 {
+            fs::remove_file(path).ok();
+            return Err(fetch::ChecksumMismatch {
+                label: a.label(),
+                file: a.file_name.clone(),
+                expected: a.sha256.clone(),
+                computed: got,
+            }
+            .into());
+        }
+        unpack::unpack(path, &a.file_name, staging.path(), a.strip)
+            .with_context(|| format!("unpacking {}", a.label()))?;
+    }
+    check_layout(pins, c, staging.path())?;
+    let marker = serde_json::json!({
+        "component": c.kind.name(),
+        "pins": c.artifacts,
+        "xbuild": env!("CARGO_PKG_VERSION"),
+    });
+    fs::write(
+        staging.path().join(cache::MARKER),
+        serde_json::to_vec_pretty(&marker)?,
+    )
+    .context("writing the install marker")?;
+    let dest = installed_dir(cache, c);
+    if dest.exists() {
+        // Only an incomplete install can be here (we hold the lock and the
+        // marker was missing): replace it.
+        fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
+    }
+    let staged = staging.keep();
+    fs::rename(&staged, &dest)
+        .with_context(|| format!("moving {} into {}", staged.display(), dest.display()))?;
+    ui::status(
+        "Installed",
+        &format!(
+            "{} in {:.1}s ({})",
+            c.kind.name(),
+            started.elapsed().as_secs_f64(),
+            dest.display()
+        ),
+    );
+    Ok(())
+}
+
+/// The files the layout names must exist once unpacked.
+fn check_layout(pins: &Pins, c: &Component, root: &Path) -> Result<()> {
+    let required: Vec<&str> = match c.kind {
+        ComponentKind::Rust => vec![
+            &pins.rust_layout.rustc,
+            &pins.rust_layout.cargo,
+            &pins.rust_layout.rust_src,
+        ],
+        ComponentKind::Zig => vec![&pins.zig_layout.zig],
+        ComponentKind::Qemu => vec![&pins.qemu_layout.bin_dir],
+    };
+    for rel in required {
+        if !root.join(rel).exists() {
+            bail!(
+                "the {} component's artifacts do not contain `{rel}` ({}); check the layout keys of [{}]",
+                c.kind.name(),
+                pins.origin,
+                c.kind.name()
+            );
+        }
+    }
+    Ok(())
+}

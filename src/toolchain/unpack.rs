@@ -1,0 +1,303 @@
+//! Unpacking `.deb`, wheels and zips, and tarballs (`.tar`, `.tar.gz`,
+//! `.tar.xz`, `.tar.zst`), in Rust. Every entry is checked first: an entry
+//! that would land outside the destination (`..`, an absolute path, a link
+//! pointing out) is refused and the whole unpack fails.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{archive}: entry `{entry}` {why}; refusing to unpack")]
+pub struct UnsafeEntry {
+    pub archive: String,
+    pub entry: String,
+    pub why: &'static str,
+}
+
+/// Unpack `archive` (named `file_name`, which decides the format) into `dest`,
+/// dropping `strip` leading components of tarball paths.
+pub fn unpack(archive: &Path, file_name: &str, dest: &Path, strip: u32) -> Result<()> {
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let open = || File::open(archive).with_context(|| format!("opening {}", archive.display()));
+    let lower = file_name.to_ascii_lowercase();
+    if lower.ends_with(".deb") {
+        unpack_deb(open()?, file_name, dest, strip)
+    } else if lower.ends_with(".whl") || lower.ends_with(".zip") {
+        unpack_zip(open()?, file_name, dest)
+    } else if let Some(kind) = tar_compression(&lower) {
+        unpack_tar(
+            decompress(kind, BufReader::new(open()?))?,
+            file_name,
+            dest,
+            strip,
+        )
+    } else {
+        bail!(
+            "{file_name}: unknown archive format (xbuild unpacks .deb, .whl, .zip, .tar, .tar.gz, .tar.xz and .tar.zst)"
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Compression {
+    None,
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+fn tar_compression(name: &str) -> Option<Compression> {
+    if name.ends_with(".tar") {
+        Some(Compression::None)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Some(Compression::Gzip)
+    } else if name.ends_with(".tar.xz") || name.ends_with(".txz") {
+        Some(Compression::Xz)
+    } else if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+fn decompress<'a>(kind: Compression, r: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    Ok(match kind {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
+        Compression::Xz => Box::new(liblzma::read::XzDecoder::new(r)),
+        Compression::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(r)
+                .map_err(|e| anyhow::anyhow!("zstd stream: {e}"))?,
+        ),
+    })
+}
+
+/// A `.deb` is an `ar` archive; its files are in `data.tar.{xz,zst,gz}`.
+fn unpack_deb(file: File, name: &str, dest: &Path, strip: u32) -> Result<()> {
+    let mut ar = ar::Archive::new(BufReader::new(file));
+    while let Some(entry) = ar.next_entry() {
+        let entry = entry.with_context(|| format!("{name}: reading the ar archive"))?;
+        let member = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if let Some(suffix) = member.strip_prefix("data.tar") {
+            let kind = tar_compression(&format!(".tar{suffix}"))
+                .with_context(|| format!("{name}: unknown data member `{member}`"))?;
+            return unpack_tar(decompress(kind, entry)?, name, dest, strip);
+        }
+    }
+    bail!("{name}: not a Debian package (no data.tar member)")
+}
+
+/// The path an entry unpacks to, relative to the destination, or why not.
+fn safe_relative(raw: &Path, strip: u32) -> Result<Option<PathBuf>, &'static str> {
+    let mut out = PathBuf::new();
+    let mut skipped = 0;
+    for c in raw.components() {
+        match c {
+            Component::CurDir => {}
+            Component::Normal(part) => {
+                if skipped < strip {
+                    skipped += 1;
+                } else {
+                    out.push(part);
+                }
+            }
+            Component::ParentDir => return Err("climbs out with `..`"),
+            Component::RootDir | Component::Prefix(_) => return Err("has an absolute path"),
+        }
+    }
+    Ok(if out.as_os_str().is_empty() {
+        None
+    } else {
+        Some(out)
+    })
+}
+
+/// Whether a link at `rel` (relative to the destination) pointing to `target`
+/// stays inside the destination.
+fn link_stays_inside(rel: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: i64 = rel.components().count() as i64 - 1;
+    for c in target.components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+        if depth < 0 {
+            return false;
+        }
+    }
+    true
+}
+
+fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<()> {
+    let refuse = |entry: &Path, why| UnsafeEntry {
+        archive: name.to_string(),
+        entry: entry.display().to_string(),
+        why,
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{name}: reading the tar stream"))?
+    {
+        let mut entry = entry.with_context(|| format!("{name}: reading the tar stream"))?;
+        let raw = entry
+            .path()
+            .with_context(|| format!("{name}: bad entry path"))?
+            .into_owned();
+        let rel = match safe_relative(&raw, strip) {
+            Ok(Some(rel)) => rel,
+            Ok(None) => continue,
+            Err(why) => return Err(refuse(&raw, why).into()),
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() {
+            let target = entry
+                .link_name()?
+                .with_context(|| format!("{name}: link without target"))?
+                .into_owned();
+            if !link_stays_inside(&rel, &target) {
+                return Err(refuse(&raw, "is a link pointing outside the destination").into());
+            }
+        } else if kind.is_hard_link() {
+            let target = entry
+                .link_name()?
+                .with_context(|| format!("{name}: link without target"))?
+                .into_owned();
+            match safe_relative(&target, strip) {
+                Ok(Some(t)) => {
+                    // tar resolves hard link targets against the destination itself
+                    let to = dest.join(t);
+                    let at = dest.join(&rel);
+                    create_parent(&at)?;
+                    let _ = fs::remove_file(&at);
+                    fs::hard_link(&to, &at).with_context(|| {
+                        format!("{name}: linking {} to {}", at.display(), to.display())
+                    })?;
+                    continue;
+                }
+                _ => {
+                    return Err(
+                        refuse(&raw, "is a hard link pointing outside the destination").into(),
+                    );
+                }
+            }
+        }
+        let at = dest.join(&rel);
+        create_parent(&at)?;
+        // A later package may replace a file an earlier one unpacked.
+        if !kind.is_dir() && fs::symlink_metadata(&at).is_ok_and(|m| !m.is_dir()) {
+            fs::remove_file(&at).with_context(|| format!("replacing {}", at.display()))?;
+        }
+        entry
+            .unpack(&at)
+            .with_context(|| format!("{name}: unpacking {}", rel.display()))?;
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+fn unpack_zip(file: File, name: &str, dest: &Path) -> Result<()> {
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .with_context(|| format!("{name}: not a zip archive"))?;
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .with_context(|| format!("{name}: entry {i}"))?;
+        let entry_name = entry
+            .name()
+            .map(|n| n.into_owned())
+            .with_context(|| format!("{name}: entry {i} has a bad name"))?;
+        let raw = PathBuf::from(&entry_name);
+        let rel = match safe_relative(&raw, 0) {
+            Ok(Some(rel)) => rel,
+            Ok(None) => continue,
+            Err(why) => {
+                return Err(UnsafeEntry {
+                    archive: name.to_string(),
+                    entry: entry_name.clone(),
+                    why,
+                }
+                .into());
+            }
+        };
+        if entry.is_symlink() {
+            return Err(UnsafeEntry {
+                archive: name.to_string(),
+                entry: entry_name.clone(),
+                why: "is a symbolic link (not allowed in wheels)",
+            }
+            .into());
+        }
+        let at = dest.join(&rel);
+        if entry.is_dir() {
+            fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
+            continue;
+        }
+        create_parent(&at)?;
+        let mut out = File::create(&at).with_context(|| format!("creating {}", at.display()))?;
+        io::copy(&mut entry, &mut out)
+            .with_context(|| format!("{name}: unpacking {}", rel.display()))?;
+        if let Some(mode) = entry.unix_mode() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&at, fs::Permissions::from_mode(mode & 0o777))
+                .with_context(|| format!("setting the mode of {}", at.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_paths() {
+        assert_eq!(
+            safe_relative(Path::new("./usr/bin/x"), 0),
+            Ok(Some(PathBuf::from("usr/bin/x")))
+        );
+        assert_eq!(
+            safe_relative(Path::new("a/b/c"), 1),
+            Ok(Some(PathBuf::from("b/c")))
+        );
+        assert_eq!(safe_relative(Path::new("a/"), 1), Ok(None));
+        assert!(safe_relative(Path::new("../etc/passwd"), 0).is_err());
+        assert!(safe_relative(Path::new("a/../../b"), 0).is_err());
+        assert!(safe_relative(Path::new("/etc/passwd"), 0).is_err());
+    }
+
+    #[test]
+    fn links() {
+        assert!(link_stays_inside(
+            Path::new("usr/lib/libx.so"),
+            Path::new("libx.so.1")
+        ));
+        assert!(link_stays_inside(
+            Path::new("usr/bin/cc"),
+            Path::new("../lib/cc")
+        ));
+        assert!(!link_stays_inside(
+            Path::new("usr/bin/cc"),
+            Path::new("../../../etc")
+        ));
+        assert!(!link_stays_inside(Path::new("x"), Path::new("/etc/passwd")));
+        assert!(!link_stays_inside(Path::new("x"), Path::new("..")));
+    }
+}
