@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
+  xbuild --release                                # static x86_64 binaries in target/xbuild
+  xbuild --release --target aarch64-unknown-linux-musl --target armv6l-unknown-linux-musleabihf
+  xbuild toolchain fetch                          # provision the pinned rustc, zig and qemu
   xbuild triple armv6l-unknown-linux-musleabihf   # Nix name -> arm-unknown-linux-musleabihf
   xbuild triple aarch64-linux x86_64-w64-mingw32  # several names, one Rust triple per line
   xbuild targets                                  # the targets xbuild builds
@@ -21,12 +24,53 @@ Logging goes to stderr: -v for info, -vv for debug, or XBUILD_LOG=<filter>.";
 /// Fully static, reproducible Linux binaries for several CPUs from one Cargo
 /// workspace, with a pinned toolchain and no Docker or Nix.
 #[derive(Debug, Parser)]
-#[command(name = "xbuild", version, after_help = EXAMPLES)]
+#[command(
+    name = "xbuild",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub build: BuildArgs,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+/// The main job: `xbuild [--target NAME]... [options]`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Build for this target (Nix or Rust name); repeat for several [default: x86_64-unknown-linux-musl]
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Build with the release profile
+    #[arg(short, long)]
+    pub release: bool,
+    /// Build only this package's binaries (repeatable) [default: the workspace's default members]
+    #[arg(short, long = "package", value_name = "PKG")]
+    pub packages: Vec<String>,
+    /// Build only this binary (repeatable)
+    #[arg(long = "bin", value_name = "NAME")]
+    pub bins: Vec<String>,
+    /// Features to enable, as cargo takes them
+    #[arg(long, short = 'F', value_name = "FEATURES")]
+    pub features: Option<String>,
+    /// The workspace's Cargo.toml [default: ./Cargo.toml]
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Where the binaries, SHA256SUMS and report.json go [default: target/xbuild]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Set GIT_VERSION for the build; `auto` runs `git describe --tags --always --dirty`
+    #[arg(long, value_name = "V|auto")]
+    pub git_version: Option<String>,
+    /// Parallel jobs for cargo
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<u32>,
+    #[command(flatten)]
+    pub pins: PinArgs,
 }
 
 #[derive(Debug, Args)]
@@ -70,10 +114,10 @@ mapped is explained on stderr, and the exit status is 2.")]
 #[derive(Debug, Args)]
 pub struct PinArgs {
     /// Pins to use instead of the workspace's toolchains.toml or the built-in one
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE")]
     pub toolchains: Option<PathBuf>,
-    /// Use only the cache and XBUILD_MIRROR; never fetch
-    #[arg(long, global = true)]
+    /// Use only the cache, XBUILD_MIRROR and the registry files cargo has; never fetch
+    #[arg(long)]
     pub offline: bool,
 }
 

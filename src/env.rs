@@ -92,3 +92,33 @@ pub fn stderr_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
 }
+
+/// The variables a cargo child inherits from the user's environment: what is
+/// needed to find tools, reach the registries and show progress. Everything
+/// else a build sees is set by xbuild itself (see `build`).
+pub fn passthrough_for_cargo() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &[
+        "PATH",
+        "HOME",
+        "USER",
+        "TERM",
+        "TMPDIR",
+        "CARGO_HOME",
+        "CARGO_TERM_COLOR",
+        "CARGO_TERM_PROGRESS_WHEN",
+        "CARGO_REGISTRIES_CRATES_IO_PROTOCOL",
+        "CARGO_NET_GIT_FETCH_WITH_CLI",
+        "SSH_AUTH_SOCK",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ];
+    KEEP.iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect()
+}

@@ -5,14 +5,17 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod build;
 mod cli;
 mod commands;
+mod elf;
 mod env;
 mod logging;
 mod targets;
 mod toolchain;
 mod triple;
 mod ui;
+mod zigcc;
 
 use cli::{Cli, Command, PinArgs, ToolchainCommand};
 use toolchain::cache::Cache;
@@ -23,6 +26,12 @@ use toolchain::manifest::{ComponentKind, Pins};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Started as a target's C compiler or archiver (see zigcc)?
+    if let Some(argv0) = std::env::args_os().next()
+        && let Some(code) = zigcc::dispatch(&argv0)
+    {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     logging::init(cli.global.verbose);
     match run(cli) {
@@ -36,7 +45,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let stdout = &mut std::io::stdout().lock();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return build_command(cli.build);
+    };
+    match command {
         Command::Triple { names } => {
             let ok = commands::triple(&names, stdout, &mut std::io::stderr())?;
             Ok(if ok {
@@ -51,6 +63,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Toolchain(cmd) => toolchain_command(cmd, stdout),
     }
+}
+
+fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let cwd = std::env::current_dir()?;
+    let manifest_path = match &args.manifest_path {
+        Some(p) => cwd.join(p),
+        None => cwd.join("Cargo.toml"),
+    };
+    if !manifest_path.is_file() {
+        anyhow::bail!(
+            "no Cargo.toml at {}; run xbuild in a Cargo workspace or pass --manifest-path",
+            manifest_path.display()
+        );
+    }
+    let manifest_dir = manifest_path.parent().context("manifest path has no parent")?;
+    let workspace_root =
+        toolchain::find_workspace_root(manifest_dir).unwrap_or(manifest_dir.to_path_buf());
+    let names = if args.targets.is_empty() {
+        vec![targets::DEFAULT_TARGET.to_string()]
+    } else {
+        args.targets.clone()
+    };
+    let mut table = Vec::new();
+    for name in &names {
+        let t = targets::lookup(name)?;
+        if !table.contains(&t) {
+            table.push(t);
+        }
+    }
+    let git_version = match args.git_version.as_deref() {
+        Some("auto") => Some(build::git_describe(&workspace_root)?),
+        other => other.map(String::from),
+    };
+    let plan = build::Plan {
+        targets: table.clone(),
+        out_dir: match &args.out {
+            Some(o) => cwd.join(o),
+            None => workspace_root.join("target").join("xbuild"),
+        },
+        workspace_root: workspace_root.clone(),
+        manifest_path,
+        release: args.release,
+        packages: args.packages,
+        bins: args.bins,
+        features: args.features,
+        git_version,
+        jobs: args.jobs,
+        offline: args.pins.offline,
+        user_rustflags: env::user_rustflags(),
+    };
+    let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
+    let cache = Cache::from_env()?;
+    let mode = if args.pins.offline { Mode::Offline } else { Mode::Online };
+    // qemu is needed to run, not to build
+    let tc = toolchain::provision(&cache, &pins, &[ComponentKind::Rust, ComponentKind::Zig], mode)?;
+    let artifacts = build::run(&plan, &cache, &tc)?;
+    if plan.targets.len() > 1 || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprint!("{}", build::summary(&artifacts));
+    }
+    ui::status("Wrote", &format!("{} binaries, SHA256SUMS and report.json to {}", artifacts.len(), plan.out_dir.display()));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pins_of(args: &PinArgs) -> anyhow::Result<(Pins, Mode)> {

@@ -1,0 +1,387 @@
+//! The main job: build a workspace's binaries for each target with the pinned
+//! toolchain, verify them as ELF, hash them, and publish them atomically.
+
+pub mod sysroot;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::elf::{self, ElfInfo};
+use crate::targets::Target;
+use crate::toolchain::Toolchain;
+use crate::toolchain::cache::{self, Cache};
+use crate::{env, ui, zigcc};
+
+/// Flags the toolchain route itself needs on every target: std is built from
+/// source, so there are no Rust-shipped crt objects; zig provides them.
+const TOOLCHAIN_RUSTFLAGS: &[&str] = &["-C", "link-self-contained=no"];
+
+/// A resolved build request: targets looked up, paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub targets: Vec<&'static Target>,
+    pub workspace_root: PathBuf,
+    pub manifest_path: PathBuf,
+    pub release: bool,
+    pub packages: Vec<String>,
+    pub bins: Vec<String>,
+    pub features: Option<String>,
+    pub out_dir: PathBuf,
+    pub git_version: Option<String>,
+    pub jobs: Option<u32>,
+    pub offline: bool,
+    /// The user's RUSTFLAGS, which replace the table's per-target flags.
+    pub user_rustflags: Option<String>,
+}
+
+impl Plan {
+    pub fn profile(&self) -> &'static str {
+        if self.release { "release" } else { "debug" }
+    }
+
+    /// The per-target flags, or the user's; then what the toolchain needs.
+    pub fn rustflags(&self, target: &Target) -> Vec<String> {
+        let mut flags: Vec<String> = match &self.user_rustflags {
+            Some(user) => user.split_whitespace().map(String::from).collect(),
+            None => target.rustflags.clone(),
+        };
+        flags.extend(TOOLCHAIN_RUSTFLAGS.iter().map(|s| s.to_string()));
+        flags
+    }
+}
+
+/// The environment of cargo children: an allow-list from the user's
+/// environment plus what xbuild sets.
+pub struct Env {
+    pub vars: Vec<(String, OsString)>,
+}
+
+impl Env {
+    pub fn new(cache: &Cache, tc: &Toolchain) -> Env {
+        let mut vars: Vec<(String, OsString)> = env::passthrough_for_cargo()
+            .into_iter()
+            .filter(|(k, _)| k != "PATH")
+            .collect();
+        let mut path = OsString::new();
+        if let Some(dir) = tc.rustc().parent() {
+            path.push(dir);
+            path.push(":");
+        }
+        path.push(env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
+        vars.push(("PATH".into(), path));
+        vars.push(("RUSTC".into(), tc.rustc().into()));
+        if let Some(lib) = tc.library_path() {
+            vars.push(("LD_LIBRARY_PATH".into(), lib.into()));
+        }
+        vars.push((env::XBUILD_ZIG.into(), tc.zig().into()));
+        vars.push((env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()));
+        Env { vars }
+    }
+
+    pub fn cargo_command(&self, tc: &Toolchain) -> Command {
+        let mut cmd = Command::new(tc.cargo());
+        cmd.env_clear().envs(self.vars.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Make `target`'s C compiler, archiver and linker the zig wrappers.
+    fn add_target(&mut self, cache: &Cache, target: &Target) -> Result<()> {
+        let shims = zigcc::install_shims(&cache.root.join("v1/shims"), target)?;
+        let under = target.rust.replace('-', "_");
+        let t = target.cargo_env_name();
+        self.vars.push((format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone().into()));
+        self.vars.push((format!("CC_{under}"), shims.cc.into()));
+        self.vars.push((format!("AR_{under}"), shims.ar.into()));
+        Ok(())
+    }
+}
+
+/// One verified executable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub nix_target: String,
+    pub rust_target: String,
+    pub package: String,
+    pub name: String,
+    /// Relative to the output directory.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub elf: ElfInfo,
+    pub linkage: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetReport {
+    nix_target: String,
+    rust_target: String,
+    rustflags: Vec<String>,
+    rustflags_source: &'static str,
+    duration_secs: f64,
+}
+
+/// Run the plan: build every target into a staging tree, then publish it.
+pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> {
+    if let Some(user) = &plan.user_rustflags {
+        ui::warn(&format!(
+            "RUSTFLAGS is set (`{user}`): xbuild's per-target flags are not applied, only the toolchain's own `{}`",
+            TOOLCHAIN_RUSTFLAGS.join(" ")
+        ));
+    }
+    let parent = plan
+        .out_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".xbuild-staging-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a staging dir in {}", parent.display()))?;
+
+    let mut artifacts = Vec::new();
+    let mut reports = Vec::new();
+    for target in &plan.targets {
+        let started = Instant::now();
+        let flags = plan.rustflags(target);
+        let mut env = Env::new(cache, tc);
+        env.add_target(cache, target)?;
+        // std is compiled with the target's flags minus xbuild's --sysroot.
+        let sysroot = sysroot::ensure(cache, tc, target, &flags, &env)?;
+        ui::status("Compiling", &format!("{} for {} ({})", describe_selection(plan), target.rust, plan.profile()));
+        let built = cargo_build(plan, tc, &env, target, &flags, &sysroot)?;
+        let dir = staging.path().join(&target.rust);
+        fs::create_dir_all(&dir)?;
+        for (package, name, src) in built {
+            let dest = dir.join(&name);
+            fs::copy(&src, &dest).with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+            let info = elf::verify(&dest, &target.elf)?;
+            let sha256 = cache::hash_file(&dest)?;
+            let size = fs::metadata(&dest)?.len();
+            artifacts.push(Artifact {
+                nix_target: target.nix.clone(),
+                rust_target: target.rust.clone(),
+                package,
+                path: format!("{}/{name}", target.rust),
+                name,
+                sha256,
+                size,
+                elf: info,
+                linkage: "static",
+            });
+        }
+        let secs = started.elapsed().as_secs_f64();
+        ui::status("Finished", &format!("{} in {secs:.1}s", target.rust));
+        reports.push(TargetReport {
+            nix_target: target.nix.clone(),
+            rust_target: target.rust.clone(),
+            rustflags: flags,
+            rustflags_source: if plan.user_rustflags.is_some() { "RUSTFLAGS" } else { "target table" },
+            duration_secs: secs,
+        });
+    }
+    if artifacts.is_empty() {
+        bail!("cargo built no executables; does the selection ({}) contain binaries?", describe_selection(plan));
+    }
+    write_sums(staging.path(), &artifacts)?;
+    let report = serde_json::json!({
+        "xbuild": env!("CARGO_PKG_VERSION"),
+        "git_version": plan.git_version,
+        "profile": plan.profile(),
+        "toolchain": {
+            "pins": tc.pins.origin,
+            "digest": tc.pins.digest(),
+            "components": tc.pins.components.iter().map(|c| serde_json::json!({
+                "component": c.kind.name(),
+                "pin_hash": c.pin_hash(),
+                "artifacts": c.artifacts.iter().map(|a| serde_json::json!({"label": a.label(), "sha256": a.sha256})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        },
+        "targets": reports,
+        "artifacts": artifacts,
+    });
+    fs::write(staging.path().join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    publish(staging, &plan.out_dir)?;
+    Ok(artifacts)
+}
+
+fn describe_selection(plan: &Plan) -> String {
+    let mut parts = Vec::new();
+    if !plan.packages.is_empty() {
+        parts.push(format!("package(s) {}", plan.packages.join(", ")));
+    }
+    if !plan.bins.is_empty() {
+        parts.push(format!("bin(s) {}", plan.bins.join(", ")));
+    }
+    if parts.is_empty() {
+        "the workspace's binaries".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by path.
+fn write_sums(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
+    let sorted: BTreeMap<&str, &str> = artifacts.iter().map(|a| (a.path.as_str(), a.sha256.as_str())).collect();
+    let text: String = sorted.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
+    fs::write(dir.join("SHA256SUMS"), text).context("writing SHA256SUMS")
+}
+
+/// Replace `out` by the staged tree: never a mix of old and new files.
+fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
+    let staged = staging.keep();
+    let old = out.with_file_name(format!(
+        ".{}.old-{}",
+        out.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    let had_old = out.exists();
+    if had_old {
+        fs::rename(out, &old).with_context(|| format!("moving the previous {} aside", out.display()))?;
+    }
+    if let Err(e) = fs::rename(&staged, out) {
+        if had_old {
+            let _ = fs::rename(&old, out);
+        }
+        let _ = fs::remove_dir_all(&staged);
+        return Err(e).with_context(|| format!("moving the outputs into {}", out.display()));
+    }
+    if had_old {
+        fs::remove_dir_all(&old).with_context(|| format!("removing the previous outputs {}", old.display()))?;
+    }
+    Ok(())
+}
+
+/// Run cargo for one target; return (package, binary name, path) per executable.
+fn cargo_build(
+    plan: &Plan,
+    tc: &Toolchain,
+    env: &Env,
+    target: &Target,
+    flags: &[String],
+    sysroot: &Path,
+) -> Result<Vec<(String, String, PathBuf)>> {
+    let mut rustflags = flags.to_vec();
+    rustflags.push("--sysroot".into());
+    rustflags.push(sysroot.display().to_string());
+    let mut cmd = env.cargo_command(tc);
+    cmd.current_dir(&plan.workspace_root)
+        .args(["build", "--message-format=json-render-diagnostics", "--target"])
+        .arg(&target.rust)
+        .arg("--manifest-path")
+        .arg(&plan.manifest_path)
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
+    if plan.release {
+        cmd.arg("--release");
+    }
+    for p in &plan.packages {
+        cmd.args(["-p", p]);
+    }
+    if plan.bins.is_empty() {
+        cmd.arg("--bins");
+    }
+    for b in &plan.bins {
+        cmd.args(["--bin", b]);
+    }
+    if let Some(f) = &plan.features {
+        cmd.args(["--features", f]);
+    }
+    if let Some(j) = plan.jobs {
+        cmd.arg(format!("--jobs={j}"));
+    }
+    if plan.offline {
+        cmd.arg("--offline");
+    }
+    if let Some(v) = &plan.git_version {
+        cmd.env("GIT_VERSION", v);
+    }
+    tracing::debug!("running {cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("running {}", tc.cargo().display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut built = Vec::new();
+    for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
+        if let cargo_metadata::Message::CompilerArtifact(a) = message.context("reading cargo's messages")? {
+            if let Some(exe) = a.executable {
+                let package = a.package_id.repr.clone();
+                let package = package_name(&package);
+                built.push((package, a.target.name.clone(), exe.into_std_path_buf()));
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        bail!("cargo build for {} failed ({status}); its errors are above", target.rust);
+    }
+    Ok(built)
+}
+
+/// The package name out of a cargo package id (`path+file:///x/a#0.1.0`,
+/// `path+file:///x/a#name@0.1.0`, or the older `name 0.1.0 (...)`).
+fn package_name(id: &str) -> String {
+    if let Some((_, frag)) = id.rsplit_once('#') {
+        if let Some((name, _)) = frag.split_once('@') {
+            return name.to_string();
+        }
+        let path = id.split('#').next().unwrap_or(id);
+        return path.rsplit('/').next().unwrap_or(path).to_string();
+    }
+    id.split_whitespace().next().unwrap_or(id).to_string()
+}
+
+/// `git describe --tags --always --dirty` of the workspace.
+pub fn git_describe(root: &Path) -> Result<String> {
+    let out = Command::new("git")
+        .args(["describe", "--tags", "--always", "--dirty"])
+        .current_dir(root)
+        .output()
+        .context("running git describe (is git installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "--git-version auto: `git describe` failed in {}: {}",
+            root.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The table printed after a build of several targets.
+pub fn summary(artifacts: &[Artifact]) -> String {
+    let mut s = String::new();
+    for a in artifacts {
+        s.push_str(&format!(
+            "{:<32} {:<20} {:>10}  {}  {}\n",
+            a.rust_target,
+            a.name,
+            cache::human_size(a.size),
+            a.elf.elf_type,
+            &a.sha256[..16]
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_from_ids() {
+        assert_eq!(package_name("path+file:///w/app#0.1.0"), "app");
+        assert_eq!(package_name("path+file:///w/crates/x#hello@0.1.0"), "hello");
+        assert_eq!(package_name("registry+https://r/index#itoa@1.0.0"), "itoa");
+        assert_eq!(package_name("app 0.1.0 (path+file:///w/app)"), "app");
+    }
+}

@@ -1,0 +1,109 @@
+//! std, built once per (toolchain, target, flags) from the pinned source and
+//! kept in the cache as a sysroot (the approach of xargo and cargo-xbuild).
+//! Every later build for that target passes `--sysroot` instead of building
+//! std again.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use super::Env;
+use crate::targets::Target;
+use crate::toolchain::Toolchain;
+use crate::toolchain::cache::{self, Cache};
+use crate::ui;
+
+/// The sysroot's cache key: the toolchain pins, the target and the flags std
+/// is compiled with.
+pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(tc.pins.digest());
+    h.update([0]);
+    h.update(&target.rust);
+    for f in rustflags {
+        h.update([0]);
+        h.update(f);
+    }
+    format!("{}-{}", target.rust, &hex::encode(h.finalize())[..16])
+}
+
+/// The sysroot for `target`, building std first if the cache has none.
+pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[String], env: &Env) -> Result<PathBuf> {
+    let dir = cache.sysroots().join(key(tc, target, rustflags));
+    if dir.join(cache::MARKER).is_file() {
+        return Ok(dir);
+    }
+    let _lock = cache.lock("building std")?;
+    if dir.join(cache::MARKER).is_file() {
+        return Ok(dir);
+    }
+    let started = Instant::now();
+    ui::status(
+        "Building",
+        &format!("std for {} from the pinned source (once; cached for every later build)", target.rust),
+    );
+    let work = cache.temp_dir("std")?;
+    let project = work.path().join("project");
+    fs::create_dir_all(project.join("src"))?;
+    fs::write(
+        project.join("Cargo.toml"),
+        "[package]\nname = \"xbuild-sysroot\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[lib]\npath = \"src/lib.rs\"\n\n[profile.release]\ndebug = 0\n",
+    )?;
+    fs::write(project.join("src/lib.rs"), "")?;
+    let target_dir = work.path().join("target");
+    let mut cmd = env.cargo_command(tc);
+    cmd.current_dir(&project)
+        .args(["build", "--release", "-Zbuild-std=std,panic_abort", "--target"])
+        .arg(&target.rust)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
+    let status = cmd.status().context("running cargo to build std")?;
+    if !status.success() {
+        bail!("building std for {} failed ({status}); cargo's output is above", target.rust);
+    }
+    let deps = target_dir.join(&target.rust).join("release").join("deps");
+    let staged = work.path().join("sysroot");
+    let lib = staged.join("lib/rustlib").join(&target.rust).join("lib");
+    fs::create_dir_all(&lib)?;
+    let mut count = 0;
+    for entry in fs::read_dir(&deps).with_context(|| format!("reading {}", deps.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".rlib") && !name.starts_with("libxbuild_sysroot") {
+            fs::copy(&path, lib.join(name)).with_context(|| format!("copying {}", path.display()))?;
+            count += 1;
+        }
+    }
+    if count == 0 {
+        bail!("building std for {} produced no libraries in {}", target.rust, deps.display());
+    }
+    fs::write(staged.join(cache::MARKER), format!("{}\n", target.rust))?;
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(cache.sysroots())?;
+    fs::rename(&staged, &dir).with_context(|| format!("moving the sysroot into {}", dir.display()))?;
+    ui::status(
+        "Cached",
+        &format!("std for {} in {:.0}s ({count} libraries)", target.rust, started.elapsed().as_secs_f64()),
+    );
+    Ok(dir)
+}
+
+/// Whether a sysroot for these inputs is cached.
+#[allow(dead_code)]
+pub fn is_cached(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[String]) -> bool {
+    cache
+        .sysroots()
+        .join(key(tc, target, rustflags))
+        .join(cache::MARKER)
+        .is_file()
+}
+
+#[allow(dead_code)]
+fn _assert_path(_: &Path) {}

@@ -1,0 +1,293 @@
+//! Reading just enough of an ELF file to verify the static-linking policy:
+//! the header (class, type, machine), the program headers (PT_INTERP) and the
+//! dynamic section (DT_NEEDED).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use crate::targets::{ElfKind, ElfPolicy};
+
+const PT_INTERP: u32 = 3;
+const PT_DYNAMIC: u32 = 2;
+const DT_NEEDED: u64 = 1;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ElfInfo {
+    pub class: u8,
+    /// `EXEC`, `DYN` or the number.
+    pub elf_type: String,
+    pub machine: String,
+    pub interpreter: Option<String>,
+    pub needed: usize,
+}
+
+fn machine_name(m: u16) -> String {
+    match m {
+        3 => "i386".into(),
+        40 => "arm".into(),
+        62 => "x86_64".into(),
+        183 => "aarch64".into(),
+        other => format!("machine {other}"),
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    wide: bool,
+}
+
+impl Reader<'_> {
+    fn u16(&self, at: usize) -> Result<u16> {
+        let s = self.b.get(at..at + 2).context("truncated ELF file")?;
+        Ok(u16::from_le_bytes([s[0], s[1]]))
+    }
+    fn u32(&self, at: usize) -> Result<u32> {
+        let s = self.b.get(at..at + 4).context("truncated ELF file")?;
+        Ok(u32::from_le_bytes(s.try_into().expect("4 bytes")))
+    }
+    fn u64(&self, at: usize) -> Result<u64> {
+        let s = self.b.get(at..at + 8).context("truncated ELF file")?;
+        Ok(u64::from_le_bytes(s.try_into().expect("8 bytes")))
+    }
+    /// An address-sized word.
+    fn word(&self, at: usize) -> Result<u64> {
+        if self.wide {
+            self.u64(at)
+        } else {
+            self.u32(at).map(u64::from)
+        }
+    }
+}
+
+/// Parse the parts of a little-endian ELF file that the policy looks at.
+pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
+    if bytes.get(..4) != Some(b"\x7fELF") {
+        bail!("not an ELF file");
+    }
+    let class = match bytes.get(4) {
+        Some(1) => 32,
+        Some(2) => 64,
+        other => bail!("unknown ELF class {other:?}"),
+    };
+    if bytes.get(5) != Some(&1) {
+        bail!("not a little-endian ELF file");
+    }
+    let r = Reader {
+        b: bytes,
+        wide: class == 64,
+    };
+    let e_type = r.u16(16)?;
+    let machine = r.u16(18)?;
+    let (phoff, phentsize, phnum) = if r.wide {
+        (r.u64(32)?, r.u16(54)?, r.u16(56)?)
+    } else {
+        (u64::from(r.u32(28)?), r.u16(42)?, r.u16(44)?)
+    };
+    let mut interpreter = None;
+    let mut needed = 0;
+    for i in 0..usize::from(phnum) {
+        let ph = usize::try_from(phoff)? + i * usize::from(phentsize);
+        let p_type = r.u32(ph)?;
+        let (offset, filesz) = if r.wide {
+            (r.u64(ph + 8)?, r.u64(ph + 32)?)
+        } else {
+            (u64::from(r.u32(ph + 4)?), u64::from(r.u32(ph + 16)?))
+        };
+        let (start, len) = (usize::try_from(offset)?, usize::try_from(filesz)?);
+        let seg = bytes
+            .get(start..start + len)
+            .context("a program header points past the end of the file")?;
+        match p_type {
+            PT_INTERP => {
+                let s = String::from_utf8_lossy(seg);
+                interpreter = Some(s.trim_end_matches('\0').to_string());
+            }
+            PT_DYNAMIC => {
+                let entry = if r.wide { 16 } else { 8 };
+                let dynr = Reader {
+                    b: seg,
+                    wide: r.wide,
+                };
+                for k in 0..len / entry {
+                    let tag = dynr.word(k * entry)?;
+                    if tag == 0 {
+                        break;
+                    }
+                    if tag == DT_NEEDED {
+                        needed += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ElfInfo {
+        class,
+        elf_type: match e_type {
+            ET_EXEC => "EXEC".into(),
+            ET_DYN => "DYN".into(),
+            other => other.to_string(),
+        },
+        machine: machine_name(machine),
+        interpreter,
+        needed,
+    })
+}
+
+/// Check a file against a target's policy; the error names the file, what was
+/// expected and what was found.
+pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let info = inspect(&bytes).with_context(|| format!("{}: cannot read it as ELF", path.display()))?;
+    let want_type = match policy.kind {
+        ElfKind::Exec => "EXEC",
+        ElfKind::StaticPie => "DYN",
+    };
+    let mut problems = Vec::new();
+    if info.class != policy.class {
+        problems.push(format!("ELF class {}-bit, found {}-bit", policy.class, info.class));
+    }
+    if info.machine != policy.machine {
+        problems.push(format!("machine {}, found {}", policy.machine, info.machine));
+    }
+    if info.elf_type != want_type {
+        problems.push(format!("ELF type {want_type}, found {}", info.elf_type));
+    }
+    if let Some(interp) = &info.interpreter {
+        problems.push(format!("no program interpreter, found {interp}"));
+    }
+    if info.needed > 0 {
+        problems.push(format!("no shared libraries (DT_NEEDED), found {}", info.needed));
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} breaks the target's static-linking policy: expected {}",
+            path.display(),
+            problems.join("; expected ")
+        );
+    }
+    Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF image: header, program headers, and their segments.
+    fn image(class64: bool, e_type: u16, machine: u16, interp: Option<&str>, needed: usize) -> Vec<u8> {
+        let (ehsize, phentsize) = if class64 { (64, 56) } else { (52, 32) };
+        let mut phdrs: Vec<(u32, Vec<u8>)> = Vec::new();
+        if let Some(i) = interp {
+            phdrs.push((PT_INTERP, format!("{i}\0").into_bytes()));
+        }
+        let mut dynamic = Vec::new();
+        for _ in 0..needed {
+            if class64 {
+                dynamic.extend(1u64.to_le_bytes());
+                dynamic.extend(7u64.to_le_bytes());
+            } else {
+                dynamic.extend(1u32.to_le_bytes());
+                dynamic.extend(7u32.to_le_bytes());
+            }
+        }
+        dynamic.extend(vec![0u8; if class64 { 16 } else { 8 }]);
+        phdrs.push((PT_DYNAMIC, dynamic));
+        let mut b = vec![0u8; ehsize];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = if class64 { 2 } else { 1 };
+        b[5] = 1;
+        b[16..18].copy_from_slice(&e_type.to_le_bytes());
+        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        let phoff = ehsize;
+        let mut data_at = phoff + phentsize * phdrs.len();
+        if class64 {
+            b[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
+            b[54..56].copy_from_slice(&(phentsize as u16).to_le_bytes());
+            b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        } else {
+            b[28..32].copy_from_slice(&(phoff as u32).to_le_bytes());
+            b[42..44].copy_from_slice(&(phentsize as u16).to_le_bytes());
+            b[44..46].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        }
+        let mut tail = Vec::new();
+        for (t, seg) in &phdrs {
+            let mut ph = vec![0u8; phentsize];
+            ph[..4].copy_from_slice(&t.to_le_bytes());
+            if class64 {
+                ph[8..16].copy_from_slice(&(data_at as u64).to_le_bytes());
+                ph[32..40].copy_from_slice(&(seg.len() as u64).to_le_bytes());
+            } else {
+                ph[4..8].copy_from_slice(&(data_at as u32).to_le_bytes());
+                ph[16..20].copy_from_slice(&(seg.len() as u32).to_le_bytes());
+            }
+            b.extend(ph);
+            tail.extend(seg);
+            data_at += seg.len();
+        }
+        b.extend(tail);
+        b
+    }
+
+    fn policy(class: u8, machine: &str, kind: ElfKind) -> ElfPolicy {
+        ElfPolicy {
+            class,
+            machine: machine.into(),
+            kind,
+        }
+    }
+
+    fn check(bytes: Vec<u8>, p: &ElfPolicy) -> Result<ElfInfo> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bin");
+        std::fs::write(&f, bytes).unwrap();
+        verify(&f, p)
+    }
+
+    #[test]
+    fn static_pie_x86_64_passes() {
+        let info = check(image(true, ET_DYN, 62, None, 0), &policy(64, "x86_64", ElfKind::StaticPie)).unwrap();
+        assert_eq!(info.elf_type, "DYN");
+        assert_eq!(info.interpreter, None);
+    }
+
+    #[test]
+    fn static_exec_arm_passes() {
+        let info = check(image(false, ET_EXEC, 40, None, 0), &policy(32, "arm", ElfKind::Exec)).unwrap();
+        assert_eq!((info.class, info.machine.as_str()), (32, "arm"));
+    }
+
+    #[test]
+    fn dynamic_binaries_fail_with_what_was_found() {
+        let e = check(
+            image(true, ET_DYN, 62, Some("/lib/ld-musl-x86_64.so.1"), 1),
+            &policy(64, "x86_64", ElfKind::StaticPie),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("expected no program interpreter, found /lib/ld-musl-x86_64.so.1"), "{e}");
+        assert!(e.contains("expected no shared libraries (DT_NEEDED), found 1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_and_machine_fail() {
+        let e = check(image(true, ET_EXEC, 62, None, 0), &policy(64, "x86_64", ElfKind::StaticPie))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expected ELF type DYN, found EXEC"), "{e}");
+        let e = check(image(true, ET_EXEC, 183, None, 0), &policy(32, "arm", ElfKind::Exec))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ELF class 32-bit, found 64-bit"), "{e}");
+        assert!(e.contains("machine arm, found aarch64"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_not_elf() {
+        assert!(inspect(b"#!/bin/sh\n").is_err());
+        assert!(inspect(b"\x7fELF\x02\x01").is_err());
+    }
+}
