@@ -142,17 +142,24 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
 /// expected and what was found.
 pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let info = inspect(&bytes).with_context(|| format!("{}: cannot read it as ELF", path.display()))?;
+    let info =
+        inspect(&bytes).with_context(|| format!("{}: cannot read it as ELF", path.display()))?;
     let want_type = match policy.kind {
         ElfKind::Exec => "EXEC",
         ElfKind::StaticPie => "DYN",
     };
     let mut problems = Vec::new();
     if info.class != policy.class {
-        problems.push(format!("ELF class {}-bit, found {}-bit", policy.class, info.class));
+        problems.push(format!(
+            "ELF class {}-bit, found {}-bit",
+            policy.class, info.class
+        ));
     }
     if info.machine != policy.machine {
-        problems.push(format!("machine {}, found {}", policy.machine, info.machine));
+        problems.push(format!(
+            "machine {}, found {}",
+            policy.machine, info.machine
+        ));
     }
     if info.elf_type != want_type {
         problems.push(format!("ELF type {want_type}, found {}", info.elf_type));
@@ -161,7 +168,10 @@ pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {
         problems.push(format!("no program interpreter, found {interp}"));
     }
     if info.needed > 0 {
-        problems.push(format!("no shared libraries (DT_NEEDED), found {}", info.needed));
+        problems.push(format!(
+            "no shared libraries (DT_NEEDED), found {}",
+            info.needed
+        ));
     }
     if !problems.is_empty() {
         bail!(
@@ -178,7 +188,13 @@ mod tests {
     use super::*;
 
     /// A minimal ELF image: header, program headers, and their segments.
-    fn image(class64: bool, e_type: u16, machine: u16, interp: Option<&str>, needed: usize) -> Vec<u8> {
+    fn image(
+        class64: bool,
+        e_type: u16,
+        machine: u16,
+        interp: Option<&str>,
+        needed: usize,
+    ) -> Vec<u8> {
         let (ehsize, phentsize) = if class64 { (64, 56) } else { (52, 32) };
         let mut phdrs: Vec<(u32, Vec<u8>)> = Vec::new();
         if let Some(i) = interp {
@@ -249,14 +265,22 @@ mod tests {
 
     #[test]
     fn static_pie_x86_64_passes() {
-        let info = check(image(true, ET_DYN, 62, None, 0), &policy(64, "x86_64", ElfKind::StaticPie)).unwrap();
+        let info = check(
+            image(true, ET_DYN, 62, None, 0),
+            &policy(64, "x86_64", ElfKind::StaticPie),
+        )
+        .unwrap();
         assert_eq!(info.elf_type, "DYN");
         assert_eq!(info.interpreter, None);
     }
 
     #[test]
     fn static_exec_arm_passes() {
-        let info = check(image(false, ET_EXEC, 40, None, 0), &policy(32, "arm", ElfKind::Exec)).unwrap();
+        let info = check(
+            image(false, ET_EXEC, 40, None, 0),
+            &policy(32, "arm", ElfKind::Exec),
+        )
+        .unwrap();
         assert_eq!((info.class, info.machine.as_str()), (32, "arm"));
     }
 
@@ -268,19 +292,31 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("expected no program interpreter, found /lib/ld-musl-x86_64.so.1"), "{e}");
-        assert!(e.contains("expected no shared libraries (DT_NEEDED), found 1"), "{e}");
+        assert!(
+            e.contains("expected no program interpreter, found /lib/ld-musl-x86_64.so.1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("expected no shared libraries (DT_NEEDED), found 1"),
+            "{e}"
+        );
     }
 
     #[test]
     fn wrong_type_and_machine_fail() {
-        let e = check(image(true, ET_EXEC, 62, None, 0), &policy(64, "x86_64", ElfKind::StaticPie))
-            .unwrap_err()
-            .to_string();
+        let e = check(
+            image(true, ET_EXEC, 62, None, 0),
+            &policy(64, "x86_64", ElfKind::StaticPie),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("expected ELF type DYN, found EXEC"), "{e}");
-        let e = check(image(true, ET_EXEC, 183, None, 0), &policy(32, "arm", ElfKind::Exec))
-            .unwrap_err()
-            .to_string();
+        let e = check(
+            image(true, ET_EXEC, 183, None, 0),
+            &policy(32, "arm", ElfKind::Exec),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("ELF class 32-bit, found 64-bit"), "{e}");
         assert!(e.contains("machine arm, found aarch64"), "{e}");
     }

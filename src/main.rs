@@ -78,7 +78,9 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
             manifest_path.display()
         );
     }
-    let manifest_dir = manifest_path.parent().context("manifest path has no parent")?;
+    let manifest_dir = manifest_path
+        .parent()
+        .context("manifest path has no parent")?;
     let workspace_root =
         toolchain::find_workspace_root(manifest_dir).unwrap_or(manifest_dir.to_path_buf());
     let names = if args.targets.is_empty() {
@@ -116,14 +118,30 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
     let cache = Cache::from_env()?;
-    let mode = if args.pins.offline { Mode::Offline } else { Mode::Online };
+    let mode = if args.pins.offline {
+        Mode::Offline
+    } else {
+        Mode::Online
+    };
     // qemu is needed to run, not to build
-    let tc = toolchain::provision(&cache, &pins, &[ComponentKind::Rust, ComponentKind::Zig], mode)?;
+    let tc = toolchain::provision(
+        &cache,
+        &pins,
+        &[ComponentKind::Rust, ComponentKind::Zig],
+        mode,
+    )?;
     let artifacts = build::run(&plan, &cache, &tc)?;
     if plan.targets.len() > 1 || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprint!("{}", build::summary(&artifacts));
     }
-    ui::status("Wrote", &format!("{} binaries, SHA256SUMS and report.json to {}", artifacts.len(), plan.out_dir.display()));
+    ui::status(
+        "Wrote",
+        &format!(
+            "{} binaries, SHA256SUMS and report.json to {}",
+            artifacts.len(),
+            plan.out_dir.display()
+        ),
+    );
     Ok(ExitCode::SUCCESS)
 }
 

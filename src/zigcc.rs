@@ -52,11 +52,16 @@ fn run(role: Role, triple: &str, args: Vec<OsString>) -> Result<i32> {
         .iter()
         .find(|t| t.rust == triple)
         .with_context(|| format!("no target {triple} in the table"))?;
-    let zig = env::var_os(env::XBUILD_ZIG)
-        .with_context(|| format!("{} is not set; this wrapper runs under xbuild only", env::XBUILD_ZIG))?;
+    let zig = env::var_os(env::XBUILD_ZIG).with_context(|| {
+        format!(
+            "{} is not set; this wrapper runs under xbuild only",
+            env::XBUILD_ZIG
+        )
+    })?;
     let mut cmd = Command::new(zig);
     if let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE) {
-        cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache).env("ZIG_LOCAL_CACHE_DIR", &cache);
+        cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
+            .env("ZIG_LOCAL_CACHE_DIR", &cache);
     }
     match role {
         Role::Ar => {
@@ -142,7 +147,13 @@ mod tests {
     fn target_and_cpu_come_first() {
         assert_eq!(
             args("armv6l-unknown-linux-musleabihf", &["-c", "x.c"]),
-            ["-target", "arm-linux-musleabihf", "-mcpu=arm1176jzf_s", "-c", "x.c"]
+            [
+                "-target",
+                "arm-linux-musleabihf",
+                "-mcpu=arm1176jzf_s",
+                "-c",
+                "x.c"
+            ]
         );
         assert_eq!(
             args("i686-unknown-linux-musl", &["-O2"]),
@@ -155,12 +166,25 @@ mod tests {
         assert_eq!(
             args(
                 "x86_64-unknown-linux-musl",
-                &["--target=x86_64-unknown-linux-musl", "-static-pie", "-o", "a"]
+                &[
+                    "--target=x86_64-unknown-linux-musl",
+                    "-static-pie",
+                    "-o",
+                    "a"
+                ]
             ),
             ["-target", "x86_64-linux-musl", "-static", "-pie", "-o", "a"]
         );
         assert_eq!(
-            args("i686-unknown-linux-musl", &["-Wl,-melf_i386", "-target", "i686-unknown-linux-musl", "x.o"]),
+            args(
+                "i686-unknown-linux-musl",
+                &[
+                    "-Wl,-melf_i386",
+                    "-target",
+                    "i686-unknown-linux-musl",
+                    "x.o"
+                ]
+            ),
             ["-target", "x86-linux-musl", "x.o"]
         );
     }

@@ -97,7 +97,8 @@ impl Env {
         let shims = zigcc::install_shims(&cache.root.join("v1/shims"), target)?;
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
-        self.vars.push((format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone().into()));
+        self.vars
+            .push((format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone().into()));
         self.vars.push((format!("CC_{under}"), shims.cc.into()));
         self.vars.push((format!("AR_{under}"), shims.ar.into()));
         Ok(())
@@ -156,13 +157,22 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
         env.add_target(cache, target)?;
         // std is compiled with the target's flags minus xbuild's --sysroot.
         let sysroot = sysroot::ensure(cache, tc, target, &flags, &env)?;
-        ui::status("Compiling", &format!("{} for {} ({})", describe_selection(plan), target.rust, plan.profile()));
+        ui::status(
+            "Compiling",
+            &format!(
+                "{} for {} ({})",
+                describe_selection(plan),
+                target.rust,
+                plan.profile()
+            ),
+        );
         let built = cargo_build(plan, tc, &env, target, &flags, &sysroot)?;
         let dir = staging.path().join(&target.rust);
         fs::create_dir_all(&dir)?;
         for (package, name, src) in built {
             let dest = dir.join(&name);
-            fs::copy(&src, &dest).with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+            fs::copy(&src, &dest)
+                .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
             let info = elf::verify(&dest, &target.elf)?;
             let sha256 = cache::hash_file(&dest)?;
             let size = fs::metadata(&dest)?.len();
@@ -184,12 +194,19 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
             nix_target: target.nix.clone(),
             rust_target: target.rust.clone(),
             rustflags: flags,
-            rustflags_source: if plan.user_rustflags.is_some() { "RUSTFLAGS" } else { "target table" },
+            rustflags_source: if plan.user_rustflags.is_some() {
+                "RUSTFLAGS"
+            } else {
+                "target table"
+            },
             duration_secs: secs,
         });
     }
     if artifacts.is_empty() {
-        bail!("cargo built no executables; does the selection ({}) contain binaries?", describe_selection(plan));
+        bail!(
+            "cargo built no executables; does the selection ({}) contain binaries?",
+            describe_selection(plan)
+        );
     }
     write_sums(staging.path(), &artifacts)?;
     let report = serde_json::json!({
@@ -208,7 +225,10 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
         "targets": reports,
         "artifacts": artifacts,
     });
-    fs::write(staging.path().join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    fs::write(
+        staging.path().join("report.json"),
+        serde_json::to_vec_pretty(&report)?,
+    )?;
     publish(staging, &plan.out_dir)?;
     Ok(artifacts)
 }
@@ -230,7 +250,10 @@ fn describe_selection(plan: &Plan) -> String {
 
 /// `SHA256SUMS` in the format `sha256sum -c` reads, sorted by path.
 fn write_sums(dir: &Path, artifacts: &[Artifact]) -> Result<()> {
-    let sorted: BTreeMap<&str, &str> = artifacts.iter().map(|a| (a.path.as_str(), a.sha256.as_str())).collect();
+    let sorted: BTreeMap<&str, &str> = artifacts
+        .iter()
+        .map(|a| (a.path.as_str(), a.sha256.as_str()))
+        .collect();
     let text: String = sorted.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
     fs::write(dir.join("SHA256SUMS"), text).context("writing SHA256SUMS")
 }
@@ -245,7 +268,8 @@ fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
     ));
     let had_old = out.exists();
     if had_old {
-        fs::rename(out, &old).with_context(|| format!("moving the previous {} aside", out.display()))?;
+        fs::rename(out, &old)
+            .with_context(|| format!("moving the previous {} aside", out.display()))?;
     }
     if let Err(e) = fs::rename(&staged, out) {
         if had_old {
@@ -255,7 +279,8 @@ fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
         return Err(e).with_context(|| format!("moving the outputs into {}", out.display()));
     }
     if had_old {
-        fs::remove_dir_all(&old).with_context(|| format!("removing the previous outputs {}", old.display()))?;
+        fs::remove_dir_all(&old)
+            .with_context(|| format!("removing the previous outputs {}", old.display()))?;
     }
     Ok(())
 }
@@ -274,7 +299,11 @@ fn cargo_build(
     rustflags.push(sysroot.display().to_string());
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&plan.workspace_root)
-        .args(["build", "--message-format=json-render-diagnostics", "--target"])
+        .args([
+            "build",
+            "--message-format=json-render-diagnostics",
+            "--target",
+        ])
         .arg(&target.rust)
         .arg("--manifest-path")
         .arg(&plan.manifest_path)
@@ -312,7 +341,9 @@ fn cargo_build(
     let stdout = child.stdout.take().expect("piped stdout");
     let mut built = Vec::new();
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
-        if let cargo_metadata::Message::CompilerArtifact(a) = message.context("reading cargo's messages")? {
+        if let cargo_metadata::Message::CompilerArtifact(a) =
+            message.context("reading cargo's messages")?
+        {
             if let Some(exe) = a.executable {
                 let package = a.package_id.repr.clone();
                 let package = package_name(&package);
@@ -322,7 +353,10 @@ fn cargo_build(
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
-        bail!("cargo build for {} failed ({status}); its errors are above", target.rust);
+        bail!(
+            "cargo build for {} failed ({status}); its errors are above",
+            target.rust
+        );
     }
     Ok(built)
 }

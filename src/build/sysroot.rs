@@ -31,7 +31,13 @@ pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
 }
 
 /// The sysroot for `target`, building std first if the cache has none.
-pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[String], env: &Env) -> Result<PathBuf> {
+pub fn ensure(
+    cache: &Cache,
+    tc: &Toolchain,
+    target: &Target,
+    rustflags: &[String],
+    env: &Env,
+) -> Result<PathBuf> {
     let dir = cache.sysroots().join(key(tc, target, rustflags));
     if dir.join(cache::MARKER).is_file() {
         return Ok(dir);
@@ -43,7 +49,10 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[Strin
     let started = Instant::now();
     ui::status(
         "Building",
-        &format!("std for {} from the pinned source (once; cached for every later build)", target.rust),
+        &format!(
+            "std for {} from the pinned source (once; cached for every later build)",
+            target.rust
+        ),
     );
     let work = cache.temp_dir("std")?;
     let project = work.path().join("project");
@@ -56,7 +65,12 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[Strin
     let target_dir = work.path().join("target");
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&project)
-        .args(["build", "--release", "-Zbuild-std=std,panic_abort", "--target"])
+        .args([
+            "build",
+            "--release",
+            "-Zbuild-std=std,panic_abort",
+            "--target",
+        ])
         .arg(&target.rust)
         .arg("--target-dir")
         .arg(&target_dir)
@@ -64,7 +78,10 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[Strin
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     let status = cmd.status().context("running cargo to build std")?;
     if !status.success() {
-        bail!("building std for {} failed ({status}); cargo's output is above", target.rust);
+        bail!(
+            "building std for {} failed ({status}); cargo's output is above",
+            target.rust
+        );
     }
     let deps = target_dir.join(&target.rust).join("release").join("deps");
     let staged = work.path().join("sysroot");
@@ -73,24 +90,37 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[Strin
     let mut count = 0;
     for entry in fs::read_dir(&deps).with_context(|| format!("reading {}", deps.display()))? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.ends_with(".rlib") && !name.starts_with("libxbuild_sysroot") {
-            fs::copy(&path, lib.join(name)).with_context(|| format!("copying {}", path.display()))?;
+            fs::copy(&path, lib.join(name))
+                .with_context(|| format!("copying {}", path.display()))?;
             count += 1;
         }
     }
     if count == 0 {
-        bail!("building std for {} produced no libraries in {}", target.rust, deps.display());
+        bail!(
+            "building std for {} produced no libraries in {}",
+            target.rust,
+            deps.display()
+        );
     }
     fs::write(staged.join(cache::MARKER), format!("{}\n", target.rust))?;
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
     }
     fs::create_dir_all(cache.sysroots())?;
-    fs::rename(&staged, &dir).with_context(|| format!("moving the sysroot into {}", dir.display()))?;
+    fs::rename(&staged, &dir)
+        .with_context(|| format!("moving the sysroot into {}", dir.display()))?;
     ui::status(
         "Cached",
-        &format!("std for {} in {:.0}s ({count} libraries)", target.rust, started.elapsed().as_secs_f64()),
+        &format!(
+            "std for {} in {:.0}s ({count} libraries)",
+            target.rust,
+            started.elapsed().as_secs_f64()
+        ),
     );
     Ok(dir)
 }

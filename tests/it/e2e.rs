@@ -1,0 +1,333 @@
+//! End-to-end: real cross builds of the fixture workspace for the four
+//! targets with the real pinned toolchain, run natively or under qemu.
+//!
+//! Compiled only with `--features e2e` (CI sets it). The toolchain and the std
+//! sysroots are shared by every test of a run through one cache:
+//! `XBUILD_CACHE_DIR` if set, else `target/tmp/e2e-cache`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::support::{Run, repo_root, run};
+
+const TARGETS: [&str; 4] = [
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+    "armv6l-unknown-linux-musleabihf",
+    "i686-unknown-linux-musl",
+];
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XBUILD_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-cache"))
+}
+
+fn xbuild(cwd: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_xbuild"));
+    c.current_dir(cwd)
+        .env("XBUILD_CACHE_DIR", cache_dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("XBUILD_LOG");
+    c
+}
+
+fn ok(r: &Run) {
+    assert_eq!(
+        r.status,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// A copy of the fixture workspace in a fresh directory.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("tests/fixtures/hello-ws"), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            if e.file_name() != "target" {
+                copy_dir(&e.path(), &dest);
+            }
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The provisioned toolchain's component directories, by kind.
+fn provisioned() -> &'static serde_json::Value {
+    static LIST: OnceLock<serde_json::Value> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let root = repo_root();
+        // The real fetch from the registries (apt-get download, pip download).
+        ok(&run(xbuild(&root).args(["toolchain", "fetch"])));
+        let r = run(xbuild(&root).args(["toolchain", "list", "--json"]));
+        ok(&r);
+        serde_json::from_str(&r.stdout).unwrap()
+    })
+}
+
+fn component_dir(kind: &str) -> PathBuf {
+    let list = provisioned();
+    let c = list["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == kind)
+        .unwrap();
+    PathBuf::from(c["path"].as_str().unwrap())
+}
+
+/// An independent reading of the ELF header: (class, e_type, e_machine, has PT_INTERP).
+fn elf_form(path: &Path) -> (u8, u16, u16, bool) {
+    let b = fs::read(path).unwrap();
+    assert_eq!(&b[..4], b"\x7fELF", "{}", path.display());
+    let wide = b[4] == 2;
+    let u16at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let (phoff, phentsize, phnum) = if wide {
+        (
+            u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize,
+            u16at(54) as usize,
+            u16at(56) as usize,
+        )
+    } else {
+        (u32at(28) as usize, u16at(42) as usize, u16at(44) as usize)
+    };
+    let interp = (0..phnum).any(|i| u32at(phoff + i * phentsize) == 3);
+    (if wide { 64 } else { 32 }, u16at(16), u16at(18), interp)
+}
+
+/// How to run a binary of `target` on this host.
+fn runner(target: &str) -> Vec<String> {
+    let qemu = component_dir("qemu").join("usr/bin");
+    match target {
+        "aarch64-unknown-linux-musl" => {
+            vec![qemu.join("qemu-aarch64-static").display().to_string()]
+        }
+        "armv6l-unknown-linux-musleabihf" => vec![
+            qemu.join("qemu-arm-static").display().to_string(),
+            "-cpu".into(),
+            "arm1176".into(),
+        ],
+        _ => vec![],
+    }
+}
+
+fn run_binary(target: &str, exe: &Path, args: &[&str]) -> Run {
+    let mut argv = runner(target);
+    argv.push(exe.display().to_string());
+    argv.extend(args.iter().map(|s| s.to_string()));
+    run(Command::new(&argv[0]).args(&argv[1..]).env_clear())
+}
+
+#[test]
+fn four_targets_build_static_verified_and_run() {
+    provisioned();
+    let ws = workspace();
+    let out = ws.path().join("dist");
+    let mut args = vec!["--release", "--git-version", "v9.9.9", "--out", "dist"];
+    for t in TARGETS {
+        args.extend(["--target", t]);
+    }
+    let r = run(xbuild(ws.path()).args(&args));
+    ok(&r);
+
+    // (rust triple, ELF class, e_type, e_machine, `arch` as Rust reports it)
+    let expected = [
+        ("x86_64-unknown-linux-musl", 64, 3, 62, "x86_64"),
+        ("aarch64-unknown-linux-musl", 64, 2, 183, "aarch64"),
+        ("arm-unknown-linux-musleabihf", 32, 2, 40, "arm"),
+        ("i686-unknown-linux-musl", 32, 2, 3, "x86"),
+    ];
+    for ((rust, class, e_type, machine, arch), nix) in expected.iter().zip(TARGETS) {
+        for bin in ["app", "tool"] {
+            let exe = out.join(rust).join(bin);
+            assert_eq!(
+                elf_form(&exe),
+                (*class, *e_type, *machine, false),
+                "{}",
+                exe.display()
+            );
+        }
+        let app = run_binary(nix, &out.join(rust).join("app"), &[]);
+        ok(&app);
+        assert_eq!(
+            app.stdout.trim(),
+            format!("app: c_add=42 arch={arch} version=v9.9.9")
+        );
+        let tool = run_binary(nix, &out.join(rust).join("tool"), &["a", "b"]);
+        ok(&tool);
+        assert_eq!(tool.stdout.trim(), "tool: 2 args, c_mul=42");
+    }
+
+    let sums = run(Command::new("sha256sum")
+        .arg("-c")
+        .arg("SHA256SUMS")
+        .current_dir(&out));
+    ok(&sums);
+    assert_eq!(sums.stdout.matches(": OK").count(), 8, "{}", sums.stdout);
+    let text = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let paths: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("report.json")).unwrap()).unwrap();
+    let artifacts = report["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 8);
+    assert_eq!(report["git_version"], "v9.9.9");
+    for a in artifacts {
+        assert_eq!(a["elf"]["interpreter"], serde_json::Value::Null);
+        assert_eq!(a["elf"]["needed"], 0);
+        assert_eq!(a["linkage"], "static");
+        let bytes = fs::read(out.join(a["path"].as_str().unwrap())).unwrap();
+        assert_eq!(
+            a["sha256"].as_str().unwrap(),
+            crate::fixtures::sha256(&bytes)
+        );
+    }
+    let arm = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["nix_target"] == "armv6l-unknown-linux-musleabihf")
+        .unwrap();
+    assert_eq!(arm["rust_target"], "arm-unknown-linux-musleabihf");
+    let flags = arm["rustflags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        flags.contains(
+            "-C target-feature=+crt-static -C link-arg=-static -C relocation-model=static"
+        ),
+        "{flags}"
+    );
+
+    // A second workspace for a target already built reuses the cached std.
+    let other = workspace();
+    let r =
+        run(xbuild(other.path()).args(["--target", "aarch64-unknown-linux-musl", "-p", "tool"]));
+    ok(&r);
+    assert!(!r.stderr.contains("Building std"), "{}", r.stderr);
+    assert!(
+        other
+            .path()
+            .join("target/xbuild/aarch64-unknown-linux-musl/tool")
+            .is_file()
+    );
+    assert!(
+        !other
+            .path()
+            .join("target/xbuild/aarch64-unknown-linux-musl/app")
+            .exists()
+    );
+}
+
+/// The armv6l runner really is an ARMv6 CPU: code for zig's default ARM CPU
+/// (ARMv7, Thumb-2) dies under it, so an ARMv7 instruction in our output
+/// would fail the test above.
+#[test]
+fn the_arm1176_runner_rejects_armv7_code() {
+    provisioned();
+    let zig = component_dir("zig").join("ziglang/zig");
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("v.c"),
+        "int main(void) { volatile int x = 7; return x / 7 - 1; }\n",
+    )
+    .unwrap();
+    let zig_cache = cache_dir().join("v1/zig");
+    let build = |extra: &[&str], out: &str| {
+        let r = run(Command::new(&zig)
+            .args([
+                "cc",
+                "-target",
+                "arm-linux-musleabihf",
+                "-static",
+                "-O2",
+                "-o",
+                out,
+                "v.c",
+            ])
+            .args(extra)
+            .env("ZIG_GLOBAL_CACHE_DIR", &zig_cache)
+            .env("ZIG_LOCAL_CACHE_DIR", &zig_cache)
+            .current_dir(dir.path()));
+        ok(&r);
+        dir.path().join(out)
+    };
+    let v6 = build(&["-mcpu=arm1176jzf_s"], "v6");
+    let v7 = build(&["-mcpu=cortex_a7", "-mthumb"], "v7");
+    ok(&run_binary("armv6l-unknown-linux-musleabihf", &v6, &[]));
+    let r = run_binary("armv6l-unknown-linux-musleabihf", &v7, &[]);
+    assert_ne!(
+        r.status,
+        Some(0),
+        "ARMv7 code ran on the ARM1176 runner: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_build_error_keeps_cargo_output_and_the_previous_outputs() {
+    provisioned();
+    let ws = workspace();
+    ok(&run(xbuild(ws.path()).args(["-p", "tool"])));
+    let exe = ws
+        .path()
+        .join("target/xbuild/x86_64-unknown-linux-musl/tool");
+    let before = fs::read(&exe).unwrap();
+    fs::write(
+        ws.path().join("tool/src/main.rs"),
+        "fn main() { let x: u32 = \"no\"; }\n",
+    )
+    .unwrap();
+    let r = run(xbuild(ws.path()).args(["-p", "tool"]));
+    assert_eq!(r.status, Some(1));
+    assert!(
+        r.stderr.contains("error[E0308]: mismatched types"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("cargo build for x86_64-unknown-linux-musl failed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read(&exe).unwrap(),
+        before,
+        "the previous outputs are untouched"
+    );
+    let leftovers: Vec<_> = fs::read_dir(ws.path().join("target"))
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".xbuild-staging")
+        })
+        .collect();
+    assert!(leftovers.is_empty());
+}
