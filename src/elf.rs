@@ -229,7 +229,7 @@ mod tests {
             b[42..44].copy_from_slice(&(phentsize as u16).to_le_bytes());
             b[44..46].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
         }
-        let mut tail = Vec::new();
+        let mut tail: Vec<u8> = Vec::new();
         for (t, seg) in &phdrs {
             let mut ph = vec![0u8; phentsize];
             ph[..4].copy_from_slice(&t.to_le_bytes());

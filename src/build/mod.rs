@@ -343,12 +343,10 @@ fn cargo_build(
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
         if let cargo_metadata::Message::CompilerArtifact(a) =
             message.context("reading cargo's messages")?
+            && let Some(exe) = a.executable
         {
-            if let Some(exe) = a.executable {
-                let package = a.package_id.repr.clone();
-                let package = package_name(&package);
-                built.push((package, a.target.name.clone(), exe.into_std_path_buf()));
-            }
+            let package = package_name(&a.package_id.repr);
+            built.push((package, a.target.name.clone(), exe.into_std_path_buf()));
         }
     }
     let status = child.wait().context("waiting for cargo")?;

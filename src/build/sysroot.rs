@@ -4,7 +4,7 @@
 //! std again.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -124,16 +124,3 @@ pub fn ensure(
     );
     Ok(dir)
 }
-
-/// Whether a sysroot for these inputs is cached.
-#[allow(dead_code)]
-pub fn is_cached(cache: &Cache, tc: &Toolchain, target: &Target, rustflags: &[String]) -> bool {
-    cache
-        .sysroots()
-        .join(key(tc, target, rustflags))
-        .join(cache::MARKER)
-        .is_file()
-}
-
-#[allow(dead_code)]
-fn _assert_path(_: &Path) {}

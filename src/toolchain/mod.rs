@@ -91,14 +91,6 @@ impl Toolchain {
     pub fn zig(&self) -> PathBuf {
         self.zig_dir.join(&self.pins.zig_layout.zig)
     }
-    /// The qemu-user binary called `name`.
-    pub fn qemu(&self, name: &str) -> Result<PathBuf> {
-        let dir = self
-            .qemu_dir
-            .as_ref()
-            .context("qemu was not provisioned for this run")?;
-        Ok(dir.join(&self.pins.qemu_layout.bin_dir).join(name))
-    }
 }
 
 fn installed_dir(cache: &Cache, c: &Component) -> PathBuf {
