@@ -9,6 +9,8 @@ const EXAMPLES: &str = "\
 Examples:
   xbuild --release                                # static x86_64 binaries in target/xbuild
   xbuild --release --target aarch64-unknown-linux-musl --target armv6l-unknown-linux-musleabihf
+  xbuild --test --target aarch64-unknown-linux-musl  # build the workspace's tests, run them under qemu
+  xbuild --test -- --nocapture my_test            # arguments after -- go to every test binary
   xbuild toolchain fetch                          # provision the pinned rustc, zig and qemu
   xbuild triple armv6l-unknown-linux-musleabihf   # Nix name -> arm-unknown-linux-musleabihf
   xbuild triple aarch64-linux x86_64-w64-mingw32  # several names, one Rust triple per line
@@ -66,9 +68,22 @@ pub struct BuildArgs {
     /// Set GIT_VERSION for the build; `auto` runs `git describe --tags --always --dirty`
     #[arg(long, value_name = "V|auto")]
     pub git_version: Option<String>,
-    /// Parallel jobs for cargo
+    /// Parallel jobs for cargo, and test binaries run at once with --test [default: CPUs]
     #[arg(short, long, value_name = "N")]
     pub jobs: Option<u32>,
+    /// Build every workspace member's tests (or the -p ones) for the targets and run them,
+    /// natively or under qemu
+    #[arg(long, conflicts_with = "bins")]
+    pub test: bool,
+    /// With --test: only build and gather the test binaries
+    #[arg(long, requires = "test")]
+    pub no_run: bool,
+    /// With --test: kill a test binary still running after SECS seconds
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "test")]
+    pub test_timeout: u64,
+    /// With --test: arguments for every test binary (a filter, --nocapture, ...)
+    #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
+    pub test_args: Vec<String>,
     #[command(flatten)]
     pub pins: PinArgs,
 }

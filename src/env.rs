@@ -122,3 +122,20 @@ pub fn passthrough_for_cargo() -> Vec<(String, OsString)> {
         .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
         .collect()
 }
+
+/// The variables a test binary inherits when `xbuild --test` runs it.
+pub fn passthrough_for_tests() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &[
+        "PATH",
+        "HOME",
+        "USER",
+        "TERM",
+        "TMPDIR",
+        "RUST_BACKTRACE",
+        "RUST_TEST_THREADS",
+        "RUST_MIN_STACK",
+    ];
+    KEEP.iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect()
+}

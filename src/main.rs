@@ -12,6 +12,7 @@ mod elf;
 mod env;
 mod logging;
 mod targets;
+mod testrun;
 mod toolchain;
 mod triple;
 mod ui;
@@ -115,6 +116,15 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs,
         offline: args.pins.offline,
         user_rustflags: env::user_rustflags(),
+        test: args.test.then(|| build::TestOptions {
+            no_run: args.no_run,
+            timeout: std::time::Duration::from_secs(args.test_timeout),
+            args: args.test_args.clone(),
+            parallel: args.jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |j| j as usize,
+            ),
+        }),
     };
     let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
     let cache = Cache::from_env()?;
@@ -123,25 +133,37 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Online
     };
-    // qemu is needed to run, not to build
-    let tc = toolchain::provision(
-        &cache,
-        &pins,
-        &[ComponentKind::Rust, ComponentKind::Zig],
-        mode,
-    )?;
-    let artifacts = build::run(&plan, &cache, &tc)?;
+    // qemu is needed to run tests, not to build
+    let kinds = if args.test && !args.no_run {
+        toolchain::components_for(&plan.targets)
+    } else {
+        vec![ComponentKind::Rust, ComponentKind::Zig]
+    };
+    let tc = toolchain::provision(&cache, &pins, &kinds, mode)?;
+    let outcomes = build::run(&plan, &cache, &tc)?;
+    let artifacts = &outcomes.artifacts;
     if plan.targets.len() > 1 || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        eprint!("{}", build::summary(&artifacts));
+        eprint!("{}", build::summary(artifacts));
     }
     ui::status(
         "Wrote",
         &format!(
-            "{} binaries, SHA256SUMS and report.json to {}",
+            "{} {}, SHA256SUMS and report.json to {}",
             artifacts.len(),
+            if args.test {
+                "test binaries"
+            } else {
+                "binaries"
+            },
             plan.out_dir.display()
         ),
     );
+    if !outcomes.tests.is_empty() {
+        eprint!("{}", outcomes.test_summary());
+        if !outcomes.tests_passed() {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

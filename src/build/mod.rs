@@ -9,13 +9,14 @@ use std::fs;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::elf::{self, ElfInfo};
 use crate::targets::Target;
+use crate::testrun::{self, Outcome, Status};
 use crate::toolchain::Toolchain;
 use crate::toolchain::cache::{self, Cache};
 use crate::{env, ui, zigcc};
@@ -40,6 +41,18 @@ pub struct Plan {
     pub offline: bool,
     /// The user's RUSTFLAGS, which replace the table's per-target flags.
     pub user_rustflags: Option<String>,
+    /// `--test`: build (and run) test binaries instead of the binaries.
+    pub test: Option<TestOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub no_run: bool,
+    pub timeout: Duration,
+    /// Given to every test binary.
+    pub args: Vec<String>,
+    /// Test binaries run at once.
+    pub parallel: usize,
 }
 
 impl Plan {
@@ -112,6 +125,8 @@ pub struct Artifact {
     pub rust_target: String,
     pub package: String,
     pub name: String,
+    /// `bin`, or for test binaries the kind of target they test (`lib`, `bin`, `test`).
+    pub kind: String,
     /// Relative to the output directory.
     pub path: String,
     pub sha256: String,
@@ -130,7 +145,7 @@ struct TargetReport {
 }
 
 /// Run the plan: build every target into a staging tree, then publish it.
-pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> {
+pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     if let Some(user) = &plan.user_rustflags {
         ui::warn(&format!(
             "RUSTFLAGS is set (`{user}`): xbuild's per-target flags are not applied, only the toolchain's own `{}`",
@@ -150,6 +165,13 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
 
     let mut artifacts = Vec::new();
     let mut reports = Vec::new();
+    let mut tests: Vec<(String, Vec<Outcome>)> = Vec::new();
+    if plan.test.is_some() {
+        ui::status(
+            "Note",
+            "doctests are not built or run by `xbuild --test` (rustdoc cannot run them under qemu); run `cargo test --doc` on the host",
+        );
+    }
     for target in &plan.targets {
         let started = Instant::now();
         let flags = plan.rustflags(target);
@@ -167,26 +189,63 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
             ),
         );
         let built = cargo_build(plan, tc, &env, target, &flags, &sysroot)?;
-        let dir = staging.path().join(&target.rust);
+        let dir = match plan.test {
+            Some(_) => staging.path().join(&target.rust).join("tests"),
+            None => staging.path().join(&target.rust),
+        };
         fs::create_dir_all(&dir)?;
-        for (package, name, src) in built {
-            let dest = dir.join(&name);
-            fs::copy(&src, &dest)
-                .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+        let mut jobs = Vec::new();
+        for b in built {
+            let file = if plan.test.is_some() {
+                format!("{}-{}-{}", b.package, b.kind, b.name)
+            } else {
+                b.name.clone()
+            };
+            let dest = dir.join(&file);
+            fs::copy(&b.path, &dest)
+                .with_context(|| format!("copying {} to {}", b.path.display(), dest.display()))?;
             let info = elf::verify(&dest, &target.elf)?;
             let sha256 = cache::hash_file(&dest)?;
             let size = fs::metadata(&dest)?.len();
+            let rel = dest
+                .strip_prefix(staging.path())
+                .expect("inside staging")
+                .display()
+                .to_string();
             artifacts.push(Artifact {
                 nix_target: target.nix.clone(),
                 rust_target: target.rust.clone(),
-                package,
-                path: format!("{}/{name}", target.rust),
-                name,
+                package: b.package,
+                name: file.clone(),
+                kind: b.kind,
+                path: rel,
                 sha256,
                 size,
                 elf: info,
                 linkage: "static",
             });
+            jobs.push(testrun::Job {
+                name: file,
+                exe: b.path,
+                runner: Vec::new(),
+                manifest_dir: b.manifest_dir,
+            });
+        }
+        if let Some(opts) = &plan.test
+            && !opts.no_run
+        {
+            let runner = runner_for(tc, target)?;
+            for job in &mut jobs {
+                job.runner = runner.clone();
+            }
+            ui::status(
+                "Running",
+                &format!("{} test binaries for {}", jobs.len(), target.rust),
+            );
+            let outcomes = testrun::run_all(&jobs, &opts.args, opts.parallel, opts.timeout, &|o| {
+                print_outcome(o)
+            });
+            tests.push((target.rust.clone(), outcomes));
         }
         let secs = started.elapsed().as_secs_f64();
         ui::status("Finished", &format!("{} in {secs:.1}s", target.rust));
@@ -202,7 +261,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
             duration_secs: secs,
         });
     }
-    if artifacts.is_empty() {
+    if artifacts.is_empty() && plan.test.is_none() {
         bail!(
             "cargo built no executables; does the selection ({}) contain binaries?",
             describe_selection(plan)
@@ -224,13 +283,97 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Vec<Artifact>> 
         },
         "targets": reports,
         "artifacts": artifacts,
+        "tests": tests.iter().map(|(t, o)| serde_json::json!({"rust_target": t, "binaries": o})).collect::<Vec<_>>(),
     });
     fs::write(
         staging.path().join("report.json"),
         serde_json::to_vec_pretty(&report)?,
     )?;
     publish(staging, &plan.out_dir)?;
-    Ok(artifacts)
+    Ok(Outcomes { artifacts, tests })
+}
+
+/// What a run produced: the verified executables, and per target the test
+/// outcomes (empty unless `--test` ran tests).
+pub struct Outcomes {
+    pub artifacts: Vec<Artifact>,
+    pub tests: Vec<(String, Vec<Outcome>)>,
+}
+
+impl Outcomes {
+    /// Whether every test binary passed.
+    pub fn tests_passed(&self) -> bool {
+        self.tests
+            .iter()
+            .all(|(_, o)| o.iter().all(|o| o.status == Status::Pass))
+    }
+
+    /// Per target: `N passed, M failed` counting test binaries.
+    pub fn test_summary(&self) -> String {
+        let mut s = String::new();
+        for (target, outcomes) in &self.tests {
+            let count = |st| outcomes.iter().filter(|o| o.status == st).count();
+            let (passed, timed_out) = (count(Status::Pass), count(Status::Timeout));
+            let tests: u64 = outcomes
+                .iter()
+                .filter_map(|o| o.counts)
+                .map(|c| c.passed)
+                .sum();
+            let timeouts = if timed_out > 0 {
+                format!(", {timed_out} of them timed out")
+            } else {
+                String::new()
+            };
+            s.push_str(&format!(
+                "{target}: {passed} passed, {} failed (test binaries{timeouts}; {tests} tests passed inside them)\n",
+                outcomes.len() - passed
+            ));
+        }
+        s
+    }
+}
+
+/// How test binaries of `target` run here: directly, or under qemu.
+fn runner_for(tc: &Toolchain, target: &Target) -> Result<Vec<OsString>> {
+    let Some(qemu) = &target.runner.qemu else {
+        return Ok(Vec::new());
+    };
+    let dir = tc
+        .qemu_dir
+        .as_ref()
+        .context("qemu was not provisioned for this run")?;
+    let mut r: Vec<OsString> = vec![dir.join(&tc.pins.qemu_layout.bin_dir).join(qemu).into()];
+    if let Some(cpu) = &target.runner.qemu_cpu {
+        r.push("-cpu".into());
+        r.push(cpu.into());
+    }
+    Ok(r)
+}
+
+fn print_outcome(o: &Outcome) {
+    let counts = o.counts.map_or(String::new(), |c| {
+        format!(
+            " ({} passed; {} failed; {} ignored)",
+            c.passed, c.failed, c.ignored
+        )
+    });
+    let verdict = match o.status {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Timeout => "TIMEOUT",
+    };
+    eprintln!(
+        "{verdict:>12} {}{counts} in {:.1}s",
+        o.name, o.duration_secs
+    );
+    if o.status != Status::Pass {
+        eprintln!("---- output of {} ----", o.name);
+        eprint!("{}", o.output);
+        if o.status == Status::Timeout {
+            eprintln!("(killed after the --test-timeout)");
+        }
+        eprintln!("---- end of {} ----", o.name);
+    }
 }
 
 fn describe_selection(plan: &Plan) -> String {
@@ -241,7 +384,9 @@ fn describe_selection(plan: &Plan) -> String {
     if !plan.bins.is_empty() {
         parts.push(format!("bin(s) {}", plan.bins.join(", ")));
     }
-    if parts.is_empty() {
+    if parts.is_empty() && plan.test.is_some() {
+        "the workspace's tests".into()
+    } else if parts.is_empty() {
         "the workspace's binaries".into()
     } else {
         parts.join(", ")
@@ -285,7 +430,17 @@ fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Run cargo for one target; return (package, binary name, path) per executable.
+/// An executable cargo produced.
+struct Built {
+    package: String,
+    kind: String,
+    name: String,
+    path: PathBuf,
+    manifest_dir: PathBuf,
+}
+
+/// Run cargo for one target: `cargo build` for the binaries, or
+/// `cargo test --no-run` for the test binaries.
 fn cargo_build(
     plan: &Plan,
     tc: &Toolchain,
@@ -293,17 +448,31 @@ fn cargo_build(
     target: &Target,
     flags: &[String],
     sysroot: &Path,
-) -> Result<Vec<(String, String, PathBuf)>> {
+) -> Result<Vec<Built>> {
     let mut rustflags = flags.to_vec();
     rustflags.push("--sysroot".into());
     rustflags.push(sysroot.display().to_string());
     let mut cmd = env.cargo_command(tc);
-    cmd.current_dir(&plan.workspace_root)
-        .args([
-            "build",
-            "--message-format=json-render-diagnostics",
-            "--target",
-        ])
+    cmd.current_dir(&plan.workspace_root);
+    let testing = plan.test.is_some();
+    if testing {
+        // A target dir of xbuild's own: the binaries integration tests run
+        // (CARGO_BIN_EXE_*) are given launchers there for foreign targets.
+        cmd.args(["test", "--no-run", "--target-dir"])
+            .arg(plan.workspace_root.join("target").join("xbuild-tests"));
+        if plan.packages.is_empty() {
+            cmd.arg("--workspace");
+        }
+    } else {
+        cmd.arg("build");
+        if plan.bins.is_empty() {
+            cmd.arg("--bins");
+        }
+        for b in &plan.bins {
+            cmd.args(["--bin", b]);
+        }
+    }
+    cmd.args(["--message-format=json-render-diagnostics", "--target"])
         .arg(&target.rust)
         .arg("--manifest-path")
         .arg(&plan.manifest_path)
@@ -313,12 +482,6 @@ fn cargo_build(
     }
     for p in &plan.packages {
         cmd.args(["-p", p]);
-    }
-    if plan.bins.is_empty() {
-        cmd.arg("--bins");
-    }
-    for b in &plan.bins {
-        cmd.args(["--bin", b]);
     }
     if let Some(f) = &plan.features {
         cmd.args(["--features", f]);
@@ -340,23 +503,87 @@ fn cargo_build(
         .with_context(|| format!("running {}", tc.cargo().display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
     let mut built = Vec::new();
+    let mut helpers = Vec::new();
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
         if let cargo_metadata::Message::CompilerArtifact(a) =
             message.context("reading cargo's messages")?
             && let Some(exe) = a.executable
         {
-            let package = package_name(&a.package_id.repr);
-            built.push((package, a.target.name.clone(), exe.into_std_path_buf()));
+            let b = Built {
+                package: package_name(&a.package_id.repr),
+                kind: a
+                    .target
+                    .kind
+                    .first()
+                    .map_or_else(|| "bin".to_string(), |k| k.to_string()),
+                name: a.target.name.clone(),
+                path: exe.into_std_path_buf(),
+                manifest_dir: a
+                    .manifest_path
+                    .parent()
+                    .map(|p| p.as_std_path().to_path_buf())
+                    .unwrap_or_else(|| plan.workspace_root.clone()),
+            };
+            if testing && !a.profile.test {
+                // a binary built for the integration tests
+                helpers.push(b);
+            } else {
+                built.push(b);
+            }
         }
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
         bail!(
-            "cargo build for {} failed ({status}); its errors are above",
+            "cargo {} for {} failed ({status}); its errors are above",
+            if testing { "test --no-run" } else { "build" },
             target.rust
         );
     }
+    if let Some(opts) = &plan.test
+        && !opts.no_run
+        && target.runner.qemu.is_some()
+    {
+        let runner = runner_for(tc, target)?;
+        for h in &helpers {
+            install_launcher(&h.path, &runner)?;
+        }
+    }
     Ok(built)
+}
+
+const LAUNCHER_TAG: &str = "# xbuild launcher";
+
+/// Integration tests start the package's binaries by path
+/// (`CARGO_BIN_EXE_<name>`). Under qemu-user such an exec would ask the host
+/// kernel to run a foreign binary, so the binary at that path is replaced by a
+/// script that runs the real one (kept next to it) under the same qemu.
+fn install_launcher(path: &Path, runner: &[OsString]) -> Result<()> {
+    let real = path.with_file_name(format!(
+        "{}.xbuild-real",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("bin")
+    ));
+    let current = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if current.starts_with(b"\x7fELF") {
+        fs::write(&real, &current).with_context(|| format!("writing {}", real.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o755))?;
+    }
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let mut line = String::from("exec");
+    for part in runner {
+        line.push(' ');
+        line.push_str(&quote(part));
+    }
+    line.push(' ');
+    line.push_str(&quote(real.as_os_str()));
+    let script = format!("#!/bin/sh\n{LAUNCHER_TAG}\n{line} \"$@\"\n");
+    let tmp = path.with_extension("xbuild-launcher.tmp");
+    fs::write(&tmp, script).with_context(|| format!("writing {}", tmp.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
 
 /// The package name out of a cargo package id (`path+file:///x/a#0.1.0`,

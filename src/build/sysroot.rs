@@ -16,10 +16,15 @@ use crate::toolchain::Toolchain;
 use crate::toolchain::cache::{self, Cache};
 use crate::ui;
 
+/// What `-Zbuild-std` builds: std, and libtest for `xbuild --test`.
+const STD_CRATES: &str = "std,panic_abort,test";
+
 /// The sysroot's cache key: the toolchain pins, the target and the flags std
 /// is compiled with.
 pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
     let mut h = Sha256::new();
+    h.update(STD_CRATES);
+    h.update([0]);
     h.update(tc.pins.digest());
     h.update([0]);
     h.update(&target.rust);
@@ -65,12 +70,9 @@ pub fn ensure(
     let target_dir = work.path().join("target");
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&project)
-        .args([
-            "build",
-            "--release",
-            "-Zbuild-std=std,panic_abort",
-            "--target",
-        ])
+        .args(["build", "--release"])
+        .arg(format!("-Zbuild-std={STD_CRATES}"))
+        .arg("--target")
         .arg(&target.rust)
         .arg("--target-dir")
         .arg(&target_dir)

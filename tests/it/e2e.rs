@@ -332,3 +332,153 @@ fn a_build_error_keeps_cargo_output_and_the_previous_outputs() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("tests/fixtures").join(name), dir.path());
+    dir
+}
+
+#[test]
+fn xbuild_test_runs_every_members_tests_on_the_four_targets() {
+    provisioned();
+    let ws = workspace();
+    let mut args = vec!["--test"];
+    for t in TARGETS {
+        args.extend(["--target", t]);
+    }
+    let r = run(xbuild(ws.path()).args(&args));
+    ok(&r);
+    assert!(
+        r.stderr.contains("doctests are not built or run"),
+        "{}",
+        r.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    let per_target = report["tests"].as_array().unwrap();
+    assert_eq!(per_target.len(), 4);
+    for t in per_target {
+        let triple = t["rust_target"].as_str().unwrap();
+        assert!(
+            r.stderr.contains(&format!(
+                "{triple}: 4 passed, 0 failed (test binaries; 4 tests passed inside them)"
+            )),
+            "{}",
+            r.stderr
+        );
+        let mut names: Vec<&str> = t["binaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                assert_eq!(b["status"], "pass", "{b}");
+                b["name"].as_str().unwrap()
+            })
+            .collect();
+        names.sort();
+        // unit tests of both binaries and the library, and the integration
+        // test that runs the app binary through CARGO_BIN_EXE_app
+        assert_eq!(
+            names,
+            [
+                "app-bin-app",
+                "app-test-cli",
+                "cmath-lib-cmath",
+                "tool-bin-tool"
+            ]
+        );
+        for n in names {
+            assert!(
+                ws.path()
+                    .join("target/xbuild")
+                    .join(triple)
+                    .join("tests")
+                    .join(n)
+                    .is_file()
+            );
+        }
+    }
+    for a in report["artifacts"].as_array().unwrap() {
+        assert_eq!(a["elf"]["interpreter"], serde_json::Value::Null, "{a}");
+        assert_eq!(a["elf"]["needed"], 0, "{a}");
+    }
+}
+
+#[test]
+fn xbuild_test_reports_a_failing_test_and_its_message() {
+    provisioned();
+    let ws = fixture("bad-tests-ws");
+    let r = run(xbuild(ws.path()).args(["--test", "--", "fails"]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("FAIL bad-lib-bad (0 passed; 1 failed; 0 ignored)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("arithmetic is broken on purpose"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("x86_64-unknown-linux-musl: 0 passed, 1 failed (test binaries"),
+        "{}",
+        r.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["tests"][0]["binaries"][0]["status"], "fail");
+    assert_eq!(report["tests"][0]["binaries"][0]["counts"]["failed"], 1);
+}
+
+#[test]
+fn xbuild_test_kills_a_hanging_test_and_goes_on() {
+    provisioned();
+    let ws = fixture("bad-tests-ws");
+    let started = std::time::Instant::now();
+    let r = run(xbuild(ws.path()).args(["--test", "--test-timeout", "3", "--", "hangs"]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("TIMEOUT bad-lib-bad"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("killed after the --test-timeout"),
+        "{}",
+        r.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["tests"][0]["binaries"][0]["status"], "timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}
+
+#[test]
+fn xbuild_test_no_run_only_builds_and_gathers() {
+    provisioned();
+    let ws = fixture("bad-tests-ws");
+    let r = run(xbuild(ws.path()).args([
+        "--test",
+        "--no-run",
+        "--target",
+        "aarch64-unknown-linux-musl",
+    ]));
+    ok(&r);
+    assert!(!r.stderr.contains("Running"), "{}", r.stderr);
+    let exe = ws
+        .path()
+        .join("target/xbuild/aarch64-unknown-linux-musl/tests/bad-lib-bad");
+    assert_eq!(elf_form(&exe), (64, 2, 183, false));
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["tests"].as_array().unwrap().len(), 0);
+    let sums = run(Command::new("sha256sum")
+        .arg("-c")
+        .arg("SHA256SUMS")
+        .current_dir(ws.path().join("target/xbuild")));
+    ok(&sums);
+}
