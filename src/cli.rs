@@ -9,7 +9,7 @@ const EXAMPLES: &str = "\
 Examples:
   xbuild --release                                # static x86_64 binaries in target/xbuild
   xbuild --release --target aarch64-unknown-linux-musl --target armv6l-unknown-linux-musleabihf
-  xbuild --test --target aarch64-unknown-linux-musl  # build the workspace's tests, run them under qemu
+  xbuild --test --target aarch64-unknown-linux-musl  # run the tests under qemu
   xbuild --test -- --nocapture my_test            # arguments after -- go to every test binary
   xbuild toolchain fetch                          # provision the pinned rustc, zig and qemu
   xbuild triple armv6l-unknown-linux-musleabihf   # Nix name -> arm-unknown-linux-musleabihf
