@@ -11,6 +11,8 @@
 #   4. build of another copy of the workspace, std cached (median of REPS, each from a clean target dir)
 #   5. the same build with plain `cargo build -Zbuild-std`, the same pinned cargo, rustc, std
 #      source and zig linker, from a clean target dir (median of REPS)
+#   6. a no-change rebuild: inputs unchanged, outputs from xbuild's cache (median of REPS)
+#   7. `--check-determinism` (two sealed builds and the comparison), next to 4 (median of REPS)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 reps="${REPS:-3}"
@@ -45,10 +47,16 @@ for target in "${targets[@]}"; do
   first="$(secs "$t0" "$t1")"
   cached=()
   plain=()
+  nochange=()
+  check=()
   for i in $(seq "$reps"); do
     fresh_ws "$work/ws$i"
-    t0=$(now); (cd "$work/ws$i" && "$xb" --release --target "$target" >/dev/null 2>&1); t1=$(now)
+    t0=$(now); (cd "$work/ws$i" && "$xb" --release --rebuild --target "$target" >/dev/null 2>&1); t1=$(now)
     cached+=("$(secs "$t0" "$t1")")
+    t0=$(now); (cd "$work/ws$i" && "$xb" --release --target "$target" >/dev/null 2>&1); t1=$(now)
+    nochange+=("$(secs "$t0" "$t1")")
+    t0=$(now); (cd "$work/ws$i" && "$xb" --release --check-determinism --target "$target" >/dev/null 2>&1); t1=$(now)
+    check+=("$(secs "$t0" "$t1")")
     fresh_ws "$work/plain$i"
     under="${triple//-/_}"
     upper="$(echo "$under" | tr '[:lower:]' '[:upper:]')"
@@ -69,7 +77,11 @@ for target in "${targets[@]}"; do
   rows+=("| first build, std not cached | $target | $first s |")
   rows+=("| another workspace, std cached, median of $reps | $target | $c s |")
   rows+=("| plain \`cargo build -Zbuild-std\`, same toolchain, median of $reps | $target | $p s |")
-  rows+=("| ratio plain / xbuild with std cached | $target | $(awk -v p="$p" -v c="$c" 'BEGIN { printf "%.1f×", p / c }') |")
+  rows+=("| ratio plain / xbuild with std cached (target: ≥ 3×) | $target | $(awk -v p="$p" -v c="$c" 'BEGIN { printf "%.1f×", p / c }') |")
+  n="$(median "${nochange[@]}")"; k="$(median "${check[@]}")"
+  rows+=("| no-change rebuild (outputs from the cache), median of $reps | $target | $n s |")
+  rows+=("| \`--check-determinism\`, median of $reps | $target | $k s |")
+  rows+=("| ratio check / single build (target: ≤ 2.2×) | $target | $(awk -v k="$k" -v c="$c" 'BEGIN { printf "%.2f×", k / c }') |")
 done
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d)"

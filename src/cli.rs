@@ -11,6 +11,7 @@ Examples:
   xbuild --release --target aarch64-unknown-linux-musl --target armv6l-unknown-linux-musleabihf
   xbuild --test --target aarch64-unknown-linux-musl  # run the tests under qemu
   xbuild --test -- --nocapture my_test            # arguments after -- go to every test binary
+  xbuild --check-determinism --target aarch64-unknown-linux-musl  # build twice, compare bytes
   xbuild toolchain fetch                          # provision the pinned rustc, zig and qemu
   xbuild triple armv6l-unknown-linux-musleabihf   # Nix name -> arm-unknown-linux-musleabihf
   xbuild triple aarch64-linux x86_64-w64-mingw32  # several names, one Rust triple per line
@@ -84,6 +85,16 @@ pub struct BuildArgs {
     /// With --test: arguments for every test binary (a filter, --nocapture, ...)
     #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
     pub test_args: Vec<String>,
+    /// Build twice in two sealed directories that differ in what should not matter
+    /// (path, HOME, TMPDIR, umask, env order, jobs) and compare every output
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Keep the sealed build directories (for debugging) and print their paths
+    #[arg(long)]
+    pub keep_sealed: bool,
+    /// Build even if the cache holds outputs for exactly these inputs
+    #[arg(long)]
+    pub rebuild: bool,
     #[command(flatten)]
     pub pins: PinArgs,
 }
@@ -123,6 +134,36 @@ mapped is explained on stderr, and the exit status is 2.")]
     /// Provision and inspect the pinned toolchain (rustc, zig, qemu)
     #[command(subcommand)]
     Toolchain(ToolchainCommand),
+    /// Show and trim xbuild's cache (toolchains, std sysroots, cached outputs)
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Sizes of each part of the cache, and the cached output sets
+    List,
+    /// Remove the oldest cached output sets until they fit in SIZE
+    Gc {
+        /// Like 500M or 2G (bytes without a suffix)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: u64,
+    },
+}
+
+/// `500M`, `2G`, `1024`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("`{s}` is not a size like 500M, 2G or 1024"))
 }
 
 /// Options every toolchain command shares.

@@ -138,6 +138,64 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
     })
 }
 
+/// A section: name, file offset, size (SHT_NOBITS sections have size 0 here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// The sections of a little-endian ELF file, from its section headers.
+pub fn sections(bytes: &[u8]) -> Result<Vec<Section>> {
+    if bytes.get(..4) != Some(b"\x7fELF") {
+        bail!("not an ELF file");
+    }
+    let r = Reader {
+        b: bytes,
+        wide: bytes.get(4) == Some(&2),
+    };
+    let (shoff, shentsize, shnum, shstrndx) = if r.wide {
+        (r.u64(40)?, r.u16(58)?, r.u16(60)?, r.u16(62)?)
+    } else {
+        (u64::from(r.u32(32)?), r.u16(46)?, r.u16(48)?, r.u16(50)?)
+    };
+    let header = |i: usize| -> Result<(u32, u32, u64, u64)> {
+        let at = usize::try_from(shoff)? + i * usize::from(shentsize);
+        let name = r.u32(at)?;
+        let kind = r.u32(at + 4)?;
+        let (offset, size) = if r.wide {
+            (r.u64(at + 24)?, r.u64(at + 32)?)
+        } else {
+            (u64::from(r.u32(at + 16)?), u64::from(r.u32(at + 20)?))
+        };
+        Ok((name, kind, offset, size))
+    };
+    if shnum == 0 {
+        return Ok(Vec::new());
+    }
+    let (_, _, str_off, str_size) = header(usize::from(shstrndx))?;
+    let strtab = bytes
+        .get(usize::try_from(str_off)?..usize::try_from(str_off + str_size)?)
+        .context("section name table out of bounds")?;
+    let mut out = Vec::new();
+    for i in 0..usize::from(shnum) {
+        let (name, kind, offset, size) = header(i)?;
+        let name_bytes = strtab.get(name as usize..).unwrap_or_default();
+        let end = name_bytes
+            .iter()
+            .position(|b| *b == 0)
+            .unwrap_or(name_bytes.len());
+        const SHT_NOBITS: u32 = 8;
+        out.push(Section {
+            name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+            offset,
+            size: if kind == SHT_NOBITS { 0 } else { size },
+        });
+    }
+    Ok(out)
+}
+
 /// Check a file against a target's policy; the error names the file, what was
 /// expected and what was found.
 pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {

@@ -79,6 +79,9 @@ pub fn passthrough_for_fetchers() -> Vec<(String, OsString)> {
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
         "APT_CONFIG",
+        "CARGO_NET_GIT_FETCH_WITH_CLI",
+        "CARGO_REGISTRIES_CRATES_IO_PROTOCOL",
+        "SSH_AUTH_SOCK",
         "PYENV_ROOT",
         "PYENV_VERSION",
     ];
@@ -93,31 +96,10 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// The variables a cargo child inherits from the user's environment: what is
-/// needed to find tools, reach the registries and show progress. Everything
-/// else a build sees is set by xbuild itself (see `build`).
-pub fn passthrough_for_cargo() -> Vec<(String, OsString)> {
-    const KEEP: &[&str] = &[
-        "PATH",
-        "HOME",
-        "USER",
-        "TERM",
-        "TMPDIR",
-        "CARGO_HOME",
-        "CARGO_TERM_COLOR",
-        "CARGO_TERM_PROGRESS_WHEN",
-        "CARGO_REGISTRIES_CRATES_IO_PROTOCOL",
-        "CARGO_NET_GIT_FETCH_WITH_CLI",
-        "SSH_AUTH_SOCK",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-    ];
+/// The variables a sealed cargo child inherits from the user's environment:
+/// only how to show progress. Everything else it sees is set by xbuild.
+pub fn display_for_cargo() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &["TERM", "CARGO_TERM_COLOR", "CARGO_TERM_PROGRESS_WHEN"];
     KEEP.iter()
         .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
         .collect()
@@ -138,4 +120,27 @@ pub fn passthrough_for_tests() -> Vec<(String, OsString)> {
     KEEP.iter()
         .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
         .collect()
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catch Ctrl-C (SIGINT) and SIGTERM instead of dying at once: the children
+/// (cargo, test binaries) get the signal too and stop, and xbuild then
+/// unwinds normally, removing its sealed and staging directories.
+pub fn catch_interrupts() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// Whether Ctrl-C or SIGTERM arrived.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }

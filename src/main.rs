@@ -8,9 +8,12 @@ use clap::Parser;
 mod build;
 mod cli;
 mod commands;
+mod determinism;
 mod elf;
 mod env;
 mod logging;
+mod outputs;
+mod seal;
 mod targets;
 mod testrun;
 mod toolchain;
@@ -18,7 +21,7 @@ mod triple;
 mod ui;
 mod zigcc;
 
-use cli::{Cli, Command, PinArgs, ToolchainCommand};
+use cli::{CacheCommand, Cli, Command, PinArgs, ToolchainCommand};
 use toolchain::cache::Cache;
 use toolchain::fetch::Mode;
 use toolchain::manifest::{ComponentKind, Pins};
@@ -35,8 +38,13 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     logging::init(cli.global.verbose);
+    env::catch_interrupts();
     match run(cli) {
         Ok(code) => code,
+        Err(e) if env::interrupted() => {
+            eprintln!("error: interrupted; nothing was published ({e:#})");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -63,7 +71,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Toolchain(cmd) => toolchain_command(cmd, stdout),
+        Command::Cache(cmd) => cache_command(cmd, stdout),
     }
+}
+
+fn cache_command(cmd: CacheCommand, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+    use toolchain::cache::{dir_size, human_size};
+    let cache = Cache::from_env()?;
+    match cmd {
+        CacheCommand::List => {
+            writeln!(out, "cache: {}", cache.root.display())?;
+            let mut total = 0;
+            for (what, path) in [
+                ("downloads", cache.downloads()),
+                ("toolchains", cache.toolchains()),
+                ("std sysroots", cache.sysroots()),
+                ("zig's cache", cache.zig_cache()),
+                ("crates (cargo home)", cache.cargo_home()),
+                ("cached outputs", cache.root.join("v1/outputs")),
+            ] {
+                let size = dir_size(&path);
+                total += size;
+                writeln!(out, "  {what:<22} {:>10}", human_size(size))?;
+            }
+            writeln!(out, "  {:<22} {:>10}", "total", human_size(total))?;
+            for (key, size, _) in outputs::list(&cache) {
+                writeln!(out, "  output set {key} {:>10}", human_size(size))?;
+            }
+        }
+        CacheCommand::Gc { max_size } => {
+            let freed = outputs::trim(&cache, max_size)?;
+            ui::status("Freed", &human_size(freed));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
@@ -125,6 +166,9 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
                 |j| j as usize,
             ),
         }),
+        check_determinism: args.check_determinism,
+        keep_sealed: args.keep_sealed,
+        rebuild: args.rebuild,
     };
     let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
     let cache = Cache::from_env()?;
@@ -158,13 +202,25 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
             plan.out_dir.display()
         ),
     );
+    let mut ok = true;
     if !outcomes.tests.is_empty() {
         eprint!("{}", outcomes.test_summary());
-        if !outcomes.tests_passed() {
-            return Ok(ExitCode::FAILURE);
-        }
+        ok &= outcomes.tests_passed();
     }
-    Ok(ExitCode::SUCCESS)
+    if args.check_determinism {
+        let different = outcomes.determinism.iter().filter(|v| !v.identical).count();
+        let total = outcomes.determinism.len();
+        eprintln!(
+            "determinism: {} identical, {different} different (outputs of two sealed builds)",
+            total - different
+        );
+        ok &= outcomes.deterministic();
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn pins_of(args: &PinArgs) -> anyhow::Result<(Pins, Mode)> {

@@ -22,8 +22,12 @@ pub struct Job {
     pub exe: PathBuf,
     /// The runner prefix: empty for native, `[qemu, -cpu, CPU]` otherwise.
     pub runner: Vec<OsString>,
-    /// The package's directory: cargo runs tests there, and tests expect it.
+    /// The package's directory as the test sees it: cargo runs tests there,
+    /// and tests expect it (the runner prefix changes into it when it is a
+    /// path inside a mount namespace).
     pub manifest_dir: PathBuf,
+    /// Where to start the process (a real path).
+    pub cwd: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -105,7 +109,7 @@ fn run_one(job: &Job, args: &[String], timeout: Duration) -> Outcome {
         cmd.arg(&job.exe);
     }
     cmd.args(args)
-        .current_dir(&job.manifest_dir)
+        .current_dir(&job.cwd)
         .env_clear()
         .envs(env::passthrough_for_tests())
         .env("CARGO_MANIFEST_DIR", &job.manifest_dir)
@@ -217,6 +221,7 @@ mod tests {
             exe: "/bin/sh".into(),
             runner: vec!["/bin/sh".into(), "-c".into(), script.into()],
             manifest_dir: std::env::temp_dir(),
+            cwd: std::env::temp_dir(),
         }
     }
 

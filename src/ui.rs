@@ -11,6 +11,11 @@ pub fn status(verb: &str, message: &str) {
     eprintln!("{verb:>12} {message}");
 }
 
+/// `        Note ...`: something the user should know, once.
+pub fn note(message: &str) {
+    status("Note", message);
+}
+
 pub fn warn(message: &str) {
     eprintln!("warning: {message}");
 }

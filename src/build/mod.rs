@@ -19,7 +19,7 @@ use crate::targets::Target;
 use crate::testrun::{self, Outcome, Status};
 use crate::toolchain::Toolchain;
 use crate::toolchain::cache::{self, Cache};
-use crate::{env, ui, zigcc};
+use crate::{determinism, env, outputs, seal, ui, zigcc};
 
 /// Flags the toolchain route itself needs on every target: std is built from
 /// source, so there are no Rust-shipped crt objects; zig provides them.
@@ -43,6 +43,12 @@ pub struct Plan {
     pub user_rustflags: Option<String>,
     /// `--test`: build (and run) test binaries instead of the binaries.
     pub test: Option<TestOptions>,
+    /// Build twice in different sealed directories and compare the outputs.
+    pub check_determinism: bool,
+    /// Keep the sealed directories.
+    pub keep_sealed: bool,
+    /// Build even when the cache holds outputs for the same inputs.
+    pub rebuild: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -78,25 +84,54 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn new(cache: &Cache, tc: &Toolchain) -> Env {
-        let mut vars: Vec<(String, OsString)> = env::passthrough_for_cargo()
-            .into_iter()
-            .filter(|(k, _)| k != "PATH")
-            .collect();
+    /// What every cargo child gets: the pinned toolchain and xbuild's cargo home.
+    fn toolchain(cache: &Cache, tc: &Toolchain, path_tail: OsString) -> Env {
         let mut path = OsString::new();
         if let Some(dir) = tc.rustc().parent() {
             path.push(dir);
             path.push(":");
         }
-        path.push(env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
-        vars.push(("PATH".into(), path));
-        vars.push(("RUSTC".into(), tc.rustc().into()));
+        path.push(path_tail);
+        let mut vars: Vec<(String, OsString)> = vec![
+            ("PATH".into(), path),
+            ("RUSTC".into(), tc.rustc().into()),
+            ("CARGO_HOME".into(), cache.cargo_home().into()),
+            (env::XBUILD_ZIG.into(), tc.zig().into()),
+            (env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()),
+        ];
         if let Some(lib) = tc.library_path() {
             vars.push(("LD_LIBRARY_PATH".into(), lib.into()));
         }
-        vars.push((env::XBUILD_ZIG.into(), tc.zig().into()));
-        vars.push((env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()));
+        vars.extend(env::display_for_cargo());
         Env { vars }
+    }
+
+    /// For work that needs the network (`cargo fetch`, std's dependencies):
+    /// the user's PATH, HOME and proxy settings.
+    pub fn for_fetch(cache: &Cache, tc: &Toolchain) -> Env {
+        let user = env::passthrough_for_fetchers();
+        let path = user
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or_else(|| OsString::from("/usr/bin:/bin"), |(_, v)| v.clone());
+        let mut e = Env::toolchain(cache, tc, path);
+        let have: Vec<String> = e.vars.iter().map(|(k, _)| k.clone()).collect();
+        e.vars
+            .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
+        e
+    }
+
+    /// A sealed build's environment: nothing from the user's but how to show progress.
+    pub fn sealed(cache: &Cache, tc: &Toolchain, sealed: &seal::Sealed, epoch: &str) -> Env {
+        let mut e = Env::toolchain(cache, tc, "/usr/local/bin:/usr/bin:/bin".into());
+        e.vars.extend([
+            ("HOME".to_string(), sealed.view_of("home").into_os_string()),
+            ("TMPDIR".to_string(), sealed.view_of("tmp").into_os_string()),
+            ("TZ".to_string(), "UTC".into()),
+            ("LC_ALL".to_string(), "C".into()),
+            ("SOURCE_DATE_EPOCH".to_string(), epoch.into()),
+        ]);
+        e
     }
 
     pub fn cargo_command(&self, tc: &Toolchain) -> Command {
@@ -106,7 +141,7 @@ impl Env {
     }
 
     /// Make `target`'s C compiler, archiver and linker the zig wrappers.
-    fn add_target(&mut self, cache: &Cache, target: &Target) -> Result<()> {
+    pub fn add_target(&mut self, cache: &Cache, target: &Target) -> Result<()> {
         let shims = zigcc::install_shims(&cache.root.join("v1/shims"), target)?;
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
@@ -142,6 +177,19 @@ struct TargetReport {
     rustflags: Vec<String>,
     rustflags_source: &'static str,
     duration_secs: f64,
+    /// The outputs came from the cache: the inputs had not changed.
+    cached: bool,
+}
+
+/// What differs between the two builds of `--check-determinism`: everything
+/// that should not matter.
+#[derive(Debug, Clone, Default)]
+struct Variant {
+    /// Extra path length of the sealed directory.
+    pad: usize,
+    umask: Option<u32>,
+    reverse_env: bool,
+    jobs: Option<u32>,
 }
 
 /// Run the plan: build every target into a staging tree, then publish it.
@@ -166,47 +214,106 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     let mut artifacts = Vec::new();
     let mut reports = Vec::new();
     let mut tests: Vec<(String, Vec<Outcome>)> = Vec::new();
+    let mut verdicts: Vec<determinism::Verdict> = Vec::new();
     if plan.test.is_some() {
-        ui::status(
-            "Note",
+        ui::note(
             "doctests are not built or run by `xbuild --test` (rustdoc cannot run them under qemu); run `cargo test --doc` on the host",
         );
     }
+    let epoch = seal::source_date_epoch(&plan.workspace_root);
+    let cacheable =
+        plan.test.is_none() && !plan.check_determinism && !plan.rebuild && !plan.keep_sealed;
+    let source = if plan.test.is_none() && !plan.check_determinism {
+        outputs::source_digest(&plan.workspace_root)?
+    } else {
+        String::new()
+    };
     for target in &plan.targets {
+        if env::interrupted() {
+            bail!("interrupted");
+        }
         let started = Instant::now();
         let flags = plan.rustflags(target);
-        let mut env = Env::new(cache, tc);
-        env.add_target(cache, target)?;
-        // std is compiled with the target's flags minus xbuild's --sysroot.
-        let sysroot = sysroot::ensure(cache, tc, target, &flags, &env)?;
-        ui::status(
-            "Compiling",
-            &format!(
-                "{} for {} ({})",
-                describe_selection(plan),
-                target.rust,
-                plan.profile()
-            ),
-        );
-        let built = cargo_build(plan, tc, &env, target, &flags, &sysroot)?;
-        let dir = match plan.test {
-            Some(_) => staging.path().join(&target.rust).join("tests"),
-            None => staging.path().join(&target.rust),
-        };
-        fs::create_dir_all(&dir)?;
-        let mut jobs = Vec::new();
-        for b in built {
-            let file = if plan.test.is_some() {
-                format!("{}-{}-{}", b.package, b.kind, b.name)
-            } else {
-                b.name.clone()
-            };
-            let dest = dir.join(&file);
-            fs::copy(&b.path, &dest)
-                .with_context(|| format!("copying {} to {}", b.path.display(), dest.display()))?;
-            let info = elf::verify(&dest, &target.elf)?;
-            let sha256 = cache::hash_file(&dest)?;
-            let size = fs::metadata(&dest)?.len();
+        let sub = if plan.test.is_some() { "tests" } else { "" };
+        let dir = staging.path().join(&target.rust).join(sub);
+        let out_key = outputs::key(&[
+            &tc.pins.digest(),
+            &target.rust,
+            &flags.join("\x1f"),
+            plan.profile(),
+            plan.features.as_deref().unwrap_or(""),
+            &plan.packages.join(","),
+            &plan.bins.join(","),
+            plan.git_version.as_deref().unwrap_or(""),
+            &epoch,
+            &source,
+        ]);
+        if cacheable && let Some((cached, entries)) = outputs::lookup(cache, &out_key)? {
+            fs::create_dir_all(&dir)?;
+            for e in entries {
+                let dest = dir.join(&e.name);
+                fs::copy(cached.join(&e.name), &dest)
+                    .with_context(|| format!("copying the cached {}", e.name))?;
+                let info = elf::verify(&dest, &target.elf)?;
+                artifacts.push(Artifact {
+                    nix_target: target.nix.clone(),
+                    rust_target: target.rust.clone(),
+                    package: e.package,
+                    path: format!("{}/{}", target.rust, e.name),
+                    name: e.name,
+                    kind: e.kind,
+                    sha256: e.sha256,
+                    size: fs::metadata(&dest)?.len(),
+                    elf: info,
+                    linkage: "static",
+                });
+            }
+            ui::status(
+                "Fresh",
+                &format!(
+                    "{}: inputs unchanged, outputs from the cache (sha256 re-checked; --rebuild to build)",
+                    target.rust
+                ),
+            );
+            reports.push(TargetReport {
+                nix_target: target.nix.clone(),
+                rust_target: target.rust.clone(),
+                rustflags: flags,
+                rustflags_source: if plan.user_rustflags.is_some() {
+                    "RUSTFLAGS"
+                } else {
+                    "target table"
+                },
+                duration_secs: started.elapsed().as_secs_f64(),
+                cached: true,
+            });
+            continue;
+        }
+        let sysroot = sysroot::ensure(cache, tc, target, &flags)?;
+        let primary = sealed_build(
+            plan,
+            cache,
+            tc,
+            target,
+            &sysroot,
+            &epoch,
+            &Variant::default(),
+            &dir,
+            true,
+        )?;
+        let mut to_cache = Vec::new();
+        for (name, package, kind, dest) in &primary.files {
+            let info = elf::verify(dest, &target.elf)?;
+            let sha256 = cache::hash_file(dest)?;
+            to_cache.push((
+                outputs::Entry {
+                    name: name.clone(),
+                    package: package.clone(),
+                    kind: kind.clone(),
+                    sha256: sha256.clone(),
+                },
+                dest.clone(),
+            ));
             let rel = dest
                 .strip_prefix(staging.path())
                 .expect("inside staging")
@@ -215,37 +322,74 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
             artifacts.push(Artifact {
                 nix_target: target.nix.clone(),
                 rust_target: target.rust.clone(),
-                package: b.package,
-                name: file.clone(),
-                kind: b.kind,
+                package: package.clone(),
+                name: name.clone(),
+                kind: kind.clone(),
                 path: rel,
                 sha256,
-                size,
+                size: fs::metadata(dest)?.len(),
                 elf: info,
                 linkage: "static",
             });
-            jobs.push(testrun::Job {
-                name: file,
-                exe: b.path,
-                runner: Vec::new(),
-                manifest_dir: b.manifest_dir,
-            });
         }
-        if let Some(opts) = &plan.test
-            && !opts.no_run
-        {
-            let runner = runner_for(tc, target)?;
-            for job in &mut jobs {
-                job.runner = runner.clone();
-            }
-            ui::status(
-                "Running",
-                &format!("{} test binaries for {}", jobs.len(), target.rust),
-            );
-            let outcomes = testrun::run_all(&jobs, &opts.args, opts.parallel, opts.timeout, &|o| {
-                print_outcome(o)
-            });
+        if plan.test.is_none() && !plan.check_determinism {
+            outputs::store(cache, &out_key, &to_cache)?;
+        }
+        if let Some(outcomes) = primary.outcomes {
             tests.push((target.rust.clone(), outcomes));
+        }
+        if plan.check_determinism {
+            let other_dir = tempfile::Builder::new()
+                .prefix(".xbuild-check-")
+                .tempdir_in(staging.path())?;
+            let jobs = std::thread::available_parallelism().map_or(2, |n| n.get() as u32 + 2);
+            let variant = Variant {
+                pad: 40,
+                umask: Some(0o077),
+                reverse_env: true,
+                jobs: Some(jobs),
+            };
+            ui::status(
+                "Rebuilding",
+                &format!(
+                    "{} in a second sealed directory to check determinism (other path, HOME, TMPDIR, umask, env order, --jobs {jobs})",
+                    target.rust
+                ),
+            );
+            let second = sealed_build(
+                plan,
+                cache,
+                tc,
+                target,
+                &sysroot,
+                &epoch,
+                &variant,
+                other_dir.path(),
+                false,
+            )?;
+            for (name, _, _, dest) in &primary.files {
+                let other = second
+                    .files
+                    .iter()
+                    .find(|f| &f.0 == name)
+                    .map(|f| f.3.clone());
+                let v = determinism::compare(
+                    &target.rust,
+                    name,
+                    dest,
+                    other.as_deref(),
+                    &[&primary.sealed_root, &second.sealed_root],
+                )?;
+                determinism::print(&v);
+                if !v.identical {
+                    determinism::diffoscope(
+                        dest,
+                        other.as_deref(),
+                        &dest.with_extension("diffoscope.txt"),
+                    );
+                }
+                verdicts.push(v);
+            }
         }
         let secs = started.elapsed().as_secs_f64();
         ui::status("Finished", &format!("{} in {secs:.1}s", target.rust));
@@ -259,6 +403,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
                 "target table"
             },
             duration_secs: secs,
+            cached: false,
         });
     }
     if artifacts.is_empty() && plan.test.is_none() {
@@ -271,6 +416,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     let report = serde_json::json!({
         "xbuild": env!("CARGO_PKG_VERSION"),
         "git_version": plan.git_version,
+        "source_date_epoch": epoch,
         "profile": plan.profile(),
         "toolchain": {
             "pins": tc.pins.origin,
@@ -284,13 +430,200 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
         "targets": reports,
         "artifacts": artifacts,
         "tests": tests.iter().map(|(t, o)| serde_json::json!({"rust_target": t, "binaries": o})).collect::<Vec<_>>(),
+        "determinism": verdicts,
     });
     fs::write(
         staging.path().join("report.json"),
         serde_json::to_vec_pretty(&report)?,
     )?;
     publish(staging, &plan.out_dir)?;
-    Ok(Outcomes { artifacts, tests })
+    Ok(Outcomes {
+        artifacts,
+        tests,
+        determinism: verdicts,
+    })
+}
+
+/// What one sealed build left: (stable name, package, kind, copied file) per
+/// executable, and the test outcomes when it ran tests.
+struct SealedOutput {
+    files: Vec<(String, String, String, PathBuf)>,
+    outcomes: Option<Vec<Outcome>>,
+    /// The sealed directory's path while it existed (for the diagnosis).
+    sealed_root: PathBuf,
+}
+
+/// Snapshot the workspace into a sealed directory, fetch its dependencies
+/// into xbuild's cargo home, build there offline, copy the executables into
+/// `dest`, and (for the primary build with --test) run the tests.
+#[allow(clippy::too_many_arguments)]
+fn sealed_build(
+    plan: &Plan,
+    cache: &Cache,
+    tc: &Toolchain,
+    target: &Target,
+    sysroot: &Path,
+    epoch: &str,
+    variant: &Variant,
+    dest: &Path,
+    primary: bool,
+) -> Result<SealedOutput> {
+    let mut sealed = seal::create(&plan.workspace_root, variant.pad)?;
+    let rel_manifest = plan
+        .manifest_path
+        .strip_prefix(&plan.workspace_root)
+        .unwrap_or(Path::new("Cargo.toml"));
+    seal::check_lock_file(&sealed.src)?;
+    fetch_dependencies(plan, cache, tc, &sealed.src.join(rel_manifest))?;
+    let manifest = sealed.view_of("src").join(rel_manifest);
+
+    let mut env = Env::sealed(cache, tc, &sealed, epoch);
+    env.add_target(cache, target)?;
+    if let Some(v) = &plan.git_version {
+        env.vars.push(("GIT_VERSION".into(), v.into()));
+    }
+    if variant.reverse_env {
+        env.vars.reverse();
+    }
+    let mut flags = plan.rustflags(target);
+    for (from, to) in [
+        (sealed.view_of("src"), "/xbuild/src"),
+        (sealed.view_of("target"), "/xbuild/target"),
+        (cache.cargo_home(), "/xbuild/cargo-home"),
+        (tc.rust_dir.clone(), "/xbuild/toolchain"),
+    ] {
+        flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    if primary {
+        ui::status(
+            "Compiling",
+            &format!(
+                "{} for {} ({}, sealed in {})",
+                describe_selection(plan),
+                target.rust,
+                plan.profile(),
+                sealed.root.display()
+            ),
+        );
+    }
+    let old_umask = variant.umask.map(set_umask);
+    let built = cargo_build(
+        plan,
+        tc,
+        &env,
+        target,
+        &flags,
+        sysroot,
+        &sealed,
+        &manifest,
+        variant.jobs,
+    );
+    if let Some(old) = old_umask {
+        set_umask(old);
+    }
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            if plan.keep_sealed {
+                ui::note(&format!(
+                    "kept the sealed directory {}",
+                    sealed.keep().display()
+                ));
+            }
+            return Err(e);
+        }
+    };
+    fs::create_dir_all(dest)?;
+    let mut files = Vec::new();
+    let mut jobs = Vec::new();
+    for b in built {
+        let file = if plan.test.is_some() {
+            format!("{}-{}-{}", b.package, b.kind, b.name)
+        } else {
+            b.name.clone()
+        };
+        let to = dest.join(&file);
+        let real = sealed.real(&b.path);
+        fs::copy(&real, &to)
+            .with_context(|| format!("copying {} to {}", real.display(), to.display()))?;
+        jobs.push(testrun::Job {
+            name: file.clone(),
+            exe: b.path,
+            runner: sealed.runner_prefix(&b.manifest_dir),
+            cwd: sealed.real(&b.manifest_dir),
+            manifest_dir: b.manifest_dir,
+        });
+        files.push((file, b.package, b.kind, to));
+    }
+    let mut outcomes = None;
+    if primary
+        && let Some(opts) = &plan.test
+        && !opts.no_run
+    {
+        let runner = runner_for(tc, target)?;
+        for job in &mut jobs {
+            job.runner.extend(runner.iter().cloned());
+        }
+        ui::status(
+            "Running",
+            &format!("{} test binaries for {}", jobs.len(), target.rust),
+        );
+        outcomes = Some(testrun::run_all(
+            &jobs,
+            &opts.args,
+            opts.parallel,
+            opts.timeout,
+            &|o| print_outcome(o),
+        ));
+    }
+    let sealed_root = sealed.root.clone();
+    if plan.keep_sealed {
+        ui::note(&format!(
+            "kept the sealed directory {}",
+            sealed.keep().display()
+        ));
+    }
+    Ok(SealedOutput {
+        files,
+        outcomes,
+        sealed_root,
+    })
+}
+
+/// Set the process umask, returning the previous one.
+fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask only swaps a process attribute and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}
+
+/// `cargo fetch --locked`, outside the sealed build, into xbuild's cargo home.
+fn fetch_dependencies(plan: &Plan, cache: &Cache, tc: &Toolchain, manifest: &Path) -> Result<()> {
+    let env = Env::for_fetch(cache, tc);
+    let mut cmd = env.cargo_command(tc);
+    cmd.args(["fetch", "--locked", "--manifest-path"])
+        .arg(manifest);
+    if plan.offline {
+        cmd.arg("--offline");
+    }
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("running cargo fetch")?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint = if stderr.contains("--locked") || stderr.contains("lock file") {
+            "\nCargo.lock is out of date with the manifests: run `cargo update -w` (or `cargo generate-lockfile`) and commit it"
+        } else {
+            ""
+        };
+        bail!(
+            "fetching the locked dependencies failed ({}):\n{}{hint}",
+            out.status,
+            stderr.trim_end()
+        );
+    }
+    Ok(())
 }
 
 /// What a run produced: the verified executables, and per target the test
@@ -298,9 +631,15 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
 pub struct Outcomes {
     pub artifacts: Vec<Artifact>,
     pub tests: Vec<(String, Vec<Outcome>)>,
+    pub determinism: Vec<determinism::Verdict>,
 }
 
 impl Outcomes {
+    /// Whether the determinism check (if asked) found every output identical.
+    pub fn deterministic(&self) -> bool {
+        self.determinism.iter().all(|v| v.identical)
+    }
+
     /// Whether every test binary passed.
     pub fn tests_passed(&self) -> bool {
         self.tests
@@ -441,6 +780,7 @@ struct Built {
 
 /// Run cargo for one target: `cargo build` for the binaries, or
 /// `cargo test --no-run` for the test binaries.
+#[allow(clippy::too_many_arguments)]
 fn cargo_build(
     plan: &Plan,
     tc: &Toolchain,
@@ -448,23 +788,31 @@ fn cargo_build(
     target: &Target,
     flags: &[String],
     sysroot: &Path,
+    sealed: &seal::Sealed,
+    manifest: &Path,
+    jobs: Option<u32>,
 ) -> Result<Vec<Built>> {
     let mut rustflags = flags.to_vec();
     rustflags.push("--sysroot".into());
     rustflags.push(sysroot.display().to_string());
-    let mut cmd = env.cargo_command(tc);
-    cmd.current_dir(&plan.workspace_root);
+    // the pinned cargo, with the sealed dir at its view path and no network
+    let mut cmd = sealed.command(tc.cargo().as_os_str(), &sealed.view_of("src"), true);
+    if sealed.namespaced() {
+        cmd.current_dir(&sealed.root);
+    }
+    cmd.env_clear()
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .arg(if plan.test.is_some() { "test" } else { "build" })
+        .arg("--frozen")
+        .arg("--target-dir")
+        .arg(sealed.view_of("target"));
     let testing = plan.test.is_some();
     if testing {
-        // A target dir of xbuild's own: the binaries integration tests run
-        // (CARGO_BIN_EXE_*) are given launchers there for foreign targets.
-        cmd.args(["test", "--no-run", "--target-dir"])
-            .arg(plan.workspace_root.join("target").join("xbuild-tests"));
+        cmd.arg("--no-run");
         if plan.packages.is_empty() {
             cmd.arg("--workspace");
         }
     } else {
-        cmd.arg("build");
         if plan.bins.is_empty() {
             cmd.arg("--bins");
         }
@@ -475,7 +823,7 @@ fn cargo_build(
     cmd.args(["--message-format=json-render-diagnostics", "--target"])
         .arg(&target.rust)
         .arg("--manifest-path")
-        .arg(&plan.manifest_path)
+        .arg(manifest)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     if plan.release {
         cmd.arg("--release");
@@ -486,14 +834,8 @@ fn cargo_build(
     if let Some(f) = &plan.features {
         cmd.args(["--features", f]);
     }
-    if let Some(j) = plan.jobs {
+    if let Some(j) = jobs.or(plan.jobs) {
         cmd.arg(format!("--jobs={j}"));
-    }
-    if plan.offline {
-        cmd.arg("--offline");
-    }
-    if let Some(v) = &plan.git_version {
-        cmd.env("GIT_VERSION", v);
     }
     tracing::debug!("running {cmd:?}");
     let mut child = cmd
@@ -533,6 +875,9 @@ fn cargo_build(
         }
     }
     let status = child.wait().context("waiting for cargo")?;
+    if env::interrupted() {
+        bail!("cargo was interrupted");
+    }
     if !status.success() {
         bail!(
             "cargo {} for {} failed ({status}); its errors are above",
@@ -546,7 +891,7 @@ fn cargo_build(
     {
         let runner = runner_for(tc, target)?;
         for h in &helpers {
-            install_launcher(&h.path, &runner)?;
+            install_launcher(&sealed.real(&h.path), &h.path, &runner)?;
         }
     }
     Ok(built)
@@ -558,11 +903,13 @@ const LAUNCHER_TAG: &str = "# xbuild launcher";
 /// (`CARGO_BIN_EXE_<name>`). Under qemu-user such an exec would ask the host
 /// kernel to run a foreign binary, so the binary at that path is replaced by a
 /// script that runs the real one (kept next to it) under the same qemu.
-fn install_launcher(path: &Path, runner: &[OsString]) -> Result<()> {
-    let real = path.with_file_name(format!(
+fn install_launcher(path: &Path, seen_as: &Path, runner: &[OsString]) -> Result<()> {
+    let name = format!(
         "{}.xbuild-real",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("bin")
-    ));
+    );
+    let real = path.with_file_name(&name);
+    let real_seen = seen_as.with_file_name(&name);
     let current = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if current.starts_with(b"\x7fELF") {
         fs::write(&real, &current).with_context(|| format!("writing {}", real.display()))?;
@@ -576,7 +923,7 @@ fn install_launcher(path: &Path, runner: &[OsString]) -> Result<()> {
         line.push_str(&quote(part));
     }
     line.push(' ');
-    line.push_str(&quote(real.as_os_str()));
+    line.push_str(&quote(real_seen.as_os_str()));
     let script = format!("#!/bin/sh\n{LAUNCHER_TAG}\n{line} \"$@\"\n");
     let tmp = path.with_extension("xbuild-launcher.tmp");
     fs::write(&tmp, script).with_context(|| format!("writing {}", tmp.display()))?;

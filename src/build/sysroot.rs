@@ -36,14 +36,17 @@ pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
 }
 
 /// The sysroot for `target`, building std first if the cache has none.
-pub fn ensure(
-    cache: &Cache,
-    tc: &Toolchain,
-    target: &Target,
-    rustflags: &[String],
-    env: &Env,
-) -> Result<PathBuf> {
-    let dir = cache.sysroots().join(key(tc, target, rustflags));
+pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) -> Result<PathBuf> {
+    // std's own paths are remapped like the workspace's, so that no build
+    // depends on where the cache is.
+    let mut rustflags = flags.to_vec();
+    for (from, to) in [
+        (cache.cargo_home(), "/xbuild/cargo-home"),
+        (tc.rust_dir.clone(), "/xbuild/toolchain"),
+    ] {
+        rustflags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    let dir = cache.sysroots().join(key(tc, target, &rustflags));
     if dir.join(cache::MARKER).is_file() {
         return Ok(dir);
     }
@@ -68,6 +71,8 @@ pub fn ensure(
     )?;
     fs::write(project.join("src/lib.rs"), "")?;
     let target_dir = work.path().join("target");
+    let mut env = Env::for_fetch(cache, tc);
+    env.add_target(cache, target)?;
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&project)
         .args(["build", "--release"])

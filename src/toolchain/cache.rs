@@ -69,6 +69,11 @@ impl Cache {
     pub fn sysroots(&self) -> PathBuf {
         self.v1().join("sysroots")
     }
+    /// xbuild's own CARGO_HOME: the crates builds depend on, fetched before
+    /// the sealed build.
+    pub fn cargo_home(&self) -> PathBuf {
+        self.v1().join("cargo-home")
+    }
     pub fn zig_cache(&self) -> PathBuf {
         self.v1().join("zig")
     }

@@ -482,3 +482,192 @@ fn xbuild_test_no_run_only_builds_and_gathers() {
         .current_dir(ws.path().join("target/xbuild")));
     ok(&sums);
 }
+
+fn report_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(dir.join("target/xbuild/report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn the_fixture_is_byte_identical_across_two_sealed_builds_on_all_four_targets() {
+    provisioned();
+    let ws = workspace();
+    let mut args = vec!["--release", "--check-determinism"];
+    for t in TARGETS {
+        args.extend(["--target", t]);
+    }
+    let r = run(xbuild(ws.path()).args(&args));
+    ok(&r);
+    assert!(
+        r.stderr.contains("determinism: 8 identical, 0 different"),
+        "{}",
+        r.stderr
+    );
+    let report = report_of(ws.path());
+    let verdicts = report["determinism"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 8);
+    for v in verdicts {
+        assert_eq!(v["identical"], true, "{v}");
+        assert_eq!(v["sha256"], v["sha256_second"]);
+    }
+}
+
+#[test]
+fn a_build_script_embedding_the_clock_is_reported_as_different() {
+    provisioned();
+    let ws = fixture("clock-ws");
+    let r = run(xbuild(ws.path()).args(["--release", "--check-determinism"]));
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("DIFFERENT x86_64-unknown-linux-musl clock"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("determinism: 0 identical, 1 different"),
+        "{}",
+        r.stderr
+    );
+    let v = &report_of(ws.path())["determinism"][0];
+    assert_eq!(v["identical"], false);
+    let diagnosis = v["diagnosis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    // the diagnosis shows the differing bytes: the embedded time stamp
+    assert!(
+        diagnosis.contains("ELF sections that differ: .rodata"),
+        "{diagnosis}"
+    );
+    assert!(
+        diagnosis.contains("(in .rodata): `built at "),
+        "{diagnosis}"
+    );
+}
+
+#[test]
+fn embedded_paths_are_remapped_and_the_environment_is_sealed() {
+    provisioned();
+    let ws = fixture("paths-ws");
+    let r = run(xbuild(ws.path())
+        .env("XBUILD_TEST_SECRET", "hunter2")
+        .args(["--release", "--check-determinism"]));
+    ok(&r);
+    assert!(
+        r.stderr.contains("determinism: 1 identical, 0 different"),
+        "{}",
+        r.stderr
+    );
+    let out = run(&mut Command::new(
+        ws.path()
+            .join("target/xbuild/x86_64-unknown-linux-musl/paths"),
+    ));
+    ok(&out);
+    assert!(
+        !out.stdout.contains(&ws.path().display().to_string()),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("tz=UTC"), "{}", out.stdout);
+    assert!(out.stdout.contains("home_is_sealed=true"), "{}", out.stdout);
+    let bytes = fs::read(
+        ws.path()
+            .join("target/xbuild/x86_64-unknown-linux-musl/paths"),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        !text.contains("xbuild-sealed-"),
+        "a real sealed path leaked"
+    );
+    assert!(
+        !text.contains(&cache_dir().display().to_string()),
+        "the cache path leaked"
+    );
+}
+
+#[test]
+fn keep_sealed_keeps_the_directory_and_says_where() {
+    provisioned();
+    let ws = fixture("paths-ws");
+    let r = run(xbuild(ws.path()).args(["--keep-sealed"]));
+    ok(&r);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("kept the sealed directory"))
+        .expect("a note");
+    let dir = PathBuf::from(line.rsplit(' ').next().unwrap());
+    assert!(dir.join("src/Cargo.toml").is_file(), "{}", dir.display());
+    assert!(!dir.join("src/target").exists());
+    assert!(
+        dir.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("xbuild-sealed-"),
+        "{}",
+        dir.display()
+    );
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unchanged_inputs_publish_cached_outputs_without_cargo() {
+    provisioned();
+    let ws = fixture("paths-ws");
+    let exe = ws
+        .path()
+        .join("target/xbuild/x86_64-unknown-linux-musl/paths");
+    let first = run(xbuild(ws.path()).args(["--git-version", "cache-test"]));
+    ok(&first);
+    let bytes = fs::read(&exe).unwrap();
+
+    let again = run(xbuild(ws.path()).args(["--git-version", "cache-test"]));
+    ok(&again);
+    assert!(
+        again
+            .stderr
+            .contains("inputs unchanged, outputs from the cache"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("Compiling"), "{}", again.stderr);
+    assert_eq!(fs::read(&exe).unwrap(), bytes);
+
+    // an edit is a miss
+    let main = ws.path().join("src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    fs::write(&main, source.replace("source file:", "source file is:")).unwrap();
+    let edited = run(xbuild(ws.path()).args(["--git-version", "cache-test"]));
+    ok(&edited);
+    assert!(edited.stderr.contains("Compiling"), "{}", edited.stderr);
+    assert_ne!(fs::read(&exe).unwrap(), bytes);
+
+    // a corrupt cache entry is detected and rebuilt
+    fs::write(&main, &source).unwrap();
+    for entry in fs::read_dir(cache_dir().join("v1/outputs"))
+        .unwrap()
+        .flatten()
+    {
+        let cached = entry.path().join("paths");
+        if cached.is_file() {
+            fs::write(&cached, b"rotten").unwrap();
+        }
+    }
+    let repaired = run(xbuild(ws.path()).args(["--git-version", "cache-test"]));
+    ok(&repaired);
+    assert!(
+        repaired.stderr.contains("are corrupt"),
+        "{}",
+        repaired.stderr
+    );
+    assert!(repaired.stderr.contains("Compiling"), "{}", repaired.stderr);
+    assert_eq!(
+        fs::read(&exe).unwrap(),
+        bytes,
+        "the rebuilt output equals the first build"
+    );
+}

@@ -1,0 +1,279 @@
+//! Sealed builds: every build runs in a fresh directory that xbuild creates
+//! and removes, holding a snapshot of the workspace's source, a private HOME
+//! and TMPDIR, and its own cargo target dir. Nothing of the user's `target/`
+//! or `.git` goes in.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::ui;
+
+/// Where a sealed directory appears to the build when xbuild can give the
+/// build its own mount namespace: one fixed path, so that paths the build
+/// embeds without remapping (`env!("CARGO_MANIFEST_DIR")` in a build script)
+/// do not depend on where the sealed directory really is.
+pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
+
+/// Bind-mount `$0` on `$1`, change to `$2`, run the rest.
+const MOUNT_SCRIPT: &str = r#"mount --bind "$0" "$1" && cd "$2" && shift 2 && exec "$@""#;
+
+/// A sealed directory: `root` is where it is, `view` where the build sees it
+/// (the same unless it runs in its own mount namespace).
+pub struct Sealed {
+    dir: Option<tempfile::TempDir>,
+    pub root: PathBuf,
+    pub view: PathBuf,
+    /// The snapshot of the workspace root (real path).
+    pub src: PathBuf,
+}
+
+impl Sealed {
+    pub fn namespaced(&self) -> bool {
+        self.view != self.root
+    }
+
+    /// A path inside the sealed dir, as the build sees it.
+    pub fn view_of(&self, rel: &str) -> PathBuf {
+        self.view.join(rel)
+    }
+
+    /// The real path of a path the build reported.
+    pub fn real(&self, seen: &Path) -> PathBuf {
+        match seen.strip_prefix(&self.view) {
+            Ok(rel) => self.root.join(rel),
+            Err(_) => seen.to_path_buf(),
+        }
+    }
+
+    /// A command that runs `program` with the sealed dir at its view path,
+    /// in `cwd` (a view path), without network when `no_network`.
+    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path, no_network: bool) -> Command {
+        if !self.namespaced() {
+            let mut cmd = if no_network && network_isolation() {
+                let mut c = Command::new("unshare");
+                c.arg("--net").arg("--").arg(program);
+                c
+            } else {
+                Command::new(program)
+            };
+            cmd.current_dir(cwd);
+            return cmd;
+        }
+        let mut cmd = Command::new("unshare");
+        cmd.arg("--mount").arg("--propagation").arg("private");
+        if no_network {
+            cmd.arg("--net");
+        }
+        cmd.args(["--", "/bin/sh", "-c", MOUNT_SCRIPT])
+            .arg(&self.root)
+            .arg(&self.view)
+            .arg(cwd)
+            .arg(program);
+        cmd
+    }
+
+    /// The runner prefix for test binaries: the same mount, network left on.
+    pub fn runner_prefix(&self, cwd: &Path) -> Vec<std::ffi::OsString> {
+        if !self.namespaced() {
+            return Vec::new();
+        }
+        let mut v: Vec<std::ffi::OsString> = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            MOUNT_SCRIPT,
+        ]
+        .iter()
+        .map(Into::into)
+        .collect();
+        v.push(self.root.clone().into());
+        v.push(self.view.clone().into());
+        v.push(cwd.into());
+        v
+    }
+
+    /// Keep the directory instead of removing it; returns its path.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+        self.root.clone()
+    }
+}
+
+/// How a sealed directory is laid out: `pad` lengthens its path, so that two
+/// sealed builds differ in the absolute path and its length.
+pub fn create(workspace_root: &Path, pad: usize) -> Result<Sealed> {
+    let dir = tempfile::Builder::new()
+        .prefix("xbuild-sealed-")
+        .tempdir()
+        .context("creating the sealed build directory")?;
+    let mut root = dir.path().to_path_buf();
+    if pad > 0 {
+        root = root.join("v".repeat(pad));
+    }
+    let src = root.join("src");
+    for d in ["src", "home", "tmp", "target"] {
+        let d = root.join(d);
+        fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let view = if mount_namespaces() {
+        PathBuf::from(FIXED_VIEW)
+    } else {
+        root.clone()
+    };
+    let files = source_files(workspace_root)?;
+    for rel in &files {
+        let from = workspace_root.join(rel);
+        let to = src.join(rel);
+        let Ok(meta) = fs::symlink_metadata(&from) else {
+            continue; // tracked but deleted in the working tree
+        };
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&from)?;
+            std::os::unix::fs::symlink(&target, &to)
+                .with_context(|| format!("linking {}", to.display()))?;
+        } else if meta.is_file() {
+            fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    tracing::info!("sealed {} files into {}", files.len(), src.display());
+    Ok(Sealed {
+        dir: Some(dir),
+        root,
+        view,
+        src,
+    })
+}
+
+/// The workspace's source files, relative to its root: the files git tracks
+/// (with their working-tree contents) in a git repository, otherwise every
+/// file except `target/` and `.git`. `Cargo.lock` is always included.
+pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let git = Command::new("git")
+        .args(["ls-files", "-z", "--cached", "--", "."])
+        .current_dir(root)
+        .output();
+    let mut files: Vec<PathBuf> = match git {
+        Ok(out) if out.status.success() => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
+            .collect(),
+        _ => {
+            let mut files = Vec::new();
+            walk(root, Path::new(""), &mut files)?;
+            files
+        }
+    };
+    if root.join("Cargo.lock").is_file() && !files.iter().any(|f| f == Path::new("Cargo.lock")) {
+        files.push("Cargo.lock".into());
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".git" || (rel.as_os_str().is_empty() && name == "target") {
+            continue;
+        }
+        let child = rel.join(&name);
+        if entry.file_type()?.is_dir() {
+            walk(root, &child, out)?;
+        } else {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// `SOURCE_DATE_EPOCH`: the user's, else the last commit's time, else 1.
+pub fn source_date_epoch(root: &Path) -> String {
+    if let Some(v) = crate::env::var("SOURCE_DATE_EPOCH") {
+        return v;
+    }
+    Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "1".to_string())
+}
+
+/// Whether builds can get their own mount namespace (root, or unprivileged
+/// user namespaces): then the sealed dir is bind-mounted at FIXED_VIEW.
+pub fn mount_namespaces() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if fs::create_dir_all(FIXED_VIEW).is_err() {
+            return false;
+        }
+        let probe = tempfile::tempdir();
+        let ok = probe.is_ok_and(|p| {
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", MOUNT_SCRIPT])
+                .arg(p.path())
+                .arg(FIXED_VIEW)
+                .arg("/")
+                .arg("true")
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if !ok {
+            ui::note(&format!(
+                "no mount namespace for the build (needs root or user namespaces): paths a build embeds without remapping, like env!(\"CARGO_MANIFEST_DIR\"), will name the sealed directory instead of {FIXED_VIEW}"
+            ));
+        }
+        ok
+    })
+}
+
+/// Whether cargo can run without network (a new network namespace).
+pub fn network_isolation() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        let ok = Command::new("unshare")
+            .args(["--net", "true"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            ui::note(
+                "this kernel does not let xbuild start the build without network (unshare --net); it runs with cargo --offline --frozen only",
+            );
+        }
+        ok
+    })
+}
+
+/// Make sure the lock file exists before anything is fetched.
+pub fn check_lock_file(src: &Path) -> Result<()> {
+    if !src.join("Cargo.lock").is_file() {
+        bail!(
+            "no Cargo.lock at the workspace root: xbuild builds only locked dependency graphs. \
+             Run `cargo generate-lockfile` and commit Cargo.lock"
+        );
+    }
+    Ok(())
+}
