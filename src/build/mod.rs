@@ -181,6 +181,23 @@ struct TargetReport {
     cached: bool,
 }
 
+impl TargetReport {
+    fn new(plan: &Plan, target: &Target, rustflags: Vec<String>, secs: f64, cached: bool) -> Self {
+        TargetReport {
+            nix_target: target.nix.clone(),
+            rust_target: target.rust.clone(),
+            rustflags,
+            rustflags_source: if plan.user_rustflags.is_some() {
+                "RUSTFLAGS"
+            } else {
+                "target table"
+            },
+            duration_secs: secs,
+            cached,
+        }
+    }
+}
+
 /// What differs between the two builds of `--check-determinism`: everything
 /// that should not matter.
 #[derive(Debug, Clone, Default)]
@@ -275,18 +292,13 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
                     target.rust
                 ),
             );
-            reports.push(TargetReport {
-                nix_target: target.nix.clone(),
-                rust_target: target.rust.clone(),
-                rustflags: flags,
-                rustflags_source: if plan.user_rustflags.is_some() {
-                    "RUSTFLAGS"
-                } else {
-                    "target table"
-                },
-                duration_secs: started.elapsed().as_secs_f64(),
-                cached: true,
-            });
+            reports.push(TargetReport::new(
+                plan,
+                target,
+                flags,
+                started.elapsed().as_secs_f64(),
+                true,
+            ));
             continue;
         }
         let sysroot = sysroot::ensure(cache, tc, target, &flags)?;
@@ -393,18 +405,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
         }
         let secs = started.elapsed().as_secs_f64();
         ui::status("Finished", &format!("{} in {secs:.1}s", target.rust));
-        reports.push(TargetReport {
-            nix_target: target.nix.clone(),
-            rust_target: target.rust.clone(),
-            rustflags: flags,
-            rustflags_source: if plan.user_rustflags.is_some() {
-                "RUSTFLAGS"
-            } else {
-                "target table"
-            },
-            duration_secs: secs,
-            cached: false,
-        });
+        reports.push(TargetReport::new(plan, target, flags, secs, false));
     }
     if artifacts.is_empty() && plan.test.is_none() {
         bail!(

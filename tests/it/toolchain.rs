@@ -59,6 +59,19 @@ fn ok(r: &Run) {
     );
 }
 
+/// `tc.toml` in the test's dir, fetching the three fixtures from `base`.
+fn write_url_pins(e: &Env, base: &str, a: &fixtures::Artifacts) {
+    let toml = fixtures::toolchains_toml(
+        [
+            &format!("url = \"{base}/rust.tar.gz\""),
+            &format!("url = \"{base}/zig.whl\""),
+            &format!("url = \"{base}/qemu.deb\""),
+        ],
+        [&sha256(&a.rust), &sha256(&a.zig), &sha256(&a.qemu)],
+    );
+    fs::write(e.dir().join("tc.toml"), toml).unwrap();
+}
+
 #[test]
 fn path_artifacts_install_and_second_run_is_a_no_op() {
     let e = Env::new();
@@ -114,15 +127,7 @@ fn url_artifacts_come_from_a_loopback_server_once() {
         ("/zig.whl".to_string(), Reply::Ok(a.zig.clone())),
         ("/qemu.deb".to_string(), Reply::Ok(a.qemu.clone())),
     ]));
-    let toml = fixtures::toolchains_toml(
-        [
-            &format!("url = \"{}/rust.tar.gz\"", server.base),
-            &format!("url = \"{}/zig.whl\"", server.base),
-            &format!("url = \"{}/qemu.deb\"", server.base),
-        ],
-        [&sha256(&a.rust), &sha256(&a.zig), &sha256(&a.qemu)],
-    );
-    fs::write(e.dir().join("tc.toml"), toml).unwrap();
+    write_url_pins(&e, &server.base, &a);
     ok(&e.xb(&["toolchain", "fetch", "--toolchains", "tc.toml"]));
     assert_eq!(e.installed().len(), 3);
     ok(&e.xb(&["toolchain", "fetch", "--toolchains", "tc.toml"]));
@@ -335,15 +340,7 @@ fn two_concurrent_provisioners_both_succeed_and_download_once() {
         ),
         ("/qemu.deb".to_string(), Reply::Ok(a.qemu.clone())),
     ]));
-    let toml = fixtures::toolchains_toml(
-        [
-            &format!("url = \"{}/rust.tar.gz\"", server.base),
-            &format!("url = \"{}/zig.whl\"", server.base),
-            &format!("url = \"{}/qemu.deb\"", server.base),
-        ],
-        [&sha256(&a.rust), &sha256(&a.zig), &sha256(&a.qemu)],
-    );
-    fs::write(e.dir().join("tc.toml"), toml).unwrap();
+    write_url_pins(&e, &server.base, &a);
     let spawn = || {
         e.cmd(&["toolchain", "fetch", "--toolchains", "tc.toml"])
             .stdout(std::process::Stdio::piped())
