@@ -261,6 +261,12 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
             plan.features.as_deref().unwrap_or(""),
             &plan.packages.join(","),
             &plan.bins.join(","),
+            &plan
+                .manifest_path
+                .strip_prefix(&plan.workspace_root)
+                .unwrap_or(&plan.manifest_path)
+                .display()
+                .to_string(),
             plan.git_version.as_deref().unwrap_or(""),
             &epoch,
             &source,
