@@ -909,16 +909,20 @@ const LAUNCHER_TAG: &str = "# xbuild launcher";
 /// Integration tests start the package's binaries by path
 /// (`CARGO_BIN_EXE_<name>`). Under qemu-user such an exec would ask the host
 /// kernel to run a foreign binary, so the binary at that path is replaced by a
-/// script that runs the real one (kept next to it) under the same qemu.
+/// script that runs the real one (kept in `.xbuild-real/` next to it, under its own name) under the same qemu.
 fn install_launcher(path: &Path, seen_as: &Path, runner: &[OsString]) -> Result<()> {
-    let name = format!(
-        "{}.xbuild-real",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("bin")
-    );
-    let real = path.with_file_name(&name);
-    let real_seen = seen_as.with_file_name(&name);
+    // The real binary keeps its file name (programs print their argv[0]),
+    // in a directory of its own next to the launcher.
+    let name = path
+        .file_name()
+        .context("a binary path without a file name")?;
+    let beside = |p: &Path| p.with_file_name(".xbuild-real").join(name);
+    let (real, real_seen) = (beside(path), beside(seen_as));
     let current = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if current.starts_with(b"\x7fELF") {
+        if let Some(dir) = real.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         fs::write(&real, &current).with_context(|| format!("writing {}", real.display()))?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&real, fs::Permissions::from_mode(0o755))?;
