@@ -308,17 +308,15 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
             continue;
         }
         let sysroot = sysroot::ensure(cache, tc, target, &flags)?;
-        let primary = sealed_build(
+        let ctx = TargetCtx {
             plan,
             cache,
             tc,
             target,
-            &sysroot,
-            &epoch,
-            &Variant::default(),
-            &dir,
-            true,
-        )?;
+            sysroot: &sysroot,
+            epoch: &epoch,
+        };
+        let primary = sealed_build(&ctx, &Variant::default(), &dir, true)?;
         let mut to_cache = Vec::new();
         for (name, package, kind, dest) in &primary.files {
             let info = elf::verify(dest, &target.elf)?;
@@ -374,17 +372,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
                     target.rust
                 ),
             );
-            let second = sealed_build(
-                plan,
-                cache,
-                tc,
-                target,
-                &sysroot,
-                &epoch,
-                &variant,
-                other_dir.path(),
-                false,
-            )?;
+            let second = sealed_build(&ctx, &variant, other_dir.path(), false)?;
             for (name, _, _, dest) in &primary.files {
                 let other = second
                     .files
@@ -451,6 +439,16 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     })
 }
 
+/// What every sealed build of one target shares.
+struct TargetCtx<'a> {
+    plan: &'a Plan,
+    cache: &'a Cache,
+    tc: &'a Toolchain,
+    target: &'a Target,
+    sysroot: &'a Path,
+    epoch: &'a str,
+}
+
 /// What one sealed build left: (stable name, package, kind, copied file) per
 /// executable, and the test outcomes when it ran tests.
 struct SealedOutput {
@@ -463,18 +461,20 @@ struct SealedOutput {
 /// Snapshot the workspace into a sealed directory, fetch its dependencies
 /// into xbuild's cargo home, build there offline, copy the executables into
 /// `dest`, and (for the primary build with --test) run the tests.
-#[allow(clippy::too_many_arguments)]
 fn sealed_build(
-    plan: &Plan,
-    cache: &Cache,
-    tc: &Toolchain,
-    target: &Target,
-    sysroot: &Path,
-    epoch: &str,
+    ctx: &TargetCtx<'_>,
     variant: &Variant,
     dest: &Path,
     primary: bool,
 ) -> Result<SealedOutput> {
+    let TargetCtx {
+        plan,
+        cache,
+        tc,
+        target,
+        sysroot,
+        epoch,
+    } = *ctx;
     let mut sealed = seal::create(&plan.workspace_root, variant.pad)?;
     let rel_manifest = plan
         .manifest_path

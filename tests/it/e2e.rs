@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{Run, repo_root, run};
+use crate::support::{Run, ok, repo_root, run};
 
 const TARGETS: [&str; 4] = [
     "x86_64-unknown-linux-musl",
@@ -33,16 +33,6 @@ fn xbuild(cwd: &Path) -> Command {
         .env_remove("RUSTFLAGS")
         .env_remove("XBUILD_LOG");
     c
-}
-
-fn ok(r: &Run) {
-    assert_eq!(
-        r.status,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
 }
 
 /// A copy of the fixture workspace in a fresh directory.

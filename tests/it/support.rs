@@ -35,6 +35,17 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
+/// Assert a run exited 0, showing its output if not.
+pub fn ok(r: &Run) {
+    assert_eq!(
+        r.status,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
 /// Run xbuild with `args` in a fresh home.
 pub fn xb(args: &[&str]) -> Run {
     let home = tempfile::tempdir().expect("temp dir");

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{self, Reply, sha256};
-use crate::support::{Run, run, xbuild};
+use crate::support::{Run, ok, run, xbuild};
 
 struct Env {
     home: tempfile::TempDir,
@@ -47,16 +47,6 @@ impl Env {
     fn downloads(&self) -> usize {
         fs::read_dir(self.cache().join("v1/downloads")).map_or(0, |rd| rd.count())
     }
-}
-
-fn ok(r: &Run) {
-    assert_eq!(
-        r.status,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        r.stdout,
-        r.stderr
-    );
 }
 
 /// `tc.toml` in the test's dir, fetching the three fixtures from `base`.
