@@ -134,16 +134,16 @@ mapped is explained on stderr, and the exit status is 2.")]
     /// Provision and inspect the pinned toolchain (rustc, zig, qemu)
     #[command(subcommand)]
     Toolchain(ToolchainCommand),
-    /// Show and trim xbuild's cache (toolchains, std sysroots, cached outputs)
+    /// Show and trim xbuild's cache (toolchains, std sysroots, kept dependencies, outputs)
     #[command(subcommand)]
     Cache(CacheCommand),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
-    /// Sizes of each part of the cache, and the cached output sets
+    /// Sizes of each part of the cache, the kept dependencies and the cached output sets
     List,
-    /// Remove the oldest cached output sets until they fit in SIZE
+    /// Remove the least recently used output sets and kept dependencies until they fit in SIZE
     Gc {
         /// Like 500M or 2G (bytes without a suffix)
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]

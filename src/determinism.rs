@@ -17,9 +17,15 @@ pub struct Verdict {
     pub identical: bool,
     pub sha256: String,
     pub sha256_second: Option<String>,
+    /// What the output was compared with: `second build`, or `cached outputs`
+    /// (an earlier build with the same inputs).
+    pub against: &'static str,
     /// Human-readable findings, empty when identical.
     pub diagnosis: Vec<String>,
 }
+
+pub const SECOND_BUILD: &str = "second build";
+pub const CACHED_OUTPUTS: &str = "cached outputs";
 
 /// Compare the primary build's `a` with the second build's `b`.
 /// `sealed_roots` are the two sealed directories, to look for in the bytes.
@@ -39,6 +45,7 @@ pub fn compare(
             identical: false,
             sha256: sha_a,
             sha256_second: None,
+            against: SECOND_BUILD,
             diagnosis: vec!["the second build did not produce this file".into()],
         });
     };
@@ -56,6 +63,7 @@ pub fn compare(
         identical,
         sha256: sha_a,
         sha256_second: Some(sha_b),
+        against: SECOND_BUILD,
         diagnosis,
     })
 }
@@ -211,13 +219,18 @@ fn nearby_crate(bytes: &[u8], at: usize) -> Option<String> {
 }
 
 pub fn print(v: &Verdict) {
+    let with = if v.against == CACHED_OUTPUTS {
+        " to the cached outputs"
+    } else {
+        ""
+    };
     if v.identical {
         ui::status(
             "Identical",
-            &format!("{} {} ({})", v.rust_target, v.artifact, &v.sha256[..16]),
+            &format!("{} {}{with} ({})", v.rust_target, v.artifact, &v.sha256[..16]),
         );
     } else {
-        ui::status("DIFFERENT", &format!("{} {}", v.rust_target, v.artifact));
+        ui::status("DIFFERENT", &format!("{} {}{with}", v.rust_target, v.artifact));
         for d in &v.diagnosis {
             eprintln!("{:>12} - {d}", "");
         }

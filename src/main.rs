@@ -8,6 +8,7 @@ use clap::Parser;
 mod build;
 mod cli;
 mod commands;
+mod depcache;
 mod determinism;
 mod elf;
 mod env;
@@ -88,6 +89,7 @@ fn cache_command(cmd: CacheCommand, out: &mut dyn std::io::Write) -> anyhow::Res
                 ("std sysroots", cache.sysroots()),
                 ("zig's cache", cache.zig_cache()),
                 ("crates (cargo home)", cache.cargo_home()),
+                ("kept dependencies", cache.root.join("v1/deps")),
                 ("cached outputs", cache.root.join("v1/outputs")),
             ] {
                 let size = dir_size(&path);
@@ -95,6 +97,18 @@ fn cache_command(cmd: CacheCommand, out: &mut dyn std::io::Write) -> anyhow::Res
                 writeln!(out, "  {what:<22} {:>10}", human_size(size))?;
             }
             writeln!(out, "  {:<22} {:>10}", "total", human_size(total))?;
+            for kept in depcache::list(&cache) {
+                let what = kept.about.map_or_else(
+                    || "(unknown)".to_string(),
+                    |a| format!("{} {} of {}", a.mode, a.target, a.workspace),
+                );
+                writeln!(
+                    out,
+                    "  kept deps  {} {:>10}  {what}",
+                    kept.key,
+                    human_size(kept.size)
+                )?;
+            }
             for (key, size, _) in outputs::list(&cache) {
                 writeln!(out, "  output set {key} {:>10}", human_size(size))?;
             }
@@ -208,12 +222,27 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
         ok &= outcomes.tests_passed();
     }
     if args.check_determinism {
-        let different = outcomes.determinism.iter().filter(|v| !v.identical).count();
-        let total = outcomes.determinism.len();
-        eprintln!(
-            "determinism: {} identical, {different} different (outputs of two sealed builds)",
-            total - different
-        );
+        for (against, what) in [
+            (determinism::SECOND_BUILD, "outputs of two sealed builds"),
+            (
+                determinism::CACHED_OUTPUTS,
+                "against the cached outputs of an earlier build with the same inputs",
+            ),
+        ] {
+            let of: Vec<_> = outcomes
+                .determinism
+                .iter()
+                .filter(|v| v.against == against)
+                .collect();
+            if of.is_empty() && against == determinism::CACHED_OUTPUTS {
+                continue;
+            }
+            let different = of.iter().filter(|v| !v.identical).count();
+            eprintln!(
+                "determinism: {} identical, {different} different ({what})",
+                of.len() - different
+            );
+        }
         ok &= outcomes.deterministic();
     }
     Ok(if ok {

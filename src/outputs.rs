@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::seal;
+use crate::{depcache, seal};
 use crate::toolchain::cache::{self, Cache};
 use crate::ui;
 
@@ -145,17 +145,41 @@ pub fn list(cache: &Cache) -> Vec<(String, u64, std::time::SystemTime)> {
     out
 }
 
-/// Remove the oldest output sets until they fit in `max` bytes.
+/// Remove the least recently used output sets and kept dependency dirs
+/// until together they fit in `max` bytes. A kept dir in use by a build is
+/// skipped. Returns the bytes freed.
 pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
-    let mut total: u64 = list(cache).iter().map(|(_, s, _)| s).sum();
+    enum Item {
+        Outputs(String),
+        Deps(String),
+    }
+    let mut items: Vec<(Item, u64, std::time::SystemTime)> = list(cache)
+        .into_iter()
+        .map(|(k, size, t)| (Item::Outputs(k), size, t))
+        .chain(
+            depcache::list(cache)
+                .into_iter()
+                .map(|l| (Item::Deps(l.key), l.size, l.last_used)),
+        )
+        .collect();
+    items.sort_by_key(|(_, _, t)| *t);
+    let mut total: u64 = items.iter().map(|(_, s, _)| s).sum();
     let mut freed = 0;
-    for (name, size, _) in list(cache).into_iter().rev() {
+    for (item, size, _) in items {
         if total <= max {
             break;
         }
-        fs::remove_dir_all(cache.root.join("v1/outputs").join(&name))?;
-        total -= size;
-        freed += size;
+        let removed = match item {
+            Item::Outputs(name) => {
+                fs::remove_dir_all(cache.root.join("v1/outputs").join(&name))?;
+                true
+            }
+            Item::Deps(key) => depcache::remove(cache, &key)?,
+        };
+        if removed {
+            total -= size;
+            freed += size;
+        }
     }
     Ok(freed)
 }

@@ -17,8 +17,9 @@ use crate::ui;
 /// do not depend on where the sealed directory really is.
 pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
 
-/// Bind-mount `$0` on `$1`, change to `$2`, run the rest.
-const MOUNT_SCRIPT: &str = r#"mount --bind "$0" "$1" && cd "$2" && shift 2 && exec "$@""#;
+/// Bind-mount `$0` on `$1` and `$2` on `$1/target`, change to `$3`, run the rest.
+const MOUNT_SCRIPT: &str =
+    r#"mount --bind "$0" "$1" && mount --bind "$2" "$1/target" && cd "$3" && shift 3 && exec "$@""#;
 
 /// A sealed directory: `root` is where it is, `view` where the build sees it
 /// (the same unless it runs in its own mount namespace).
@@ -28,6 +29,11 @@ pub struct Sealed {
     pub view: PathBuf,
     /// The snapshot of the workspace root (real path).
     pub src: PathBuf,
+    /// The source files in the snapshot, relative to `src`.
+    pub files: Vec<PathBuf>,
+    /// The cargo target dir (real path): `root/target`, or a kept one from
+    /// the dependency cache, mounted at `view/target`.
+    pub target: PathBuf,
 }
 
 impl Sealed {
@@ -40,8 +46,18 @@ impl Sealed {
         self.view.join(rel)
     }
 
+    /// Build in `dir` (real path) instead of the empty `root/target`: it is
+    /// mounted at the same view path, so the build cannot tell.
+    pub fn use_target_dir(&mut self, dir: PathBuf) {
+        assert!(self.namespaced(), "a kept target dir needs the fixed view");
+        self.target = dir;
+    }
+
     /// The real path of a path the build reported.
     pub fn real(&self, seen: &Path) -> PathBuf {
+        if let Ok(rel) = seen.strip_prefix(self.view.join("target")) {
+            return self.target.join(rel);
+        }
         match seen.strip_prefix(&self.view) {
             Ok(rel) => self.root.join(rel),
             Err(_) => seen.to_path_buf(),
@@ -70,6 +86,7 @@ impl Sealed {
         cmd.args(["--", "/bin/sh", "-c", MOUNT_SCRIPT])
             .arg(&self.root)
             .arg(&self.view)
+            .arg(&self.target)
             .arg(cwd)
             .arg(program);
         cmd
@@ -95,6 +112,7 @@ impl Sealed {
         .collect();
         v.push(self.root.clone().into());
         v.push(self.view.clone().into());
+        v.push(self.target.clone().into());
         v.push(cwd.into());
         v
     }
@@ -150,9 +168,11 @@ pub fn create(workspace_root: &Path, pad: usize) -> Result<Sealed> {
     tracing::info!("sealed {} files into {}", files.len(), src.display());
     Ok(Sealed {
         dir: Some(dir),
+        target: root.join("target"),
         root,
         view,
         src,
+        files,
     })
 }
 
@@ -228,10 +248,13 @@ pub fn mount_namespaces() -> bool {
         }
         let probe = tempfile::tempdir();
         let ok = probe.is_ok_and(|p| {
-            Command::new("unshare")
+            let target = p.path().join("target");
+            fs::create_dir_all(&target).is_ok()
+                && Command::new("unshare")
                 .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", MOUNT_SCRIPT])
                 .arg(p.path())
                 .arg(FIXED_VIEW)
+                .arg(&target)
                 .arg("/")
                 .arg("true")
                 .stdin(std::process::Stdio::null())

@@ -19,7 +19,7 @@ use crate::targets::Target;
 use crate::testrun::{self, Outcome, Status};
 use crate::toolchain::Toolchain;
 use crate::toolchain::cache::{self, Cache};
-use crate::{determinism, env, outputs, seal, ui, zigcc};
+use crate::{depcache, determinism, env, outputs, seal, ui, zigcc};
 
 /// Flags the toolchain route itself needs on every target: std is built from
 /// source, so there are no Rust-shipped crt objects; zig provides them.
@@ -130,6 +130,9 @@ impl Env {
             ("TZ".to_string(), "UTC".into()),
             ("LC_ALL".to_string(), "C".into()),
             ("SOURCE_DATE_EPOCH".to_string(), epoch.into()),
+            // incremental state is not byte-for-byte reproducible, and the
+            // kept target dirs already give reuse
+            ("CARGO_INCREMENTAL".to_string(), "0".into()),
         ]);
         e
     }
@@ -207,6 +210,8 @@ struct Variant {
     umask: Option<u32>,
     reverse_env: bool,
     jobs: Option<u32>,
+    /// Build in the kept target dir of the dependency cache.
+    reuse_deps: bool,
 }
 
 /// Run the plan: build every target into a staging tree, then publish it.
@@ -232,6 +237,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     let mut reports = Vec::new();
     let mut tests: Vec<(String, Vec<Outcome>)> = Vec::new();
     let mut verdicts: Vec<determinism::Verdict> = Vec::new();
+    let mut built_any = false;
     if plan.test.is_some() {
         ui::note(
             "doctests are not built or run by `xbuild --test` (rustdoc cannot run them under qemu); run `cargo test --doc` on the host",
@@ -240,7 +246,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
     let epoch = seal::source_date_epoch(&plan.workspace_root);
     let cacheable =
         plan.test.is_none() && !plan.check_determinism && !plan.rebuild && !plan.keep_sealed;
-    let source = if plan.test.is_none() && !plan.check_determinism {
+    let source = if plan.test.is_none() {
         outputs::source_digest(&plan.workspace_root)?
     } else {
         String::new()
@@ -316,7 +322,11 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
             sysroot: &sysroot,
             epoch: &epoch,
         };
-        let primary = sealed_build(&ctx, &Variant::default(), &dir, true)?;
+        let primary_variant = Variant {
+            reuse_deps: !plan.keep_sealed,
+            ..Variant::default()
+        };
+        let primary = sealed_build(&ctx, &primary_variant, &dir, true)?;
         let mut to_cache = Vec::new();
         for (name, package, kind, dest) in &primary.files {
             let info = elf::verify(dest, &target.elf)?;
@@ -351,6 +361,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
         if plan.test.is_none() && !plan.check_determinism {
             outputs::store(cache, &out_key, &to_cache)?;
         }
+        built_any = true;
         if let Some(outcomes) = primary.outcomes {
             tests.push((target.rust.clone(), outcomes));
         }
@@ -364,6 +375,7 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
                 umask: Some(0o077),
                 reverse_env: true,
                 jobs: Some(jobs),
+                reuse_deps: false,
             };
             ui::status(
                 "Rebuilding",
@@ -395,6 +407,11 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
                     );
                 }
                 verdicts.push(v);
+            }
+            let of_target = verdicts.len() - primary.files.len();
+            compare_with_cached(cache, &out_key, target, &primary.files, &mut verdicts)?;
+            if plan.test.is_none() && verdicts[of_target..].iter().all(|v| v.identical) {
+                outputs::store(cache, &out_key, &to_cache)?;
             }
         }
         let secs = started.elapsed().as_secs_f64();
@@ -432,11 +449,59 @@ pub fn run(plan: &Plan, cache: &Cache, tc: &Toolchain) -> Result<Outcomes> {
         serde_json::to_vec_pretty(&report)?,
     )?;
     publish(staging, &plan.out_dir)?;
+    if built_any {
+        report_cache_size(cache);
+    }
     Ok(Outcomes {
         artifacts,
         tests,
         determinism: verdicts,
     })
+}
+
+/// Above this, kept dependencies and cached outputs are worth a note.
+const CACHE_NOTE_SIZE: u64 = 8 << 30;
+
+/// The parts of the cache that grow with every new source and flag set:
+/// say how big they are, so that the cache never grows unnoticed.
+fn report_cache_size(cache: &Cache) {
+    let size = cache::dir_size(&cache.root.join("v1/deps"))
+        + cache::dir_size(&cache.root.join("v1/outputs"));
+    tracing::info!(
+        "kept dependencies and cached outputs: {}",
+        cache::human_size(size)
+    );
+    if size > CACHE_NOTE_SIZE {
+        ui::note(&format!(
+            "kept dependencies and cached outputs take {} in {}; `xbuild cache gc --max-size 4G` trims them, least recently used first",
+            cache::human_size(size),
+            cache.root.display()
+        ));
+    }
+}
+
+/// `--check-determinism`: compare with the outputs an earlier build with the
+/// same inputs left in the cache, when there are any.
+fn compare_with_cached(
+    cache: &Cache,
+    key: &str,
+    target: &Target,
+    files: &[(String, String, String, PathBuf)],
+    verdicts: &mut Vec<determinism::Verdict>,
+) -> Result<()> {
+    let Some((dir, entries)) = outputs::lookup(cache, key)? else {
+        return Ok(());
+    };
+    for (name, _, _, dest) in files {
+        if !entries.iter().any(|e| &e.name == name) {
+            continue;
+        }
+        let mut v = determinism::compare(&target.rust, name, dest, Some(&dir.join(name)), &[])?;
+        v.against = determinism::CACHED_OUTPUTS;
+        determinism::print(&v);
+        verdicts.push(v);
+    }
+    Ok(())
 }
 
 /// What every sealed build of one target shares.
@@ -476,6 +541,11 @@ fn sealed_build(
         epoch,
     } = *ctx;
     let mut sealed = seal::create(&plan.workspace_root, variant.pad)?;
+    let _kept = if variant.reuse_deps {
+        kept_target_dir(ctx, &mut sealed)?
+    } else {
+        None
+    };
     let rel_manifest = plan
         .manifest_path
         .strip_prefix(&plan.workspace_root)
@@ -595,6 +665,54 @@ fn sealed_build(
         outcomes,
         sealed_root,
     })
+}
+
+/// Take the dependency cache's target dir for this workspace and target, and
+/// stamp the snapshot's files so that cargo sees what changed since it was last
+/// used. `None` (a build from scratch) when there is no fixed view to mount it
+/// at, or when another xbuild is using it.
+fn kept_target_dir(
+    ctx: &TargetCtx<'_>,
+    sealed: &mut seal::Sealed,
+) -> Result<Option<depcache::Checkout>> {
+    let TargetCtx {
+        plan,
+        cache,
+        tc,
+        target,
+        ..
+    } = *ctx;
+    if !sealed.namespaced() {
+        tracing::info!("no fixed view for the build: compiled dependencies are not kept");
+        return Ok(None);
+    }
+    let about = depcache::About {
+        workspace: plan.workspace_root.display().to_string(),
+        target: target.rust.clone(),
+        mode: if plan.test.is_some() { "test" } else { "build" }.into(),
+    };
+    let key = depcache::key(
+        &about,
+        &[
+            &tc.pins.build_digest(),
+            &plan.rustflags(target).join("\x1f"),
+        ],
+    );
+    let Some(kept) = depcache::checkout(cache, &key, &about, plan.rebuild)? else {
+        ui::note(&format!(
+            "another xbuild is using the compiled dependencies kept for {} of this workspace; building from scratch",
+            target.rust
+        ));
+        return Ok(None);
+    };
+    let changed = kept.stamp(cache, &sealed.src, &sealed.files)?;
+    tracing::info!(
+        "reusing compiled dependencies in {} ({changed} of {} source files new or changed)",
+        kept.target.display(),
+        sealed.files.len()
+    );
+    sealed.use_target_dir(kept.target.clone());
+    Ok(Some(kept))
 }
 
 /// Set the process umask, returning the previous one.

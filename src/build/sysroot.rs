@@ -19,13 +19,13 @@ use crate::ui;
 /// What `-Zbuild-std` builds: std, and libtest for `xbuild --test`.
 const STD_CRATES: &str = "std,panic_abort,test";
 
-/// The sysroot's cache key: the toolchain pins, the target and the flags std
+/// The sysroot's cache key: the rust and zig pins, the target and the flags std
 /// is compiled with.
 pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(STD_CRATES);
     h.update([0]);
-    h.update(tc.pins.digest());
+    h.update(tc.pins.build_digest());
     h.update([0]);
     h.update(&target.rust);
     for f in rustflags {

@@ -200,6 +200,19 @@ impl Pins {
         hex::encode(h.finalize())[..16].to_string()
     }
 
+    /// A digest of the pins that can change compiled code (rust and zig):
+    /// what the std sysroots and kept dependencies are keyed on. qemu only
+    /// runs tests, so a new qemu does not rebuild std.
+    pub fn build_digest(&self) -> String {
+        let mut h = Sha256::new();
+        for c in &self.components {
+            if c.kind != ComponentKind::Qemu {
+                h.update(c.pin_hash());
+            }
+        }
+        hex::encode(h.finalize())[..16].to_string()
+    }
+
     pub fn builtin() -> Pins {
         parse(DEFAULT_TEXT, DEFAULT_NAME, Path::new("."))
             .expect("the built-in toolchains.toml is valid")
@@ -456,6 +469,21 @@ mod tests {
             b.component(ComponentKind::Rust)
         );
         assert_ne!(a.digest(), b.digest());
+        assert_ne!(a.build_digest(), b.build_digest(), "zig compiles code");
+    }
+
+    #[test]
+    fn a_new_qemu_changes_the_digest_but_not_the_build_digest() {
+        let base = Pins::builtin();
+        let at = DEFAULT_TEXT.find("{ apt = \"qemu-user-static").unwrap();
+        let end = at + DEFAULT_TEXT[at..].find('}').unwrap() + 1;
+        let other = DEFAULT_TEXT.replace(
+            &DEFAULT_TEXT[at..end],
+            &format!("{{ url = \"https://x/q.tar.gz\", sha256 = \"{SHA}\" }}"),
+        );
+        let q = parse_str(&other).unwrap();
+        assert_ne!(base.digest(), q.digest());
+        assert_eq!(base.build_digest(), q.build_digest());
     }
 
     #[test]

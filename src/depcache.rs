@@ -1,0 +1,318 @@
+//! Kept dependencies: one cargo target dir per (workspace, target, rust and
+//! zig pins, flags, build or test), kept in the cache between sealed builds,
+//! so that a build after a one-file change compiles what plain cargo would
+//! and no more.
+//!
+//! Cargo decides what is stale by comparing source mtimes with its own
+//! records. A sealed snapshot is new every time, so xbuild gives its files
+//! mtimes from content instead: a file whose sha256 is what the entry last
+//! saw gets the mtime it had then; a new or changed file gets the time of
+//! this checkout, newer than anything cargo recorded. The record is written
+//! before cargo starts, so an interrupted build can only cause more
+//! rebuilding, never less.
+//!
+//! An entry is used by one build at a time (an exclusive lock on its `lock`
+//! file); a concurrent build of the same key builds from scratch in its own
+//! sealed target dir instead of waiting.
+//!
+//! ```text
+//! <cache>/v1/deps/<key>/lock           held while a build uses the entry
+//! <cache>/v1/deps/<key>/about.json     workspace, target, mode; its mtime is the last use
+//! <cache>/v1/deps/<key>/sources.json   path -> sha256 and the mtime given
+//! <cache>/v1/deps/<key>/target/        cargo's target dir, mounted at the sealed view's target/
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::toolchain::cache::{self, Cache};
+
+const SOURCES: &str = "sources.json";
+const ABOUT: &str = "about.json";
+
+/// What an entry is for, shown by `xbuild cache list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct About {
+    pub workspace: String,
+    pub target: String,
+    /// `build` or `test`.
+    pub mode: String,
+}
+
+/// A source file's content and the mtime the snapshot gave it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Stamp {
+    sha256: String,
+    mtime_ns: u64,
+}
+
+/// The entry's key: `parts` are the pins' build digest, the flags and
+/// anything else that must not share compiled code.
+pub fn key(about: &About, parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION"));
+    for p in [&about.workspace, &about.target, &about.mode]
+        .into_iter()
+        .map(String::as_str)
+        .chain(parts.iter().copied())
+    {
+        h.update([0]);
+        h.update(p);
+    }
+    hex::encode(h.finalize())[..32].to_string()
+}
+
+fn root(cache: &Cache) -> PathBuf {
+    cache.root.join("v1/deps")
+}
+
+/// An entry in use by this process.
+pub struct Checkout {
+    dir: PathBuf,
+    _lock: fs::File,
+    /// The kept cargo target dir.
+    pub target: PathBuf,
+}
+
+/// Take the entry for `key`: `None` when another process is using it.
+/// `fresh` empties its target dir first (`--rebuild`).
+pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<Option<Checkout>> {
+    let dir = root(cache).join(key);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock_path = dir.join("lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
+        }
+    }
+    let target = dir.join("target");
+    if fresh && target.exists() {
+        let old = dir.join(format!(".old-{}", std::process::id()));
+        fs::rename(&target, &old).with_context(|| format!("moving {} aside", target.display()))?;
+        fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        let _ = fs::remove_file(dir.join(SOURCES));
+    }
+    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    // written every time: its mtime is the entry's last use
+    cache::write_atomic(cache, &dir.join(ABOUT), &serde_json::to_vec_pretty(about)?)?;
+    Ok(Some(Checkout {
+        dir,
+        _lock: lock,
+        target,
+    }))
+}
+
+impl Checkout {
+    /// Give the snapshot's files (`files`, relative to `src`) their mtimes
+    /// by content, and record them. Returns how many files are new or changed.
+    pub fn stamp(&self, cache: &Cache, src: &Path, files: &[PathBuf]) -> Result<usize> {
+        let record_path = self.dir.join(SOURCES);
+        let old: BTreeMap<String, Stamp> = fs::read(&record_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        // strictly newer than every mtime given before, whatever the clock did
+        let now = old.values().map(|s| s.mtime_ns + 1).fold(now, u64::max);
+        let mut record = BTreeMap::new();
+        let mut changed = 0;
+        for rel in files {
+            let path = src.join(rel);
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let name = rel.to_string_lossy().into_owned();
+            let sha256 = cache::hash_file(&path)?;
+            let stamp = match old.get(&name) {
+                Some(s) if s.sha256 == sha256 => s.clone(),
+                _ => {
+                    changed += 1;
+                    Stamp {
+                        sha256,
+                        mtime_ns: now,
+                    }
+                }
+            };
+            fs::File::open(&path)
+                .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_nanos(stamp.mtime_ns)))
+                .with_context(|| format!("setting the mtime of {}", path.display()))?;
+            record.insert(name, stamp);
+        }
+        cache::write_atomic(cache, &record_path, &serde_json::to_vec(&record)?)?;
+        Ok(changed)
+    }
+}
+
+/// A kept target dir, for `xbuild cache list` and `gc`.
+pub struct Listed {
+    pub key: String,
+    pub about: Option<About>,
+    pub size: u64,
+    pub last_used: SystemTime,
+}
+
+/// Every entry, most recently used first.
+pub fn list(cache: &Cache) -> Vec<Listed> {
+    let mut out: Vec<Listed> = fs::read_dir(root(cache))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| {
+                    let about_path = e.path().join(ABOUT);
+                    Listed {
+                        key: e.file_name().to_string_lossy().into_owned(),
+                        about: fs::read(&about_path)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok()),
+                        size: cache::dir_size(&e.path()),
+                        last_used: fs::metadata(&about_path)
+                            .and_then(|m| m.modified())
+                            .unwrap_or(UNIX_EPOCH),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|l| std::cmp::Reverse(l.last_used));
+    out
+}
+
+/// Remove an entry unless a build is using it; returns whether it was removed.
+pub fn remove(cache: &Cache, key: &str) -> Result<bool> {
+    let dir = root(cache).join(key);
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    if lock.try_lock().is_err() {
+        return Ok(false);
+    }
+    // out of sight first, so that no one takes the half-removed entry
+    let trash = root(cache).join(format!(".trash-{key}-{}", std::process::id()));
+    fs::rename(&dir, &trash).with_context(|| format!("moving {} aside", dir.display()))?;
+    drop(lock);
+    fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about() -> About {
+        About {
+            workspace: "/w".into(),
+            target: "x86_64-unknown-linux-musl".into(),
+            mode: "build".into(),
+        }
+    }
+
+    fn mtime(p: &Path) -> SystemTime {
+        fs::metadata(p).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn keys_separate_workspaces_targets_modes_and_flags() {
+        let a = about();
+        let base = key(&a, &["pins", "flags"]);
+        assert_eq!(base, key(&a, &["pins", "flags"]));
+        assert_ne!(base, key(&a, &["pins", "flags2"]));
+        assert_ne!(base, key(&a, &["pins2", "flags"]));
+        for changed in [
+            About {
+                workspace: "/v".into(),
+                ..a.clone()
+            },
+            About {
+                target: "i686-unknown-linux-musl".into(),
+                ..a.clone()
+            },
+            About {
+                mode: "test".into(),
+                ..a.clone()
+            },
+        ] {
+            assert_ne!(base, key(&changed, &["pins", "flags"]));
+        }
+    }
+
+    /// A new snapshot of the same files, as each sealed build makes.
+    fn snapshot(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            fs::write(d.path().join(name), text).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn unchanged_files_keep_their_mtime_and_changed_ones_get_a_newer_one() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("c")).unwrap();
+        let files: Vec<PathBuf> = vec!["a.rs".into(), "b.rs".into()];
+        let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
+        let one = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        assert_eq!(c.stamp(&cache, one.path(), &files).unwrap(), 2);
+        let (a1, b1) = (mtime(&one.path().join("a.rs")), mtime(&one.path().join("b.rs")));
+        drop(c);
+
+        let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
+        let two = snapshot(&[("a.rs", "a1"), ("b.rs", "b2")]);
+        assert_eq!(c.stamp(&cache, two.path(), &files).unwrap(), 1);
+        assert_eq!(mtime(&two.path().join("a.rs")), a1, "unchanged: the old mtime");
+        let b2 = mtime(&two.path().join("b.rs"));
+        assert!(b2 > b1, "changed: newer than before");
+        drop(c);
+
+        // back to the first content: a change again, not the old mtime
+        let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
+        let three = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        assert_eq!(c.stamp(&cache, three.path(), &files).unwrap(), 1);
+        assert!(mtime(&three.path().join("b.rs")) > b2);
+    }
+
+    #[test]
+    fn an_entry_in_use_is_not_handed_out_or_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("c")).unwrap();
+        let held = checkout(&cache, "k", &about(), false).unwrap().unwrap();
+        fs::write(held.target.join("dep.rlib"), b"compiled").unwrap();
+        assert!(checkout(&cache, "k", &about(), false).unwrap().is_none());
+        assert!(!remove(&cache, "k").unwrap());
+        assert!(held.target.join("dep.rlib").is_file());
+        drop(held);
+
+        let listed = list(&cache);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].about.as_ref(), Some(&about()));
+        assert!(listed[0].size >= 8);
+
+        // --rebuild: the same entry, emptied
+        let fresh = checkout(&cache, "k", &about(), true).unwrap().unwrap();
+        assert!(!fresh.target.join("dep.rlib").exists());
+        drop(fresh);
+        assert!(remove(&cache, "k").unwrap());
+        assert!(list(&cache).is_empty());
+    }
+}
