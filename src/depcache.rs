@@ -274,13 +274,20 @@ mod tests {
         let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
         let one = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
         assert_eq!(c.stamp(&cache, one.path(), &files).unwrap(), 2);
-        let (a1, b1) = (mtime(&one.path().join("a.rs")), mtime(&one.path().join("b.rs")));
+        let (a1, b1) = (
+            mtime(&one.path().join("a.rs")),
+            mtime(&one.path().join("b.rs")),
+        );
         drop(c);
 
         let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
         let two = snapshot(&[("a.rs", "a1"), ("b.rs", "b2")]);
         assert_eq!(c.stamp(&cache, two.path(), &files).unwrap(), 1);
-        assert_eq!(mtime(&two.path().join("a.rs")), a1, "unchanged: the old mtime");
+        assert_eq!(
+            mtime(&two.path().join("a.rs")),
+            a1,
+            "unchanged: the old mtime"
+        );
         let b2 = mtime(&two.path().join("b.rs"));
         assert!(b2 > b1, "changed: newer than before");
         drop(c);

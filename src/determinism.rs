@@ -227,10 +227,18 @@ pub fn print(v: &Verdict) {
     if v.identical {
         ui::status(
             "Identical",
-            &format!("{} {}{with} ({})", v.rust_target, v.artifact, &v.sha256[..16]),
+            &format!(
+                "{} {}{with} ({})",
+                v.rust_target,
+                v.artifact,
+                &v.sha256[..16]
+            ),
         );
     } else {
-        ui::status("DIFFERENT", &format!("{} {}{with}", v.rust_target, v.artifact));
+        ui::status(
+            "DIFFERENT",
+            &format!("{} {}{with}", v.rust_target, v.artifact),
+        );
         for d in &v.diagnosis {
             eprintln!("{:>12} - {d}", "");
         }

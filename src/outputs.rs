@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{depcache, seal};
 use crate::toolchain::cache::{self, Cache};
 use crate::ui;
+use crate::{depcache, seal};
 
 /// One cached executable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
