@@ -1,91 +1,219 @@
 #!/usr/bin/env bash
 # Benchmarks for xbuild, run by people (not by CI). Prints a Markdown table.
 #
-#   bench/run.sh [TARGET...]      default: x86_64-unknown-linux-musl
-#   REPS=3 bench/run.sh           repetitions for the repeated measurements (median reported)
+#   bench/run.sh [TARGET...]        default: x86_64-unknown-linux-musl
 #
-# Measures, for the fixture workspace tests/fixtures/hello-ws:
-#   1. cold provisioning of the toolchain into a fresh cache (from the registries)
-#   2. warm provisioning (everything installed: a no-op)
-#   3. first build per target, std not cached (one run: it fills the cache)
-#   4. build of another copy of the workspace, std cached (median of REPS, each from a clean target dir)
-#   5. the same build with plain `cargo build -Zbuild-std`, the same pinned cargo, rustc, std
-#      source and zig linker, from a clean target dir (median of REPS)
-#   6. a no-change rebuild: inputs unchanged, outputs from xbuild's cache (median of REPS)
-#   7. `--check-determinism` (two sealed builds and the comparison), next to 4 (median of REPS)
+#   REPS=3          runs of each repeated measurement (the median is reported)
+#   BIG_REPS=$REPS  the same for the real workspace (its clean builds take minutes)
+#   FIRST_REPS=1    runs of the builds that include std from scratch (slow)
+#   BIG=ripgrep@14.1.1   the real workspace, fetched from crates.io with cargo; BIG= skips it
+#   BIG_EDIT=crates/core/main.rs    the file the one-file change edits in it
+#   CZB=0.24.1      the cargo-zigbuild version installed from crates.io; CZB= skips it
+#
+# For the fixture workspace tests/fixtures/hello-ws and for BIG, per target:
+#   - first build with std not cached: xbuild, and cargo-zigbuild -Zbuild-std
+#   - a clean build of another checkout (std cached for xbuild; cargo-zigbuild
+#     and plain cargo build std again: they have no std cache)
+#   - a no-change rebuild, and a one-file change (a comment appended to one
+#     file), for xbuild, plain `cargo build -Zbuild-std` and cargo-zigbuild,
+#     each in its own warm target dir
+#   - xbuild's peak memory (its own VmHWM, not rustc's)
+#   - for the fixture: `--check-determinism` against a single build
+# Everything uses the same pinned cargo, rustc, std source and zig (from
+# `xbuild toolchain env`), the same RUSTFLAGS and the same zig cache.
+# Cold and warm provisioning are measured once, first.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 reps="${REPS:-3}"
+big_reps="${BIG_REPS:-$reps}"
+first_reps="${FIRST_REPS:-1}"
+big="${BIG-ripgrep@14.1.1}"
+big_edit="${BIG_EDIT:-crates/core/main.rs}"
+czb_version="${CZB-0.24.1}"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64-unknown-linux-musl)
 
 work="$(mktemp -d /tmp/xbuild-bench.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 export XBUILD_CACHE_DIR="$work/cache"
+log() { echo "bench: $*" >&2; }
 
-echo "building xbuild (release)..." >&2
+log "building xbuild (release)"
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 xb="$root/target/release/xbuild"
+
+# --- the tools and the workspaces, fetched through cargo (before any timing)
+czb=""
+if [ -n "$czb_version" ]; then
+  log "installing cargo-zigbuild $czb_version from crates.io"
+  if cargo install --quiet --locked "cargo-zigbuild@$czb_version" --root "$work/czb" >&2; then
+    czb="$work/czb/bin/cargo-zigbuild"
+  else
+    log "cargo-zigbuild did not install; its rows are left out"
+  fi
+fi
+
+git_snapshot() { (cd "$1" && rm -rf target && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm snapshot); }
+declare -A ws_src ws_edit
+ws_names=(fixture)
+ws_src[fixture]="$work/src-fixture"
+ws_edit[fixture]="app/src/main.rs"
+cp -r "$root/tests/fixtures/hello-ws" "${ws_src[fixture]}"
+git_snapshot "${ws_src[fixture]}"
+if [ -n "$big" ]; then
+  name="${big%@*}"; version="${big#*@}"
+  log "fetching $name $version with cargo"
+  mkdir -p "$work/probe/src"
+  printf '[package]\nname = "probe"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n%s = "=%s"\n' "$name" "$version" >"$work/probe/Cargo.toml"
+  echo 'fn main() {}' >"$work/probe/src/main.rs"
+  (cd "$work/probe" && CARGO_HOME="$work/probe-home" cargo fetch --quiet)
+  src="$(echo "$work"/probe-home/registry/src/*/"$name-$version")"
+  [ -f "$src/Cargo.lock" ] || { log "$big has no Cargo.lock"; exit 1; }
+  ws_names+=("$name")
+  ws_src[$name]="$work/src-$name"
+  ws_edit[$name]="$big_edit"
+  cp -r "$src" "${ws_src[$name]}"
+  git_snapshot "${ws_src[$name]}"
+fi
 
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.3f", m }'; }
-fresh_ws() { rm -rf "$1"; mkdir -p "$1"; cp -r "$root/tests/fixtures/hello-ws/." "$1"; rm -rf "$1/target"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# met VALUE OP LIMIT: "met" or "NOT met"
+met() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "met" : "**NOT met**" }'; }
+# timed OUTVAR DIR CMD...: run CMD in DIR, quietly (its output goes to $work/last.log), append the seconds to OUTVAR
+timed() {
+  local -n out=$1; local dir=$2; shift 2
+  local t0 t1; t0=$(now)
+  if ! (cd "$dir" && "$@") >"$work/last.log" 2>&1; then
+    log "failed in $dir: $*"; tail -30 "$work/last.log" >&2; exit 1
+  fi
+  t1=$(now); out+=("$(secs "$t0" "$t1")")
+}
+copy_ws() { rm -rf "$2"; cp -r "$1" "$2"; }
+edit() { echo "// bench edit $2" >>"$1/$3"; }
+peak_of_last() { grep -o 'peak memory of xbuild itself: [0-9]* MiB' "$work/last.log" | grep -o '[0-9]*' | tail -1; }
 
 rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 |"); }
+
+# --- provisioning
 t0=$(now); "$xb" toolchain fetch >/dev/null 2>&1; t1=$(now)
-rows+=("| cold provisioning (rust, zig, qemu from the registries) | all | $(secs "$t0" "$t1") s |")
+row "cold provisioning (rust, zig, qemu from the registries), 1 run" - all "$(secs "$t0" "$t1") s"
 warm=()
-for _ in 1 2 3 4 5; do t0=$(now); "$xb" toolchain fetch >/dev/null 2>&1; t1=$(now); warm+=("$(secs "$t0" "$t1")"); done
-rows+=("| warm provisioning (no-op), median of 5 | all | $(median "${warm[@]}") s |")
+for _ in 1 2 3 4 5; do timed warm "$root" "$xb" toolchain fetch; done
+w="$(median "${warm[@]}")"
+row "warm provisioning (no-op), median of 5" - all "$w s $(met "$w" "<=" 0.1) (< 0.1 s)"
 
 eval "$("$xb" toolchain env)"
+peak=0
+note_peak() { local p; p="$(peak_of_last)"; [ -n "$p" ] && [ "$p" -gt "$peak" ] && peak="$p"; return 0; }
+
 for target in "${targets[@]}"; do
   triple="$("$xb" triple "$target")"
-  fresh_ws "$work/first"
-  t0=$(now); (cd "$work/first" && "$xb" --release --target "$target" >/dev/null 2>&1); t1=$(now)
-  first="$(secs "$t0" "$t1")"
-  cached=()
-  plain=()
-  nochange=()
-  check=()
-  for i in $(seq "$reps"); do
-    fresh_ws "$work/ws$i"
-    t0=$(now); (cd "$work/ws$i" && "$xb" --release --rebuild --target "$target" >/dev/null 2>&1); t1=$(now)
-    cached+=("$(secs "$t0" "$t1")")
-    t0=$(now); (cd "$work/ws$i" && "$xb" --release --target "$target" >/dev/null 2>&1); t1=$(now)
-    nochange+=("$(secs "$t0" "$t1")")
-    t0=$(now); (cd "$work/ws$i" && "$xb" --release --check-determinism --target "$target" >/dev/null 2>&1); t1=$(now)
-    check+=("$(secs "$t0" "$t1")")
-    fresh_ws "$work/plain$i"
-    under="${triple//-/_}"
-    upper="$(echo "$under" | tr '[:lower:]' '[:upper:]')"
-    flags="$(XBUILD_LOG=off "$xb" targets --json | python3 -c "import json,sys; t=[t for t in json.load(sys.stdin) if t['rust']=='$triple'][0]; print(' '.join(t['rustflags']))")"
-    t0=$(now)
-    (cd "$work/plain$i" && env \
-      RUSTC_BOOTSTRAP=1 \
-      XBUILD_ZIG="$ZIG" XBUILD_ZIG_CACHE="$ZIG_GLOBAL_CACHE_DIR" \
-      "CARGO_TARGET_${upper}_LINKER=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple" \
-      "CC_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple" \
-      "AR_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-ar--$triple" \
-      RUSTFLAGS="$flags -C link-self-contained=no" \
-      cargo build --release -Zbuild-std=std,panic_abort --target "$triple" --bins >/dev/null 2>&1)
-    t1=$(now)
-    plain+=("$(secs "$t0" "$t1")")
+  under="${triple//-/_}"
+  upper="$(echo "$under" | tr '[:lower:]' '[:upper:]')"
+  flags="$("$xb" targets --json | python3 -c "import json,sys; t=[t for t in json.load(sys.stdin) if t['rust']=='$triple'][0]; print(' '.join(t['rustflags']))")"
+  # plain cargo gets xbuild's zig wrappers (they exist once xbuild has built for the target)
+  plain_env=(env RUSTC_BOOTSTRAP=1 XBUILD_ZIG="$ZIG" XBUILD_ZIG_CACHE="$ZIG_GLOBAL_CACHE_DIR"
+    "CARGO_TARGET_${upper}_LINKER=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple"
+    "CC_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple"
+    "AR_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-ar--$triple"
+    RUSTFLAGS="$flags -C link-self-contained=no")
+  plain_build=("${plain_env[@]}" cargo build --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
+  czb_build=(env RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags -C link-self-contained=no" "$czb" zigbuild --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
+  xb_build=(env XBUILD_LOG=info "$xb" --release --target "$triple")
+
+  for ws in "${ws_names[@]}"; do
+    src="${ws_src[$ws]}"; file="${ws_edit[$ws]}"
+    reps=$([ "$ws" = fixture ] && echo "${REPS:-3}" || echo "$big_reps")
+    log "$ws for $triple"
+    # 1. first build, std not cached
+    first=(); zfirst=()
+    for i in $(seq "$first_reps"); do
+      rm -rf "$XBUILD_CACHE_DIR/v1/sysroots" "$XBUILD_CACHE_DIR/v1/deps" "$XBUILD_CACHE_DIR/v1/outputs"
+      copy_ws "$src" "$work/first-$ws"
+      timed first "$work/first-$ws" "${xb_build[@]}"; note_peak
+      if [ -n "$czb" ]; then
+        copy_ws "$src" "$work/zfirst-$ws"
+        timed zfirst "$work/zfirst-$ws" "${czb_build[@]}"
+      fi
+    done
+    f="$(median "${first[@]}")"
+    row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s"
+    if [ -n "$czb" ]; then
+      z="$(median "${zfirst[@]}")"
+      row "first build: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
+      r="$(ratio "$f" "$z")"
+      row "ratio xbuild / cargo-zigbuild, first build (target ≤ 1.1×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 1.1)"
+    fi
+
+    # 2. clean build of another checkout; 3. no-change; 4. one-file change
+    clean=(); pclean=(); zclean=(); nochange=(); znochange=(); change=(); pchange=(); zchange=()
+    for i in $(seq "$reps"); do
+      copy_ws "$src" "$work/x$i-$ws"
+      timed clean "$work/x$i-$ws" "${xb_build[@]}" --rebuild; note_peak
+      timed nochange "$work/x$i-$ws" "${xb_build[@]}"
+      edit "$work/x$i-$ws" "$i" "$file"
+      timed change "$work/x$i-$ws" "${xb_build[@]}"; note_peak
+      copy_ws "$src" "$work/p$i-$ws"
+      timed pclean "$work/p$i-$ws" "${plain_build[@]}"
+      edit "$work/p$i-$ws" "$i" "$file"
+      timed pchange "$work/p$i-$ws" "${plain_build[@]}"
+      if [ -n "$czb" ]; then
+        copy_ws "$src" "$work/z$i-$ws"
+        timed zclean "$work/z$i-$ws" "${czb_build[@]}"
+        timed znochange "$work/z$i-$ws" "${czb_build[@]}"
+        edit "$work/z$i-$ws" "$i" "$file"
+        timed zchange "$work/z$i-$ws" "${czb_build[@]}"
+      fi
+      rm -rf "$work/p$i-$ws" "$work/z$i-$ws"
+    done
+    c="$(median "${clean[@]}")"; p="$(median "${pclean[@]}")"
+    row "clean build of another checkout, std cached, median of $reps: xbuild" "$ws" "$triple" "$c s"
+    row "clean build: plain \`cargo build -Zbuild-std\`" "$ws" "$triple" "$p s"
+    if [ -n "$czb" ]; then
+      z="$(median "${zclean[@]}")"
+      row "clean build: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
+      r="$(ratio "$c" "$z")"
+      row "ratio xbuild / cargo-zigbuild, clean build with std cached (target < 1×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 0.999)"
+    fi
+    n="$(median "${nochange[@]}")"
+    row "no-change rebuild, median of $reps: xbuild" "$ws" "$triple" "$n s $(met "$n" "<=" 1) (< 1 s)"
+    if [ -n "$czb" ]; then
+      z="$(median "${znochange[@]}")"
+      row "no-change rebuild: cargo-zigbuild" "$ws" "$triple" "$z s"
+    fi
+    x="$(median "${change[@]}")"; p="$(median "${pchange[@]}")"
+    row "one-file change ($file), median of $reps: xbuild" "$ws" "$triple" "$x s"
+    row "one-file change: plain \`cargo build\`" "$ws" "$triple" "$p s"
+    r="$(ratio "$x" "$p")"
+    row "ratio xbuild / plain cargo, one-file change (target ≤ 1.5×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 1.5)"
+    if [ -n "$czb" ]; then
+      z="$(median "${zchange[@]}")"
+      row "one-file change: cargo-zigbuild" "$ws" "$triple" "$z s"
+    fi
+
+    # 5. --check-determinism against a single sealed build (the fixture only: it is two full builds)
+    if [ "$ws" = fixture ]; then
+      check=()
+      for i in $(seq "$reps"); do timed check "$work/x$i-$ws" "${xb_build[@]}" --check-determinism; note_peak; done
+      k="$(median "${check[@]}")"
+      r="$(ratio "$k" "$c")"
+      row "\`--check-determinism\`, median of $reps" "$ws" "$triple" "$k s"
+      row "ratio check / clean build (target ≤ 2.2×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 2.2)"
+    fi
+    for i in $(seq "$reps"); do rm -rf "$work/x$i-$ws"; done
   done
-  c="$(median "${cached[@]}")"; p="$(median "${plain[@]}")"
-  rows+=("| first build, std not cached | $target | $first s |")
-  rows+=("| another workspace, std cached, median of $reps | $target | $c s |")
-  rows+=("| plain \`cargo build -Zbuild-std\`, same toolchain, median of $reps | $target | $p s |")
-  rows+=("| ratio plain / xbuild with std cached (target: ≥ 3×) | $target | $(awk -v p="$p" -v c="$c" 'BEGIN { printf "%.1f×", p / c }') |")
-  n="$(median "${nochange[@]}")"; k="$(median "${check[@]}")"
-  rows+=("| no-change rebuild (outputs from the cache), median of $reps | $target | $n s |")
-  rows+=("| \`--check-determinism\`, median of $reps | $target | $k s |")
-  rows+=("| ratio check / single build (target: ≤ 2.2×) | $target | $(awk -v k="$k" -v c="$c" 'BEGIN { printf "%.2f×", k / c }') |")
 done
+row "peak memory of xbuild itself (VmHWM, largest of the xbuild runs above)" all all "$peak MiB"
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d)"
+for ws in "${ws_names[@]}"; do
+  echo "Workspace $ws: $(grep -c '^\[\[package\]\]' "${ws_src[$ws]}/Cargo.lock") packages in Cargo.lock"
+done
 echo
-echo "| measurement | target | time |"
-echo "|---|---|---|"
+echo "| measurement | workspace | target | result |"
+echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"

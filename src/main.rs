@@ -199,6 +199,10 @@ fn build_command(args: cli::BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let tc = toolchain::provision(&cache, &pins, &kinds, mode)?;
     let outcomes = build::run(&plan, &cache, &tc)?;
+    if let Some(kib) = peak_memory_kib() {
+        // xbuild's own, not cargo's or rustc's (they are other processes)
+        tracing::info!("peak memory of xbuild itself: {} MiB", kib / 1024);
+    }
     let artifacts = &outcomes.artifacts;
     if plan.targets.len() > 1 || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprint!("{}", build::summary(artifacts));
@@ -313,4 +317,13 @@ fn toolchain_command(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
