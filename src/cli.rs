@@ -86,13 +86,16 @@ pub struct BuildArgs {
     #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
     pub test_args: Vec<String>,
     /// Build twice in two sealed directories that differ in what should not matter
-    /// (path, HOME, TMPDIR, umask, env order, jobs) and compare every output
+    /// (path, HOME, TMPDIR, umask, env order, jobs) and compare every output, also with the
+    /// cached outputs of an earlier build with the same inputs
     #[arg(long)]
     pub check_determinism: bool,
-    /// Keep the sealed build directories (for debugging) and print their paths
+    /// Keep the sealed build directories (for debugging) and print their paths; builds from
+    /// scratch, so that the kept directory holds the whole target dir
     #[arg(long)]
     pub keep_sealed: bool,
-    /// Build even if the cache holds outputs for exactly these inputs
+    /// Build from scratch: ignore cached outputs for exactly these inputs, and empty the
+    /// compiled dependencies kept for this workspace and target
     #[arg(long)]
     pub rebuild: bool,
     #[command(flatten)]
