@@ -82,3 +82,77 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(r.status, Some(2));
     insta::assert_snapshot!(render(&r));
 }
+
+/// `xbuild cache list` shows kept dependencies and output sets; `gc` removes
+/// the least recently used first and never a kept dir a build is using.
+#[test]
+fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+    let home = tempfile::tempdir().unwrap();
+    let v1 = home.path().join("cache/v1");
+    let day = |n: u64| SystemTime::now() - Duration::from_secs(86_400 * (10 - n));
+    let set_mtime = |p: &std::path::Path, t| {
+        fs::File::open(p).unwrap().set_modified(t).unwrap();
+    };
+    // three kept target dirs and two output sets of 1 MiB each, used on days 1..5
+    let mb = vec![7u8; 1 << 20];
+    for (key, used) in [("deps-old", 1), ("deps-busy", 2), ("deps-new", 5)] {
+        let d = v1.join("deps").join(key);
+        fs::create_dir_all(d.join("target")).unwrap();
+        fs::write(d.join("target/lib.rlib"), &mb).unwrap();
+        let about = format!(
+            r#"{{"workspace":"/w/{key}","target":"x86_64-unknown-linux-musl","mode":"build"}}"#
+        );
+        fs::write(d.join("about.json"), about).unwrap();
+        set_mtime(&d.join("about.json"), day(used));
+    }
+    for (key, used) in [("out-old", 3), ("out-new", 4)] {
+        let d = v1.join("outputs").join(key);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("app"), &mb).unwrap();
+        set_mtime(&d, day(used));
+    }
+
+    let r = crate::support::run(crate::support::xbuild(&home).args(["cache", "list"]));
+    crate::support::ok(&r);
+    assert!(r.stdout.contains("kept dependencies"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("build x86_64-unknown-linux-musl of /w/deps-old"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("output set out-new"), "{}", r.stdout);
+
+    // a build holds deps-busy
+    fs::create_dir_all(v1.join("deps/deps-busy")).unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(v1.join("deps/deps-busy/lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    // 5 MiB in all; keep at most 2.5 MiB: deps-old, then deps-busy (skipped),
+    // out-old and out-new go, oldest first, until two entries are left
+    let r = crate::support::run(crate::support::xbuild(&home).args([
+        "cache",
+        "gc",
+        "--max-size",
+        "2600K",
+    ]));
+    crate::support::ok(&r);
+    let left = |kind: &str| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(v1.join(kind))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(left("deps"), ["deps-busy", "deps-new"]);
+    assert_eq!(left("outputs"), Vec::<String>::new());
+    assert!(r.stderr.contains("Freed"), "{}", r.stderr);
+}
