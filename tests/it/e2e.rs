@@ -394,6 +394,28 @@ fn xbuild_test_runs_every_members_tests_on_the_four_targets() {
         assert_eq!(a["elf"]["interpreter"], serde_json::Value::Null, "{a}");
         assert_eq!(a["elf"]["needed"], 0, "{a}");
     }
+
+    // again after an edit, in the kept target dir: cargo recompiles the app
+    // only, and the integration test still reaches the binary under qemu
+    // (cargo put the real binary back where xbuild's launcher was)
+    let main = ws.path().join("app/src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{source}\n// edited\n")).unwrap();
+    let again = run(xbuild(ws.path()).args(["--test", "--target", "aarch64-unknown-linux-musl"]));
+    ok(&again);
+    assert!(again.stderr.contains("Compiling app"), "{}", again.stderr);
+    assert!(
+        !again.stderr.contains("Compiling cmath"),
+        "{}",
+        again.stderr
+    );
+    assert!(
+        again.stderr.contains(
+            "aarch64-unknown-linux-musl: 4 passed, 0 failed (test binaries; 4 tests passed inside them)"
+        ),
+        "{}",
+        again.stderr
+    );
 }
 
 #[test]
