@@ -9,9 +9,11 @@
 #   BIG=ripgrep@14.1.1   the real workspace, fetched from crates.io with cargo; BIG= skips it
 #   BIG_EDIT=crates/core/main.rs    the file the one-file change edits in it
 #   CZB=0.24.1      the cargo-zigbuild version installed from crates.io; CZB= skips it
+#   STEPS="first repeated"   which parts to run (first builds; everything else)
 #
 # For the fixture workspace tests/fixtures/hello-ws and for BIG, per target:
-#   - first build with std not cached: xbuild, and cargo-zigbuild -Zbuild-std
+#   - first build with std not cached and zig's cache empty (as on a fresh
+#     machine): xbuild, and cargo-zigbuild -Zbuild-std
 #   - a clean build of another checkout (std cached for xbuild; cargo-zigbuild
 #     and plain cargo build std again: they have no std cache)
 #   - a no-change rebuild, and a one-file change (a comment appended to one
@@ -20,7 +22,9 @@
 #   - xbuild's peak memory (its own VmHWM, not rustc's)
 #   - for the fixture: `--check-determinism` against a single build
 # Everything uses the same pinned cargo, rustc, std source and zig (from
-# `xbuild toolchain env`), the same RUSTFLAGS and the same zig cache.
+# `xbuild toolchain env`) and the same RUSTFLAGS. xbuild and plain cargo (which
+# gets xbuild's zig wrappers) share xbuild's zig cache; cargo-zigbuild, which
+# calls zig with other flags, has its own.
 # Cold and warm provisioning are measured once, first.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,6 +34,7 @@ first_reps="${FIRST_REPS:-1}"
 big="${BIG-ripgrep@14.1.1}"
 big_edit="${BIG_EDIT:-crates/core/main.rs}"
 czb_version="${CZB-0.24.1}"
+steps=" ${STEPS:-first repeated} "
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64-unknown-linux-musl)
 
@@ -122,24 +127,28 @@ for target in "${targets[@]}"; do
     "AR_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-ar--$triple"
     RUSTFLAGS="$flags -C link-self-contained=no")
   plain_build=("${plain_env[@]}" cargo build --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
-  czb_build=(env RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags -C link-self-contained=no" "$czb" zigbuild --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
+  czb_build=(env RUSTC_BOOTSTRAP=1 ZIG_GLOBAL_CACHE_DIR="$work/zig-czb" RUSTFLAGS="$flags -C link-self-contained=no" "$czb" zigbuild --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
   xb_build=(env XBUILD_LOG=info "$xb" --release --target "$triple")
 
   for ws in "${ws_names[@]}"; do
     src="${ws_src[$ws]}"; file="${ws_edit[$ws]}"
     reps=$([ "$ws" = fixture ] && echo "${REPS:-3}" || echo "$big_reps")
     log "$ws for $triple"
-    # 1. first build, std not cached
+    # 1. first build: std not cached, the tool's zig cache empty (each tool has its own)
     first=(); zfirst=()
+    [[ "$steps" == *" first "* ]] || first_reps=0
     for i in $(seq "$first_reps"); do
-      rm -rf "$XBUILD_CACHE_DIR/v1/sysroots" "$XBUILD_CACHE_DIR/v1/deps" "$XBUILD_CACHE_DIR/v1/outputs"
+      rm -rf "$XBUILD_CACHE_DIR/v1/sysroots" "$XBUILD_CACHE_DIR/v1/deps" "$XBUILD_CACHE_DIR/v1/outputs" "$ZIG_GLOBAL_CACHE_DIR"
+      rm -rf "$work/zig-czb"
       copy_ws "$src" "$work/first-$ws"
       timed first "$work/first-$ws" "${xb_build[@]}"; note_peak
       if [ -n "$czb" ]; then
         copy_ws "$src" "$work/zfirst-$ws"
         timed zfirst "$work/zfirst-$ws" "${czb_build[@]}"
       fi
+      rm -rf "$work/first-$ws" "$work/zfirst-$ws"
     done
+    if [ "$first_reps" -gt 0 ]; then
     f="$(median "${first[@]}")"
     row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s"
     if [ -n "$czb" ]; then
@@ -148,6 +157,8 @@ for target in "${targets[@]}"; do
       r="$(ratio "$f" "$z")"
       row "ratio xbuild / cargo-zigbuild, first build (target ≤ 1.1×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 1.1)"
     fi
+    fi
+    [[ "$steps" == *" repeated "* ]] || continue
 
     # 2. clean build of another checkout; 3. no-change; 4. one-file change
     clean=(); pclean=(); zclean=(); nochange=(); znochange=(); change=(); pchange=(); zchange=()
@@ -201,7 +212,7 @@ for target in "${targets[@]}"; do
       for i in $(seq "$reps"); do timed check "$work/x$i-$ws" "${xb_build[@]}" --check-determinism; note_peak; done
       k="$(median "${check[@]}")"
       r="$(ratio "$k" "$c")"
-      row "\`--check-determinism\`, median of $reps" "$ws" "$triple" "$k s"
+      row "\`--check-determinism\` (a build in the kept target dir, a second one from scratch), median of $reps" "$ws" "$triple" "$k s"
       row "ratio check / clean build (target ≤ 2.2×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 2.2)"
     fi
     for i in $(seq "$reps"); do rm -rf "$work/x$i-$ws"; done
