@@ -533,8 +533,18 @@ fn the_fixture_is_byte_identical_across_two_sealed_builds_on_all_four_targets() 
 fn a_build_script_embedding_the_clock_is_reported_as_different() {
     provisioned();
     let ws = fixture("clock-ws");
-    let r = run(xbuild(ws.path()).args(["--release", "--check-determinism"]));
+    // an earlier build leaves its outputs in the cache; with --rebuild (both
+    // builds from scratch) the check compares with them too
+    ok(&run(xbuild(ws.path()).args(["--release"])));
+    let r = run(xbuild(ws.path()).args(["--release", "--check-determinism", "--rebuild"]));
     assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "determinism: 0 identical, 1 different (against the cached outputs of an earlier build"
+        ),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr
             .contains("DIFFERENT x86_64-unknown-linux-musl clock"),
@@ -654,6 +664,23 @@ fn unchanged_inputs_publish_cached_outputs_without_cargo() {
     );
     assert!(!again.stderr.contains("Compiling"), "{}", again.stderr);
     assert_eq!(fs::read(&exe).unwrap(), bytes);
+
+    // --rebuild --check-determinism: two builds from scratch, compared with
+    // each other and with the cached outputs
+    let checked = run(xbuild(ws.path()).args([
+        "--git-version",
+        "cache-test",
+        "--check-determinism",
+        "--rebuild",
+    ]));
+    ok(&checked);
+    assert!(
+        checked.stderr.contains(
+            "determinism: 1 identical, 0 different (against the cached outputs of an earlier build"
+        ),
+        "{}",
+        checked.stderr
+    );
 
     // an edit is a miss
     let main = ws.path().join("src/main.rs");
