@@ -57,6 +57,8 @@ struct Stamp {
 pub fn key(about: &About, parts: &[&str]) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
+    h.update([0]);
+    h.update(crate::outputs::RECIPE);
     for p in [&about.workspace, &about.target, &about.mode]
         .into_iter()
         .map(String::as_str)

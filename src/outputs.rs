@@ -44,11 +44,20 @@ pub fn source_digest(root: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// How xbuild builds, as far as it can change the bytes of an output. Part
+/// of every outputs and kept-dependencies key, next to xbuild's version: bump
+/// it with any change that can change outputs (flags, environment, remaps), so
+/// that no cache entry made by an earlier xbuild of the same version is reused.
+/// 2: sealed builds with `CARGO_INCREMENTAL=0`.
+pub const RECIPE: &str = "2";
+
 /// The key of one target's outputs: `parts` are every other input (pins,
 /// target, flags, profile, selection, git version, xbuild's version, ...).
 pub fn key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION"));
+    h.update([0]);
+    h.update(RECIPE);
     for p in parts {
         h.update([0]);
         h.update(p);
