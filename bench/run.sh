@@ -102,6 +102,15 @@ peak_of_last() { grep -o 'peak memory of xbuild itself: [0-9]* MiB' "$work/last.
 
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 |"); }
+# against_czb WHAT RATIO_LABEL LIMIT XBUILD_SECS CZB_SECS...: cargo-zigbuild's median and the ratio
+# row (for the current $ws and $triple)
+against_czb() {
+  local what=$1 label=$2 limit=$3 x=$4 z r; shift 4
+  z="$(median "$@")"
+  row "$what: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
+  r="$(ratio "$x" "$z")"
+  row "ratio xbuild / cargo-zigbuild, $label" "$ws" "$triple" "${r}× $(met "$r" "<=" "$limit")"
+}
 
 # --- provisioning
 t0=$(now); "$xb" toolchain fetch >/dev/null 2>&1; t1=$(now)
@@ -149,14 +158,9 @@ for target in "${targets[@]}"; do
       rm -rf "$work/first-$ws" "$work/zfirst-$ws"
     done
     if [ "$first_reps" -gt 0 ]; then
-    f="$(median "${first[@]}")"
-    row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s"
-    if [ -n "$czb" ]; then
-      z="$(median "${zfirst[@]}")"
-      row "first build: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
-      r="$(ratio "$f" "$z")"
-      row "ratio xbuild / cargo-zigbuild, first build (target ≤ 1.1×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 1.1)"
-    fi
+      f="$(median "${first[@]}")"
+      row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s"
+      [ -z "$czb" ] || against_czb "first build" "first build (target ≤ 1.1×)" 1.1 "$f" "${zfirst[@]}"
     fi
     [[ "$steps" == *" repeated "* ]] || continue
 
@@ -184,12 +188,7 @@ for target in "${targets[@]}"; do
     c="$(median "${clean[@]}")"; p="$(median "${pclean[@]}")"
     row "clean build of another checkout, std cached, median of $reps: xbuild" "$ws" "$triple" "$c s"
     row "clean build: plain \`cargo build -Zbuild-std\`" "$ws" "$triple" "$p s"
-    if [ -n "$czb" ]; then
-      z="$(median "${zclean[@]}")"
-      row "clean build: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
-      r="$(ratio "$c" "$z")"
-      row "ratio xbuild / cargo-zigbuild, clean build with std cached (target < 1×)" "$ws" "$triple" "${r}× $(met "$r" "<=" 0.999)"
-    fi
+    [ -z "$czb" ] || against_czb "clean build" "clean build with std cached (target < 1×)" 0.999 "$c" "${zclean[@]}"
     n="$(median "${nochange[@]}")"
     row "no-change rebuild, median of $reps: xbuild" "$ws" "$triple" "$n s $(met "$n" "<=" 1) (< 1 s)"
     if [ -n "$czb" ]; then

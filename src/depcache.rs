@@ -87,20 +87,9 @@ pub struct Checkout {
 pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<Option<Checkout>> {
     let dir = root(cache).join(key);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let lock_path = dir.join("lock");
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => return Ok(None),
-        Err(fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", lock_path.display()));
-        }
-    }
+    let Some(lock) = try_lock(&dir)? else {
+        return Ok(None);
+    };
     let target = dir.join("target");
     if fresh && target.exists() {
         let old = dir.join(format!(".old-{}", std::process::id()));
@@ -199,17 +188,30 @@ pub fn list(cache: &Cache) -> Vec<Listed> {
     out
 }
 
-/// Remove an entry unless a build is using it; returns whether it was removed.
-pub fn remove(cache: &Cache, key: &str) -> Result<bool> {
-    let dir = root(cache).join(key);
+/// The entry's lock, held by this process; `None` when another one holds it.
+fn try_lock(dir: &Path) -> Result<Option<fs::File>> {
+    let path = dir.join("lock");
     let lock = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("lock"))?;
-    if lock.try_lock().is_err() {
-        return Ok(false);
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
+}
+
+/// Remove an entry unless a build is using it; returns whether it was removed.
+pub fn remove(cache: &Cache, key: &str) -> Result<bool> {
+    let dir = root(cache).join(key);
+    let Some(lock) = try_lock(&dir)? else {
+        return Ok(false);
+    };
     // out of sight first, so that no one takes the half-removed entry
     let trash = root(cache).join(format!(".trash-{key}-{}", std::process::id()));
     fs::rename(&dir, &trash).with_context(|| format!("moving {} aside", dir.display()))?;
