@@ -1,14 +1,91 @@
-//! `--check-determinism`: compare the outputs of two sealed builds and, when
-//! they differ, say where and why as far as the bytes tell.
+//! `--check-determinism`: build a target a second time in a sealed directory
+//! that differs in everything that should not matter, compare the outputs
+//! (and with the cached outputs of an earlier build of the same inputs) and,
+//! when they differ, say where and why as far as the bytes tell.
 
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::cache::outputs;
 use crate::elf;
+use crate::pipeline::publish::Staging;
+use crate::pipeline::sealed::{self, SealedOutput, TargetCtx, Variant};
 use crate::ui;
+
+/// The second build of `ctx`'s target and every comparison; the verdicts
+/// are printed as they come.
+pub fn check(
+    ctx: &TargetCtx<'_>,
+    sysroot: &Path,
+    primary: &SealedOutput,
+    staging: &Staging,
+) -> Result<Vec<Verdict>> {
+    let other_dir = tempfile::Builder::new()
+        .prefix(".xbuild-check-")
+        .tempdir_in(staging.path())
+        .context("creating the second build's output dir")?;
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get() as u32 + 2);
+    let variant = Variant {
+        pad: 40,
+        umask: Some(0o077),
+        reverse_env: true,
+        jobs: Some(jobs),
+        reuse_deps: false,
+    };
+    ui::status(
+        "Rebuilding",
+        &format!(
+            "{} in a second sealed directory to check determinism (other path, HOME, TMPDIR, umask, env order, --jobs {jobs})",
+            ctx.target.rust
+        ),
+    );
+    let second = sealed::build(ctx, sysroot, &variant, other_dir.path(), false)?;
+    let mut verdicts = Vec::new();
+    for out in &primary.files {
+        let other = second
+            .files
+            .iter()
+            .find(|f| f.name == out.name)
+            .map(|f| f.path.clone());
+        let v = compare(
+            &ctx.target.rust,
+            &out.name,
+            &out.path,
+            other.as_deref(),
+            &[&primary.sealed_root, &second.sealed_root],
+        )?;
+        print(&v);
+        if !v.identical {
+            diffoscope(
+                &out.path,
+                other.as_deref(),
+                &out.path.with_extension("diffoscope.txt"),
+            );
+        }
+        verdicts.push(v);
+    }
+    // against an earlier build with the same inputs, when the cache has one
+    if let Some((dir, entries)) = outputs::lookup(ctx.cache, &ctx.key)? {
+        for out in &primary.files {
+            if !entries.iter().any(|e| e.name == out.name) {
+                continue;
+            }
+            let mut v = compare(
+                &ctx.target.rust,
+                &out.name,
+                &out.path,
+                Some(&dir.join(&out.name)),
+                &[],
+            )?;
+            v.against = CACHED_OUTPUTS;
+            print(&v);
+            verdicts.push(v);
+        }
+    }
+    Ok(verdicts)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -37,7 +114,7 @@ pub fn compare(
     sealed_roots: &[&Path],
 ) -> Result<Verdict> {
     let bytes_a = std::fs::read(a).with_context(|| format!("reading {}", a.display()))?;
-    let sha_a = crate::toolchain::cache::hash_file(a)?;
+    let sha_a = crate::cache::hash_file(a)?;
     let Some(b) = b else {
         return Ok(Verdict {
             rust_target: target.into(),
@@ -50,7 +127,7 @@ pub fn compare(
         });
     };
     let bytes_b = std::fs::read(b).with_context(|| format!("reading {}", b.display()))?;
-    let sha_b = crate::toolchain::cache::hash_file(b)?;
+    let sha_b = crate::cache::hash_file(b)?;
     let identical = sha_a == sha_b;
     let diagnosis = if identical {
         Vec::new()
@@ -251,7 +328,7 @@ pub fn diffoscope(a: &Path, b: Option<&Path>, report: &Path) {
     if which::which("diffoscope").is_err() {
         return;
     }
-    let out = Command::new("diffoscope")
+    let out = crate::process::Cmd::host_tool("diffoscope")
         .arg("--text")
         .arg(report)
         .arg(a)

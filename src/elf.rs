@@ -20,19 +20,12 @@ pub struct ElfInfo {
     pub class: u8,
     /// `EXEC`, `DYN` or the number.
     pub elf_type: String,
+    /// The machine's name as the target table calls it.
     pub machine: String,
+    /// The ELF header's `e_machine`.
+    pub e_machine: u16,
     pub interpreter: Option<String>,
     pub needed: usize,
-}
-
-fn machine_name(m: u16) -> String {
-    match m {
-        3 => "i386".into(),
-        40 => "arm".into(),
-        62 => "x86_64".into(),
-        183 => "aarch64".into(),
-        other => format!("machine {other}"),
-    }
 }
 
 struct Reader<'a> {
@@ -132,7 +125,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
             ET_DYN => "DYN".into(),
             other => other.to_string(),
         },
-        machine: machine_name(machine),
+        machine: crate::targets::machine_name(machine),
+        e_machine: machine,
         interpreter,
         needed,
     })
@@ -213,7 +207,7 @@ pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {
             policy.class, info.class
         ));
     }
-    if info.machine != policy.machine {
+    if info.e_machine != policy.e_machine {
         problems.push(format!(
             "machine {}, found {}",
             policy.machine, info.machine
@@ -307,9 +301,15 @@ mod tests {
     }
 
     fn policy(class: u8, machine: &str, kind: ElfKind) -> ElfPolicy {
+        let e_machine = crate::targets::all()
+            .iter()
+            .find(|t| t.elf.machine == machine)
+            .map(|t| t.elf.e_machine)
+            .unwrap();
         ElfPolicy {
             class,
             machine: machine.into(),
+            e_machine,
             kind,
         }
     }

@@ -90,6 +90,34 @@ pub fn passthrough_for_fetchers() -> Vec<(String, OsString)> {
         .collect()
 }
 
+/// The variables a host tool (git) gets: how to find programs, whose home it
+/// is and the locale. Never `GIT_DIR`, `GIT_WORK_TREE` or any other variable
+/// that would change what the tool reports about the workspace.
+pub fn host_tool_env() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL"];
+    KEEP.iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// The variables zig gets when xbuild runs it as a target's C compiler,
+/// archiver or linker (the caller is cargo, rustc or a build script inside
+/// a sealed build, whose own environment xbuild already chose).
+pub fn passthrough_for_compiler() -> Vec<(String, OsString)> {
+    const KEEP: &[&str] = &[
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "SOURCE_DATE_EPOCH",
+    ];
+    KEEP.iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
+        .collect()
+}
+
 /// Whether stderr is a terminal (progress bars) or not (plain lines).
 pub fn stderr_is_terminal() -> bool {
     use std::io::IsTerminal;

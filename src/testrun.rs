@@ -6,13 +6,14 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::env;
+use crate::process::Cmd;
 
 /// One test binary to run.
 #[derive(Debug, Clone)]
@@ -103,20 +104,19 @@ fn run_one(job: &Job, args: &[String], timeout: Duration) -> Outcome {
         Some((p, rest)) => (p.clone(), rest.to_vec()),
         None => (job.exe.clone().into_os_string(), Vec::new()),
     };
-    let mut cmd = Command::new(&program);
+    let mut cmd = Cmd::new(&program);
     cmd.args(&prefix_args);
     if !job.runner.is_empty() {
         cmd.arg(&job.exe);
     }
     cmd.args(args)
         .current_dir(&job.cwd)
-        .env_clear()
         .envs(env::passthrough_for_tests())
         .env("CARGO_MANIFEST_DIR", &job.manifest_dir)
         .stdin(Stdio::null());
     match (log.try_clone(), log.try_clone()) {
         (Ok(out), Ok(err)) => {
-            cmd.stdout(out).stderr(err);
+            cmd.stdout(out.into()).stderr(err.into());
         }
         _ => return fail("cannot duplicate the output file".into()),
     }

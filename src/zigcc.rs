@@ -10,7 +10,6 @@
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result};
 
@@ -58,7 +57,10 @@ fn run(role: Role, triple: &str, args: Vec<OsString>) -> Result<i32> {
             env::XBUILD_ZIG
         )
     })?;
-    let mut cmd = Command::new(zig);
+    let mut cmd = crate::process::Cmd::new(zig);
+    // zig gets what the compiler driver needs from the caller's environment
+    // (cargo's, already an explicit list), not less
+    cmd.envs(env::passthrough_for_compiler());
     if let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE) {
         cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
             .env("ZIG_LOCAL_CACHE_DIR", &cache);
@@ -71,7 +73,7 @@ fn run(role: Role, triple: &str, args: Vec<OsString>) -> Result<i32> {
             cmd.arg("cc").args(cc_args(target, args));
         }
     }
-    let status = cmd.status().context("running zig")?;
+    let status = cmd.status()?;
     Ok(status.code().unwrap_or(1))
 }
 
@@ -97,8 +99,8 @@ fn cc_args(target: &Target, args: Vec<OsString>) -> Vec<OsString> {
                 out.push("-static".into());
                 out.push("-pie".into());
             }
-            // rustc's i686 linker flag; zig's linker does not know it.
-            Some("-Wl,-melf_i386") => {}
+            // target-specific arguments zig rejects (the target file says which)
+            Some(a) if target.cc.drop_args.iter().any(|d| d == a) => {}
             _ => out.push(arg),
         }
     }

@@ -4,12 +4,12 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use super::cache::{self, Cache};
 use super::manifest::{Artifact, Source};
+use crate::cache::{self, Cache};
+use crate::process::Cmd;
 use crate::{env, ui};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub fn ensure(cache: &Cache, a: &Artifact, mode: Mode) -> Result<PathBuf> {
             let dir = cache.temp_dir("apt")?;
             // apt drops privileges to _apt for downloads; let it write here.
             let _ = set_mode(dir.path(), 0o777);
-            let mut cmd = Command::new("apt-get");
+            let mut cmd = Cmd::new("apt-get");
             cmd.args(["download", "-q", &spec]);
             run_fetcher(a, cmd, dir.path(), apt_advice)?;
             from_fetcher_dir(cache, a, dir.path())
@@ -103,7 +103,7 @@ pub fn ensure(cache: &Cache, a: &Artifact, mode: Mode) -> Result<PathBuf> {
                 &format!("{} (pip download {requirement})", a.file_name),
             );
             let dir = cache.temp_dir("pip")?;
-            let mut cmd = Command::new(python());
+            let mut cmd = Cmd::new(python());
             cmd.args([
                 "-m",
                 "pip",
@@ -177,10 +177,7 @@ fn store(
     reader: &mut dyn std::io::Read,
     total: Option<u64>,
 ) -> Result<PathBuf> {
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("dl-{}.", &a.sha256[..12]))
-        .tempfile_in(cache.tmp())
-        .context("creating a temp file in the cache")?;
+    let tmp = cache.temp_file(&format!("dl-{}", &a.sha256[..12]))?;
     let mut meter = ui::Progress::new(&a.file_name, total);
     let computed = cache::copy_hashing(reader, tmp.path(), |n| meter.update(n))?;
     meter.finish();
@@ -199,6 +196,9 @@ fn store(
     Ok(dest)
 }
 
+/// How long a download may go without receiving a byte.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn fetch_url(cache: &Cache, a: &Artifact, url: &str) -> Result<PathBuf> {
     ui::status("Downloading", &format!("{} from {url}", a.file_name));
     let fail = |reason: String| FetchFailed {
@@ -207,6 +207,9 @@ fn fetch_url(cache: &Cache, a: &Artifact, url: &str) -> Result<PathBuf> {
     };
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        // a stalled server is an error that names the artifact, not a hang
+        .timeout_recv_response(Some(READ_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
         .http_status_as_error(false)
         .build()
         .into();
@@ -242,20 +245,19 @@ fn fetch_url(cache: &Cache, a: &Artifact, url: &str) -> Result<PathBuf> {
 }
 
 /// Run apt-get or pip in `dir`; on failure, keep its output and add advice.
-fn run_fetcher(
-    a: &Artifact,
-    mut cmd: Command,
-    dir: &Path,
-    advice: fn(&str) -> String,
-) -> Result<()> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.current_dir(dir)
-        .env_clear()
-        .envs(env::passthrough_for_fetchers());
-    let out = cmd.output().map_err(|e| FetchFailed {
+fn run_fetcher(a: &Artifact, mut cmd: Cmd, dir: &Path, advice: fn(&str) -> String) -> Result<()> {
+    let program = cmd
+        .shown()
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    cmd.current_dir(dir).envs(env::passthrough_for_fetchers());
+    let out = cmd.output_unchecked().map_err(|e| FetchFailed {
         label: a.label(),
         reason: format!(
-            "cannot run `{program}`: {e}; {}",
+            "cannot run `{program}`: {}; {}",
+            e.stderr,
             if program.starts_with("apt") {
                 "apt artifacts need Debian's apt-get on PATH"
             } else {

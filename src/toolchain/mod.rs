@@ -1,7 +1,7 @@
 //! The pinned toolchain: which pins apply, and provisioning them into the
 //! cache (fetch, verify, unpack, rename into place).
 
-pub mod cache;
+pub mod cargo_env;
 pub mod commands;
 pub mod fetch;
 pub mod manifest;
@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use self::cache::Cache;
 use self::fetch::Mode;
 use self::manifest::{Component, ComponentKind, Pins};
+use crate::cache::{self, Cache};
 use crate::targets::Target;
 use crate::ui;
 
@@ -32,24 +32,6 @@ pub fn load_pins(explicit: Option<&Path>, workspace_root: Option<&Path>) -> Resu
         }
     }
     Ok(Pins::builtin())
-}
-
-/// The nearest directory at or above `start` holding a `Cargo.toml`, or the
-/// top-most one that declares `[workspace]`.
-pub fn find_workspace_root(start: &Path) -> Option<PathBuf> {
-    let mut nearest = None;
-    for dir in start.ancestors() {
-        let manifest = dir.join("Cargo.toml");
-        if manifest.is_file() {
-            if nearest.is_none() {
-                nearest = Some(dir.to_path_buf());
-            }
-            if fs::read_to_string(&manifest).is_ok_and(|t| t.contains("[workspace]")) {
-                return Some(dir.to_path_buf());
-            }
-        }
-    }
-    nearest
 }
 
 /// The components that building and running for `targets` needs.

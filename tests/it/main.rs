@@ -1,4 +1,6 @@
 //! Integration tests: one crate with modules (see docs/ARCHITECTURE.md).
+// The tests start xbuild and tools as a user would; the one-spawner rule is src/'s.
+#![allow(clippy::disallowed_methods)]
 
 mod cli;
 #[cfg(feature = "e2e")]

@@ -641,7 +641,8 @@ fn bad_toolchains_files_are_rejected_with_position() {
     let e = Env::new();
     fs::write(e.dir().join("tc.toml"), "version = 1\n[rust\n").unwrap();
     let r = e.xb(&["toolchain", "list", "--toolchains", "tc.toml"]);
-    assert_eq!(r.status, Some(1));
+    // a user mistake: exit 2
+    assert_eq!(r.status, Some(2));
     assert!(r.stderr.contains("tc.toml:2:6"), "{}", r.stderr);
     let (pins, _) = fixtures::local_pins(e.dir());
     let text = fs::read_to_string(&pins).unwrap();
@@ -651,7 +652,7 @@ fn bad_toolchains_files_are_rejected_with_position() {
     )
     .unwrap();
     let r = e.xb(&["toolchain", "list", "--toolchains", pins.to_str().unwrap()]);
-    assert_eq!(r.status, Some(1));
+    assert_eq!(r.status, Some(2));
     assert!(r.stderr.contains("toolchains.toml:2:1"), "{}", r.stderr);
     assert!(r.stderr.contains("invalid type"), "{}", r.stderr);
     let text = fs::read_to_string(&pins).unwrap();

@@ -1,14 +1,17 @@
 //! Sealed builds: every build runs in a fresh directory that xbuild creates
-//! and removes, holding a snapshot of the workspace's source, a private HOME
+//! and removes, holding a copy of the run's source snapshot, a private HOME
 //! and TMPDIR, and its own cargo target dir. Nothing of the user's `target/`
 //! or `.git` goes in.
 
+pub mod snapshot;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
+pub use self::snapshot::Snapshot;
+use crate::process::Cmd;
 use crate::ui;
 
 /// Where a sealed directory appears to the build when xbuild can give the
@@ -16,6 +19,9 @@ use crate::ui;
 /// embeds without remapping (`env!("CARGO_MANIFEST_DIR")` in a build script)
 /// do not depend on where the sealed directory really is.
 pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
+
+/// Where the sandbox's own helpers (`unshare`, `mount`, `sh`) are found.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Bind-mount `$0` on `$1` and `$2` on `$1/target`, change to `$3`, run the rest.
 const MOUNT_SCRIPT: &str =
@@ -66,19 +72,19 @@ impl Sealed {
 
     /// A command that runs `program` with the sealed dir at its view path,
     /// in `cwd` (a view path), without network when `no_network`.
-    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path, no_network: bool) -> Command {
+    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path, no_network: bool) -> Cmd {
         if !self.namespaced() {
             let mut cmd = if no_network && network_isolation() {
-                let mut c = Command::new("unshare");
+                let mut c = Cmd::new("unshare");
                 c.arg("--net").arg("--").arg(program);
                 c
             } else {
-                Command::new(program)
+                Cmd::new(program)
             };
             cmd.current_dir(cwd);
             return cmd;
         }
-        let mut cmd = Command::new("unshare");
+        let mut cmd = Cmd::new("unshare");
         cmd.arg("--mount").arg("--propagation").arg("private");
         if no_network {
             cmd.arg("--net");
@@ -126,9 +132,9 @@ impl Sealed {
     }
 }
 
-/// How a sealed directory is laid out: `pad` lengthens its path, so that two
-/// sealed builds differ in the absolute path and its length.
-pub fn create(workspace_root: &Path, pad: usize) -> Result<Sealed> {
+/// A new sealed directory holding a copy of `snapshot`: `pad` lengthens its
+/// path, so that two sealed builds differ in the absolute path and its length.
+pub fn create(snapshot: &Snapshot, pad: usize) -> Result<Sealed> {
     let dir = tempfile::Builder::new()
         .prefix("xbuild-sealed-")
         .tempdir()
@@ -147,95 +153,20 @@ pub fn create(workspace_root: &Path, pad: usize) -> Result<Sealed> {
     } else {
         root.clone()
     };
-    let files = source_files(workspace_root)?;
-    for rel in &files {
-        let from = workspace_root.join(rel);
-        let to = src.join(rel);
-        let Ok(meta) = fs::symlink_metadata(&from) else {
-            continue; // tracked but deleted in the working tree
-        };
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        if meta.file_type().is_symlink() {
-            let target = fs::read_link(&from)?;
-            std::os::unix::fs::symlink(&target, &to)
-                .with_context(|| format!("linking {}", to.display()))?;
-        } else if meta.is_file() {
-            fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
-        }
-    }
-    tracing::info!("sealed {} files into {}", files.len(), src.display());
+    snapshot.copy_to(&src)?;
+    tracing::info!(
+        "sealed {} files into {}",
+        snapshot.files.len(),
+        src.display()
+    );
     Ok(Sealed {
         dir: Some(dir),
         target: root.join("target"),
         root,
         view,
         src,
-        files,
+        files: snapshot.files.clone(),
     })
-}
-
-/// The workspace's source files, relative to its root: the files git tracks
-/// (with their working-tree contents) in a git repository, otherwise every
-/// file except `target/` and `.git`. `Cargo.lock` is always included.
-pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let git = Command::new("git")
-        .args(["ls-files", "-z", "--cached", "--", "."])
-        .current_dir(root)
-        .output();
-    let mut files: Vec<PathBuf> = match git {
-        Ok(out) if out.status.success() => out
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| PathBuf::from(String::from_utf8_lossy(s).into_owned()))
-            .collect(),
-        _ => {
-            let mut files = Vec::new();
-            walk(root, Path::new(""), &mut files)?;
-            files
-        }
-    };
-    if root.join("Cargo.lock").is_file() && !files.iter().any(|f| f == Path::new("Cargo.lock")) {
-        files.push("Cargo.lock".into());
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let dir = root.join(rel);
-    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".git" || (rel.as_os_str().is_empty() && name == "target") {
-            continue;
-        }
-        let child = rel.join(&name);
-        if entry.file_type()?.is_dir() {
-            walk(root, &child, out)?;
-        } else {
-            out.push(child);
-        }
-    }
-    Ok(())
-}
-
-/// `SOURCE_DATE_EPOCH`: the user's, else the last commit's time, else 1.
-pub fn source_date_epoch(root: &Path) -> String {
-    if let Some(v) = crate::env::var("SOURCE_DATE_EPOCH") {
-        return v;
-    }
-    Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
-        .current_dir(root)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "1".to_string())
 }
 
 /// Whether builds can get their own mount namespace (root, or unprivileged
@@ -250,17 +181,16 @@ pub fn mount_namespaces() -> bool {
         let ok = probe.is_ok_and(|p| {
             let target = p.path().join("target");
             fs::create_dir_all(&target).is_ok()
-                && Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", MOUNT_SCRIPT])
-                .arg(p.path())
-                .arg(FIXED_VIEW)
-                .arg(&target)
-                .arg("/")
-                .arg("true")
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
+                && Cmd::new("unshare")
+                    .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", MOUNT_SCRIPT])
+                    .arg(p.path())
+                    .arg(FIXED_VIEW)
+                    .arg(&target)
+                    .arg("/")
+                    .arg("true")
+                    .env("PATH", SYSTEM_PATH)
+                    .output()
+                    .is_ok()
         });
         if !ok {
             ui::note(&format!(
@@ -275,12 +205,11 @@ pub fn mount_namespaces() -> bool {
 pub fn network_isolation() -> bool {
     static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OK.get_or_init(|| {
-        let ok = Command::new("unshare")
+        let ok = Cmd::new("unshare")
             .args(["--net", "true"])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+            .env("PATH", SYSTEM_PATH)
+            .output()
+            .is_ok();
         if !ok {
             ui::note(
                 "this kernel does not let xbuild start the build without network (unshare --net); it runs with cargo --offline --frozen only",
@@ -288,15 +217,4 @@ pub fn network_isolation() -> bool {
         }
         ok
     })
-}
-
-/// Make sure the lock file exists before anything is fetched.
-pub fn check_lock_file(src: &Path) -> Result<()> {
-    if !src.join("Cargo.lock").is_file() {
-        bail!(
-            "no Cargo.lock at the workspace root: xbuild builds only locked dependency graphs. \
-             Run `cargo generate-lockfile` and commit Cargo.lock"
-        );
-    }
-    Ok(())
 }

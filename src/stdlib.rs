@@ -1,7 +1,12 @@
-//! std, built once per (toolchain, target, flags) from the pinned source and
-//! kept in the cache as a sysroot (the approach of xargo and cargo-xbuild).
-//! Every later build for that target passes `--sysroot` instead of building
-//! std again.
+//! Stage "std": the standard library, built once per (toolchain, target,
+//! flags) from the pinned source and kept in the cache as a sysroot (the
+//! approach of xargo and cargo-xbuild). Every later build for that target
+//! passes `--sysroot` instead of building std again.
+//!
+//! Like the official std, it carries LLVM bitcode next to the machine code
+//! (`-C embed-bitcode=yes`), so that a workspace whose profile asks for LTO
+//! (`lto = true`, `"fat"`, `"thin"`) can link it; and `panic_abort` is built
+//! beside it for `panic = "abort"` profiles.
 
 use std::fs;
 use std::path::PathBuf;
@@ -10,14 +15,19 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use super::Env;
+use crate::cache::{self, Cache};
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
-use crate::toolchain::cache::{self, Cache};
+use crate::toolchain::cargo_env::CargoEnv;
 use crate::ui;
 
 /// What `-Zbuild-std` builds: std, and libtest for `xbuild --test`.
 const STD_CRATES: &str = "std,panic_abort,test";
+
+/// Flags std is compiled with on top of the target's: bitcode for LTO, as
+/// the official std has (cargo passes `-C embed-bitcode=no` to a non-LTO
+/// release build; a later flag wins).
+const STD_RUSTFLAGS: &[&str] = &["-C", "embed-bitcode=yes"];
 
 /// The sysroot's cache key: the rust and zig pins, the target and the flags std
 /// is compiled with.
@@ -40,13 +50,14 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
     // std's own paths are remapped like the workspace's, so that no build
     // depends on where the cache is.
     let mut rustflags = flags.to_vec();
+    rustflags.extend(STD_RUSTFLAGS.iter().map(|s| s.to_string()));
     for (from, to) in [
         (cache.cargo_home(), "/xbuild/cargo-home"),
         (tc.rust_dir.clone(), "/xbuild/toolchain"),
     ] {
         rustflags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
-    let dir = cache.sysroots().join(key(tc, target, &rustflags));
+    let dir = cache.sysroot(&key(tc, target, &rustflags));
     if dir.join(cache::MARKER).is_file() {
         return Ok(dir);
     }
@@ -71,7 +82,7 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
     )?;
     fs::write(project.join("src/lib.rs"), "")?;
     let target_dir = work.path().join("target");
-    let mut env = Env::for_fetch(cache, tc);
+    let mut env = CargoEnv::for_fetch(cache, tc);
     env.add_target(cache, target)?;
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&project)
@@ -83,11 +94,11 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
         .arg(&target_dir)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
-    let status = cmd.status().context("running cargo to build std")?;
-    if !status.success() {
+    if let Err(e) = cmd.run() {
         bail!(
-            "building std for {} failed ({status}); cargo's output is above",
-            target.rust
+            "building std for {} failed ({}); cargo's output is above",
+            target.rust,
+            e.status.map_or_else(|| e.stderr.clone(), |s| s.to_string())
         );
     }
     let deps = target_dir.join(&target.rust).join("release").join("deps");
@@ -118,7 +129,8 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
     }
-    fs::create_dir_all(cache.sysroots())?;
+    fs::create_dir_all(cache.sysroots())
+        .with_context(|| format!("creating {}", cache.sysroots().display()))?;
     fs::rename(&staged, &dir)
         .with_context(|| format!("moving the sysroot into {}", dir.display()))?;
     ui::status(

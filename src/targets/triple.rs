@@ -16,7 +16,7 @@
 use std::fmt;
 
 /// The targets the pinned rustc knows, one per line (comments start with `#`).
-const RUSTC_TARGET_LIST: &str = include_str!("../targets/rustc-target-list.txt");
+const RUSTC_TARGET_LIST: &str = include_str!("../../targets/rustc-target-list.txt");
 
 /// Where nixpkgs' `lib/systems/examples.nix` names the Rust target itself
 /// (`rust.rustcTarget`) because the computed name is not one rustc knows.

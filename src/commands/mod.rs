@@ -1,11 +1,16 @@
-//! The small informational commands: `xbuild triple` and `xbuild targets`.
+//! The commands, each a thin wrapper: parse what clap gave, resolve, call
+//! the one function that does the work. The informational ones (`triple`,
+//! `targets`) are here; the others have a file each.
+
+pub mod build;
+pub mod cache;
+pub mod toolchain;
 
 use std::io::Write;
 
 use anyhow::Result;
 
-use crate::targets::{self, ElfKind};
-use crate::triple;
+use crate::targets::{self, ElfKind, Target, triple};
 
 /// `xbuild triple NAME...`: one Rust triple per line on stdout; errors on
 /// stderr. Returns whether every name resolved.
@@ -25,7 +30,11 @@ pub fn triple(names: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Res
 
 /// `xbuild targets [--json]`.
 pub fn targets(json: bool, out: &mut dyn Write) -> Result<()> {
-    let table = targets::all();
+    targets_of(targets::all(), json, out)
+}
+
+/// `xbuild targets` of any table.
+pub fn targets_of(table: &[Target], json: bool, out: &mut dyn Write) -> Result<()> {
     if json {
         serde_json::to_writer_pretty(&mut *out, table)?;
         writeln!(out)?;

@@ -29,21 +29,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::toolchain::cache::{self, Cache};
+use super::keys::About;
+use super::{self as cache, Cache};
 
 const SOURCES: &str = "sources.json";
 const ABOUT: &str = "about.json";
-
-/// What an entry is for, shown by `xbuild cache list`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct About {
-    pub workspace: String,
-    pub target: String,
-    /// `build` or `test`.
-    pub mode: String,
-}
 
 /// A source file's content and the mtime the snapshot gave it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,26 +43,8 @@ struct Stamp {
     mtime_ns: u64,
 }
 
-/// The entry's key: `parts` are the pins' build digest, the flags and
-/// anything else that must not share compiled code.
-pub fn key(about: &About, parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    h.update(env!("CARGO_PKG_VERSION"));
-    h.update([0]);
-    h.update(crate::outputs::RECIPE);
-    for p in [&about.workspace, &about.target, &about.mode]
-        .into_iter()
-        .map(String::as_str)
-        .chain(parts.iter().copied())
-    {
-        h.update([0]);
-        h.update(p);
-    }
-    hex::encode(h.finalize())[..32].to_string()
-}
-
 fn root(cache: &Cache) -> PathBuf {
-    cache.root.join("v1/deps")
+    cache.deps_root()
 }
 
 /// An entry in use by this process.
@@ -92,9 +65,11 @@ pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<
     };
     let target = dir.join("target");
     if fresh && target.exists() {
-        let old = dir.join(format!(".old-{}", std::process::id()));
-        fs::rename(&target, &old).with_context(|| format!("moving {} aside", target.display()))?;
-        fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        let old = cache.temp_dir("deps-old")?;
+        let aside = old.path().join("target");
+        fs::rename(&target, &aside)
+            .with_context(|| format!("moving {} aside", target.display()))?;
+        drop(old);
         let _ = fs::remove_file(dir.join(SOURCES));
     }
     fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
@@ -213,10 +188,11 @@ pub fn remove(cache: &Cache, key: &str) -> Result<bool> {
         return Ok(false);
     };
     // out of sight first, so that no one takes the half-removed entry
-    let trash = root(cache).join(format!(".trash-{key}-{}", std::process::id()));
-    fs::rename(&dir, &trash).with_context(|| format!("moving {} aside", dir.display()))?;
+    let trash = cache.temp_dir("deps-trash")?;
+    fs::rename(&dir, trash.path().join(key))
+        .with_context(|| format!("moving {} aside", dir.display()))?;
     drop(lock);
-    fs::remove_dir_all(&trash).with_context(|| format!("removing {}", trash.display()))?;
+    drop(trash);
     Ok(true)
 }
 
@@ -234,31 +210,6 @@ mod tests {
 
     fn mtime(p: &Path) -> SystemTime {
         fs::metadata(p).unwrap().modified().unwrap()
-    }
-
-    #[test]
-    fn keys_separate_workspaces_targets_modes_and_flags() {
-        let a = about();
-        let base = key(&a, &["pins", "flags"]);
-        assert_eq!(base, key(&a, &["pins", "flags"]));
-        assert_ne!(base, key(&a, &["pins", "flags2"]));
-        assert_ne!(base, key(&a, &["pins2", "flags"]));
-        for changed in [
-            About {
-                workspace: "/v".into(),
-                ..a.clone()
-            },
-            About {
-                target: "i686-unknown-linux-musl".into(),
-                ..a.clone()
-            },
-            About {
-                mode: "test".into(),
-                ..a.clone()
-            },
-        ] {
-            assert_ne!(base, key(&changed, &["pins", "flags"]));
-        }
     }
 
     /// A new snapshot of the same files, as each sealed build makes.

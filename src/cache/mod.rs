@@ -1,15 +1,27 @@
-//! The cache directory: its layout, its lock, and atomic writes into it.
+//! The one owner of xbuild's cache directory: its layout, its lock, its
+//! temp area, its keys, and atomic writes into it.
 //!
 //! ```text
 //! <root>/CACHEDIR.TAG
 //! <root>/v1/downloads/<sha256>        verified archives, named by digest
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
-//! <root>/v1/sysroots/...              std built per target (see build::sysroot)
+//! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib)
+//! <root>/v1/shims/                    links to xbuild named as a target's cc/ar (see zigcc)
+//! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig/                      zig's own cache (musl crt and libc builds)
-//! <root>/v1/tmp/                      temp files and dirs, on the same file system
-//! <root>/v1/lock                      held while provisioning
+//! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
+//! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
+//! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
+//! <root>/v1/lock                      held while provisioning and building std
 //! ```
-//! Only this module and the modules it hands paths to write under the root.
+//! Callers ask for a bucket (a method of [`Cache`]) and never join a path
+//! under the root themselves. Every temp dir is made by [`Cache::temp_dir`]
+//! inside `v1/tmp`, so what a killed process leaves is removed by the next
+//! [`clean_tmp`].
+
+pub mod deps;
+pub mod keys;
+pub mod outputs;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -80,13 +92,60 @@ impl Cache {
     pub fn tmp(&self) -> PathBuf {
         self.v1().join("tmp")
     }
+    /// The links through which xbuild runs as a target's C compiler and archiver.
+    pub fn shims(&self) -> PathBuf {
+        self.v1().join("shims")
+    }
+    /// One std sysroot, by its key.
+    pub fn sysroot(&self, key: &str) -> PathBuf {
+        self.sysroots().join(key)
+    }
+    fn deps_root(&self) -> PathBuf {
+        self.v1().join("deps")
+    }
+    fn outputs_root(&self) -> PathBuf {
+        self.v1().join("outputs")
+    }
 
-    /// A new temp dir inside the cache (same file system as its final place).
+    /// A new temp dir inside the cache (same file system as its final place),
+    /// named with this process's id so that [`clean_tmp`] leaves it alone
+    /// while this process lives.
     pub fn temp_dir(&self, prefix: &str) -> Result<tempfile::TempDir> {
+        fs::create_dir_all(self.tmp())
+            .with_context(|| format!("creating {}", self.tmp().display()))?;
         tempfile::Builder::new()
-            .prefix(&format!("{prefix}."))
+            .prefix(&format!("{prefix}.{}.", std::process::id()))
             .tempdir_in(self.tmp())
             .with_context(|| format!("creating a temp dir in {}", self.tmp().display()))
+    }
+
+    /// A new temp file inside the cache, named like [`Cache::temp_dir`]'s dirs.
+    pub fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile> {
+        tempfile::Builder::new()
+            .prefix(&format!("{prefix}.{}.", std::process::id()))
+            .tempfile_in(self.tmp())
+            .with_context(|| format!("creating a temp file in {}", self.tmp().display()))
+    }
+
+    /// The sizes of the buckets, for `xbuild cache list`.
+    pub fn bucket_sizes(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("downloads", self.downloads()),
+            ("toolchains", self.toolchains()),
+            ("std sysroots", self.sysroots()),
+            ("zig's cache", self.zig_cache()),
+            ("crates (cargo home)", self.cargo_home()),
+            ("kept dependencies", self.deps_root()),
+            ("cached outputs", self.outputs_root()),
+        ]
+        .into_iter()
+        .map(|(what, path)| (what, dir_size(&path)))
+        .collect()
+    }
+
+    /// The size of what grows with every new source and flag set.
+    pub fn growing_size(&self) -> u64 {
+        dir_size(&self.deps_root()) + dir_size(&self.outputs_root())
     }
 
     /// Take the cache-wide lock, waiting at most `XBUILD_LOCK_TIMEOUT` seconds.
@@ -104,6 +163,12 @@ impl Cache {
         let start = Instant::now();
         let mut said = false;
         loop {
+            if env::interrupted() {
+                bail!(
+                    "interrupted while waiting for the lock on {} ({what})",
+                    path.display()
+                );
+            }
             match file.try_lock() {
                 Ok(()) => return Ok(Lock { _file: file }),
                 Err(fs::TryLockError::WouldBlock) => {
@@ -227,12 +292,17 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Remove what a killed process left in the temp area. Call with the lock held.
+/// Remove what a killed process left in the temp area: every entry but
+/// those of processes still running. Call with the lock held.
 pub fn clean_tmp(cache: &Cache) -> Result<()> {
     for entry in
         fs::read_dir(cache.tmp()).with_context(|| format!("reading {}", cache.tmp().display()))?
     {
-        let path = entry?.path();
+        let entry = entry?;
+        if owner_alive(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
         let removed = if path.is_dir() {
             fs::remove_dir_all(&path)
         } else {
@@ -245,4 +315,81 @@ pub fn clean_tmp(cache: &Cache) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the process named in a temp entry's name (`what.<pid>.rand`) runs.
+fn owner_alive(name: &str) -> bool {
+    let Some(pid) = name
+        .split('.')
+        .nth(1)
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+    else {
+        return false;
+    };
+    if pid == std::process::id() as libc::pid_t {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Trim the kept dependency dirs and cached output sets, least recently used
+/// first, until together they fit in `max` bytes. A kept dir in use by a
+/// build is skipped. Returns the bytes freed.
+pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
+    enum Item {
+        Outputs(String),
+        Deps(String),
+    }
+    let mut items: Vec<(Item, u64, std::time::SystemTime)> = outputs::list(cache)
+        .into_iter()
+        .map(|l| (Item::Outputs(l.key), l.size, l.last_used))
+        .chain(
+            deps::list(cache)
+                .into_iter()
+                .map(|l| (Item::Deps(l.key), l.size, l.last_used)),
+        )
+        .collect();
+    items.sort_by_key(|(_, _, t)| *t);
+    let mut total: u64 = items.iter().map(|(_, s, _)| s).sum();
+    let mut freed = 0;
+    for (item, size, _) in items {
+        if total <= max {
+            break;
+        }
+        let removed = match item {
+            Item::Outputs(key) => outputs::remove(cache, &key)?,
+            Item::Deps(key) => deps::remove(cache, &key)?,
+        };
+        if removed {
+            total -= size;
+            freed += size;
+        }
+    }
+    Ok(freed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_tmp_removes_what_dead_processes_left_and_keeps_the_living() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("c")).unwrap();
+        let mine = cache.temp_dir("outputs").unwrap();
+        // a process that has exited: its pid is not running any more
+        let mut child = crate::process::Cmd::new("/bin/true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = cache.tmp().join(format!("outputs.{dead}.abc"));
+        fs::create_dir_all(left.join("inner")).unwrap();
+        let unnamed = cache.tmp().join("stray");
+        fs::write(&unnamed, b"x").unwrap();
+        clean_tmp(&cache).unwrap();
+        assert!(mine.path().is_dir(), "a live process's temp dir stays");
+        assert!(!left.exists(), "a dead process's temp dir goes");
+        assert!(!unnamed.exists());
+    }
 }

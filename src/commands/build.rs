@@ -1,0 +1,80 @@
+//! `xbuild [options]`: resolve the plan, run the pipeline, say what happened.
+
+use anyhow::Result;
+
+use crate::cache::Cache;
+use crate::cli::BuildArgs;
+use crate::pipeline::{self, report};
+use crate::plan::Plan;
+use crate::{determinism, exit, ui};
+
+/// Returns the exit code: 0, [`exit::TESTS_FAILED`] or [`exit::NOT_DETERMINISTIC`].
+pub fn build(args: BuildArgs) -> Result<u8> {
+    let plan = Plan::resolve(args)?;
+    let cache = Cache::from_env()?;
+    let outcomes = pipeline::run(&plan, &cache)?;
+    if let Some(kib) = peak_memory_kib() {
+        // xbuild's own, not cargo's or rustc's (they are other processes)
+        tracing::info!("peak memory of xbuild itself: {} MiB", kib / 1024);
+    }
+    let artifacts = &outcomes.artifacts;
+    if plan.targets.len() > 1 || crate::env::stderr_is_terminal() {
+        eprint!("{}", report::summary(artifacts));
+    }
+    ui::status(
+        "Wrote",
+        &format!(
+            "{} {}, SHA256SUMS and report.json to {}",
+            artifacts.len(),
+            if plan.test.is_some() {
+                "test binaries"
+            } else {
+                "binaries"
+            },
+            plan.out_dir.display()
+        ),
+    );
+    let mut code = 0;
+    if !outcomes.tests.is_empty() {
+        eprint!("{}", report::test_summary(&outcomes.tests));
+        if !outcomes.tests_passed() {
+            code = exit::TESTS_FAILED;
+        }
+    }
+    if plan.check_determinism {
+        for (against, what) in [
+            (determinism::SECOND_BUILD, "outputs of two sealed builds"),
+            (
+                determinism::CACHED_OUTPUTS,
+                "against the cached outputs of an earlier build with the same inputs",
+            ),
+        ] {
+            let of: Vec<_> = outcomes
+                .determinism
+                .iter()
+                .filter(|v| v.against == against)
+                .collect();
+            if of.is_empty() && against == determinism::CACHED_OUTPUTS {
+                continue;
+            }
+            let different = of.iter().filter(|v| !v.identical).count();
+            eprintln!(
+                "determinism: {} identical, {different} different ({what})",
+                of.len() - different
+            );
+        }
+        if !outcomes.deterministic() && code == 0 {
+            code = exit::NOT_DETERMINISTIC;
+        }
+    }
+    Ok(code)
+}
+
+/// This process's peak resident memory (`VmHWM`), in KiB.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -1,0 +1,76 @@
+//! `xbuild toolchain fetch|list|verify|gc|bundle|import|env`.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::cache::{self, Cache};
+use crate::cli::{PinArgs, ToolchainCommand};
+use crate::plan;
+use crate::targets;
+use crate::toolchain::{self, commands, fetch::Mode, manifest::ComponentKind, manifest::Pins};
+use crate::ui;
+
+fn pins_of(args: &PinArgs) -> Result<(Pins, Mode)> {
+    let cwd = std::env::current_dir()?;
+    let manifest = cwd.join("Cargo.toml");
+    let root = if manifest.is_file() {
+        plan::find_workspace_root(&manifest).ok()
+    } else {
+        None
+    };
+    let pins = toolchain::load_pins(args.toolchains.as_deref(), root.as_deref())?;
+    let mode = if args.offline {
+        Mode::Offline
+    } else {
+        Mode::Online
+    };
+    Ok((pins, mode))
+}
+
+/// Returns whether the command succeeded (`verify` may find problems).
+pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
+    let cache = Cache::from_env()?;
+    let all = [ComponentKind::Rust, ComponentKind::Zig, ComponentKind::Qemu];
+    match cmd {
+        ToolchainCommand::Fetch { targets, pins } => {
+            let (pins, mode) = pins_of(&pins)?;
+            let kinds = if targets.is_empty() {
+                all.to_vec()
+            } else {
+                let table = targets
+                    .iter()
+                    .map(|t| targets::lookup(t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                toolchain::components_for(&table)
+            };
+            commands::fetch(&cache, &pins, &kinds, mode)?;
+        }
+        ToolchainCommand::List { json, pins } => {
+            let (pins, _) = pins_of(&pins)?;
+            commands::list(&cache, &pins, json, out)?;
+        }
+        ToolchainCommand::Verify { pins } => {
+            let (pins, _) = pins_of(&pins)?;
+            return commands::verify(&cache, &pins, out);
+        }
+        ToolchainCommand::Gc { pins } => {
+            let (pins, _) = pins_of(&pins)?;
+            let freed = commands::gc(&cache, &pins)?;
+            ui::status("Freed", &cache::human_size(freed));
+        }
+        ToolchainCommand::Bundle { file, pins } => {
+            let (pins, mode) = pins_of(&pins)?;
+            commands::bundle(&cache, &pins, &file, mode)?;
+        }
+        ToolchainCommand::Import { file } => {
+            commands::import(&cache, &file)?;
+        }
+        ToolchainCommand::Env { pins } => {
+            let (pins, mode) = pins_of(&pins)?;
+            let tc = toolchain::provision(&cache, &pins, &all, mode)?;
+            commands::print_env(&tc, &cache, out)?;
+        }
+    }
+    Ok(true)
+}

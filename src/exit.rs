@@ -1,0 +1,38 @@
+//! Exit codes, by class of failure, so that scripts can tell them apart.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the build failed (cargo, a linker, a download, the file system) |
+//! | 2 | a user mistake: bad flag, unknown target, bad `toolchains.toml`, no `Cargo.lock` |
+//! | 3 | `--test`: the build succeeded and a test failed |
+//! | 4 | `--check-determinism`: two builds of the same inputs differ |
+//! | 130 | interrupted (Ctrl-C or SIGTERM); nothing was published |
+
+use std::process::ExitCode;
+
+pub const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const TESTS_FAILED: u8 = 3;
+pub const NOT_DETERMINISTIC: u8 = 4;
+pub const INTERRUPTED: u8 = 130;
+
+/// A user mistake: the message says what to do. Exits with [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// The exit code for an error that ended a command.
+pub fn code_of(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<Usage>()
+            || c.is::<crate::targets::LookupError>()
+            || c.is::<crate::targets::triple::TripleError>()
+            || c.is::<crate::toolchain::manifest::ManifestError>()
+    });
+    if usage { USAGE } else { FAILURE }
+}
+
+pub fn code(c: u8) -> ExitCode {
+    ExitCode::from(c)
+}

@@ -1,0 +1,177 @@
+//! The pipeline of one `xbuild` run, stage by stage:
+//!
+//! resolve (`plan`) → provision (`toolchain`) → snapshot (`sandbox::snapshot`)
+//! → per target: outputs cache hit? → std (`stdlib`) → seal + build
+//! (`sealed`, `cargo`) → verify (`verify`) → determinism (`determinism`) or
+//! tests (`testrun`) → report and publish (`report`, `publish`).
+//!
+//! [`run`] reads as that list; each stage lives in its own module.
+
+mod cargo;
+mod launcher;
+pub mod publish;
+pub mod report;
+pub mod sealed;
+pub mod verify;
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use self::publish::Staging;
+use self::report::TargetReport;
+use self::sealed::{TargetCtx, Variant};
+use self::verify::Artifact;
+use crate::cache::{Cache, keys, outputs};
+use crate::plan::Plan;
+use crate::sandbox::{Snapshot, snapshot};
+use crate::targets::Target;
+use crate::testrun::{Outcome, Status};
+use crate::toolchain::{self, Toolchain};
+use crate::{determinism, env, stdlib, ui};
+
+/// What a run produced: the verified executables, and per target the test
+/// outcomes (empty unless `--test` ran tests) and the determinism verdicts.
+#[derive(Default)]
+pub struct Outcomes {
+    pub artifacts: Vec<Artifact>,
+    pub tests: Vec<(String, Vec<Outcome>)>,
+    pub determinism: Vec<determinism::Verdict>,
+    pub reports: Vec<TargetReport>,
+    built_any: bool,
+}
+
+/// Run the plan: every target into a staging tree, then publish it whole.
+pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
+    let tc = provision(plan, cache)?;
+    announce(plan);
+    let snapshot = Snapshot::take(cache, &plan.workspace_root)?;
+    let epoch = snapshot::source_date_epoch(&plan.workspace_root);
+    let staging = Staging::new(&plan.out_dir, plan.test.is_some())?;
+    let mut out = Outcomes::default();
+    for target in &plan.targets {
+        if env::interrupted() {
+            bail!("interrupted");
+        }
+        let started = Instant::now();
+        let ctx = TargetCtx {
+            plan,
+            cache,
+            tc: &tc,
+            target,
+            snapshot: &snapshot,
+            epoch: &epoch,
+            flags: plan.rustflags(target),
+            key: outputs_key(plan, &tc, target, &snapshot, &epoch),
+        };
+        let dir = staging.dir_for(target)?;
+        if let Some(artifacts) = verify::from_cache(&ctx, &dir, staging.path())? {
+            out.artifacts.extend(artifacts);
+            out.reports.push(TargetReport::new(&ctx, started, true));
+            continue;
+        }
+        let sysroot = stdlib::ensure(cache, &tc, target, &ctx.flags)?;
+        let primary = sealed::build(&ctx, &sysroot, &Variant::primary(plan), &dir, true)?;
+        let artifacts = verify::outputs(target, &primary.files, staging.path())?;
+        out.built_any = true;
+        if let Some(tests) = primary.outcomes.clone() {
+            out.tests.push((target.rust.clone(), tests));
+        }
+        let deterministic = if plan.check_determinism {
+            let verdicts = determinism::check(&ctx, &sysroot, &primary, &staging)?;
+            let all_identical = verdicts.iter().all(|v| v.identical);
+            out.determinism.extend(verdicts);
+            all_identical
+        } else {
+            true
+        };
+        if plan.test.is_none() && deterministic {
+            outputs::store(
+                cache,
+                &ctx.key,
+                &verify::entries(&artifacts, staging.path()),
+            )?;
+        }
+        out.artifacts.extend(artifacts);
+        out.reports.push(TargetReport::new(&ctx, started, false));
+        ui::status(
+            "Finished",
+            &format!("{} in {:.1}s", target.rust, started.elapsed().as_secs_f64()),
+        );
+    }
+    if out.artifacts.is_empty() && plan.test.is_none() {
+        bail!(
+            "cargo built no executables; does the selection ({}) contain binaries?",
+            plan.describe_selection()
+        );
+    }
+    report::write(plan, &tc, &epoch, &out, staging.path())?;
+    staging.publish(&plan.out_dir)?;
+    if out.built_any {
+        report::cache_size(cache);
+    }
+    Ok(out)
+}
+
+/// Stage "provision": the pinned toolchain, with qemu only when tests run.
+fn provision(plan: &Plan, cache: &Cache) -> Result<Toolchain> {
+    use crate::toolchain::manifest::ComponentKind;
+    let kinds = match &plan.test {
+        Some(t) if !t.no_run => toolchain::components_for(&plan.targets),
+        _ => vec![ComponentKind::Rust, ComponentKind::Zig],
+    };
+    toolchain::provision(cache, &plan.pins, &kinds, plan.mode)
+}
+
+/// What the user should know before the run starts.
+fn announce(plan: &Plan) {
+    if let Some(user) = &plan.user_rustflags {
+        ui::warn(&format!(
+            "RUSTFLAGS is set (`{user}`): xbuild's per-target flags are not applied, only the toolchain's own `{}`",
+            crate::plan::TOOLCHAIN_RUSTFLAGS.join(" ")
+        ));
+    }
+    if plan.test.is_some() {
+        ui::note(
+            "doctests are not built or run by `xbuild --test` (rustdoc cannot run them under qemu); run `cargo test --doc` on the host",
+        );
+    }
+}
+
+/// The outputs key of one target: every input that can change its bytes,
+/// the snapshot's digest among them.
+fn outputs_key(
+    plan: &Plan,
+    tc: &Toolchain,
+    target: &Target,
+    snapshot: &Snapshot,
+    epoch: &str,
+) -> String {
+    keys::outputs(&[
+        &tc.pins.digest(),
+        &target.rust,
+        &plan.rustflags(target).join("\x1f"),
+        plan.profile(),
+        plan.features.as_deref().unwrap_or(""),
+        &plan.packages.join(","),
+        &plan.bins.join(","),
+        &plan.rel_manifest().display().to_string(),
+        plan.git_version.as_deref().unwrap_or(""),
+        epoch,
+        &snapshot.digest,
+    ])
+}
+
+impl Outcomes {
+    /// Whether the determinism check (if asked) found every output identical.
+    pub fn deterministic(&self) -> bool {
+        self.determinism.iter().all(|v| v.identical)
+    }
+
+    /// Whether every test binary passed.
+    pub fn tests_passed(&self) -> bool {
+        self.tests
+            .iter()
+            .all(|(_, o)| o.iter().all(|o| o.status == Status::Pass))
+    }
+}

@@ -1,0 +1,159 @@
+//! Stage "report": `report.json`, `SHA256SUMS`, and what is printed about a
+//! run (the table of outputs, test results, the cache's size).
+
+use std::fs;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::Outcomes;
+use super::sealed::TargetCtx;
+use super::verify::Artifact;
+use crate::cache::{self, Cache};
+use crate::plan::Plan;
+use crate::testrun::{Outcome, Status};
+use crate::toolchain::Toolchain;
+use crate::ui;
+
+#[derive(Debug, Serialize)]
+pub struct TargetReport {
+    nix_target: String,
+    rust_target: String,
+    rustflags: Vec<String>,
+    rustflags_source: &'static str,
+    duration_secs: f64,
+    /// The outputs came from the cache: the inputs had not changed.
+    cached: bool,
+}
+
+impl TargetReport {
+    pub fn new(ctx: &TargetCtx<'_>, started: Instant, cached: bool) -> Self {
+        TargetReport {
+            nix_target: ctx.target.nix.clone(),
+            rust_target: ctx.target.rust.clone(),
+            rustflags: ctx.flags.clone(),
+            rustflags_source: if ctx.plan.user_rustflags.is_some() {
+                "RUSTFLAGS"
+            } else {
+                "target table"
+            },
+            duration_secs: started.elapsed().as_secs_f64(),
+            cached,
+        }
+    }
+}
+
+/// `SHA256SUMS` and `report.json` into the staging tree.
+pub fn write(plan: &Plan, tc: &Toolchain, epoch: &str, out: &Outcomes, dir: &Path) -> Result<()> {
+    super::publish::write_sums(dir, &out.artifacts)?;
+    let report = serde_json::json!({
+        "xbuild": env!("CARGO_PKG_VERSION"),
+        "git_version": plan.git_version,
+        "source_date_epoch": epoch,
+        "profile": plan.profile(),
+        "toolchain": {
+            "pins": tc.pins.origin,
+            "digest": tc.pins.digest(),
+            "components": tc.pins.components.iter().map(|c| serde_json::json!({
+                "component": c.kind.name(),
+                "pin_hash": c.pin_hash(),
+                "artifacts": c.artifacts.iter().map(|a| serde_json::json!({"label": a.label(), "sha256": a.sha256})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        },
+        "targets": out.reports,
+        "artifacts": out.artifacts,
+        "tests": out.tests.iter().map(|(t, o)| serde_json::json!({"rust_target": t, "binaries": o})).collect::<Vec<_>>(),
+        "determinism": out.determinism,
+    });
+    fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
+        .context("writing report.json")
+}
+
+/// Above this, kept dependencies and cached outputs are worth a note.
+const CACHE_NOTE_SIZE: u64 = 8 << 30;
+
+/// The parts of the cache that grow with every new source and flag set:
+/// say how big they are, so that the cache never grows unnoticed.
+pub fn cache_size(cache: &Cache) {
+    let size = cache.growing_size();
+    tracing::info!(
+        "kept dependencies and cached outputs: {}",
+        cache::human_size(size)
+    );
+    if size > CACHE_NOTE_SIZE {
+        ui::note(&format!(
+            "kept dependencies and cached outputs take {} in {}; `xbuild cache gc --max-size 4G` trims them, least recently used first",
+            cache::human_size(size),
+            cache.root.display()
+        ));
+    }
+}
+
+/// The table printed after a build of several targets.
+pub fn summary(artifacts: &[Artifact]) -> String {
+    let mut s = String::new();
+    for a in artifacts {
+        s.push_str(&format!(
+            "{:<32} {:<20} {:>10}  {}  {}\n",
+            a.rust_target,
+            a.name,
+            cache::human_size(a.size),
+            a.elf.elf_type,
+            &a.sha256[..16]
+        ));
+    }
+    s
+}
+
+/// Per target: `N passed, M failed` counting test binaries.
+pub fn test_summary(tests: &[(String, Vec<Outcome>)]) -> String {
+    let mut s = String::new();
+    for (target, outcomes) in tests {
+        let count = |st| outcomes.iter().filter(|o| o.status == st).count();
+        let (passed, timed_out) = (count(Status::Pass), count(Status::Timeout));
+        let tests: u64 = outcomes
+            .iter()
+            .filter_map(|o| o.counts)
+            .map(|c| c.passed)
+            .sum();
+        let timeouts = if timed_out > 0 {
+            format!(", {timed_out} of them timed out")
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "{target}: {passed} passed, {} failed (test binaries{timeouts}; {tests} tests passed inside them)\n",
+            outcomes.len() - passed
+        ));
+    }
+    s
+}
+
+/// One test binary's result, as it finishes.
+pub fn print_outcome(o: &Outcome) {
+    let counts = o.counts.map_or(String::new(), |c| {
+        format!(
+            " ({} passed; {} failed; {} ignored)",
+            c.passed, c.failed, c.ignored
+        )
+    });
+    let verdict = match o.status {
+        Status::Pass => "PASS",
+        Status::Fail => "FAIL",
+        Status::Timeout => "TIMEOUT",
+    };
+    eprintln!(
+        "{verdict:>12} {}{counts} in {:.1}s",
+        o.name, o.duration_secs
+    );
+    if o.status != Status::Pass {
+        eprintln!("---- output of {} ----", o.name);
+        eprint!("{}", o.output);
+        if o.status == Status::Timeout {
+            eprintln!("(killed after the --test-timeout)");
+        }
+        eprintln!("---- end of {} ----", o.name);
+    }
+}

@@ -1,0 +1,270 @@
+//! Stages "seal" and "build" for one target: a sealed directory from the
+//! run's snapshot, the locked dependencies fetched, cargo run inside it
+//! offline, the executables copied out, and (for `--test`) the tests run.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::cargo::{self, CargoRun};
+use super::report;
+use crate::cache::{Cache, deps, keys};
+use crate::plan::Plan;
+use crate::sandbox::{self, Sealed, Snapshot};
+use crate::targets::Target;
+use crate::testrun::{self, Outcome};
+use crate::toolchain::Toolchain;
+use crate::toolchain::cargo_env::CargoEnv;
+use crate::ui;
+
+/// What every build of one target in this run shares.
+pub struct TargetCtx<'a> {
+    pub plan: &'a Plan,
+    pub cache: &'a Cache,
+    pub tc: &'a Toolchain,
+    pub target: &'a Target,
+    pub snapshot: &'a Snapshot,
+    pub epoch: &'a str,
+    /// The target's RUSTFLAGS (the table's or the user's, and the toolchain's).
+    pub flags: Vec<String>,
+    /// The outputs key of this target's build.
+    pub key: String,
+}
+
+/// What differs between the two builds of `--check-determinism`: everything
+/// that should not matter.
+#[derive(Debug, Clone, Default)]
+pub struct Variant {
+    /// Extra path length of the sealed directory.
+    pub pad: usize,
+    pub umask: Option<u32>,
+    pub reverse_env: bool,
+    pub jobs: Option<u32>,
+    /// Build in the kept target dir of the dependency cache.
+    pub reuse_deps: bool,
+}
+
+impl Variant {
+    /// The build whose outputs are published.
+    pub fn primary(plan: &Plan) -> Variant {
+        Variant {
+            reuse_deps: !plan.keep_sealed,
+            ..Variant::default()
+        }
+    }
+}
+
+/// One executable a sealed build left in the staging tree.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Its stable name in the output directory.
+    pub name: String,
+    pub package: String,
+    pub kind: String,
+    /// Where it was copied.
+    pub path: PathBuf,
+}
+
+/// What one sealed build left.
+pub struct SealedOutput {
+    pub files: Vec<Output>,
+    pub outcomes: Option<Vec<Outcome>>,
+    /// The sealed directory's path while it existed (for the diagnosis).
+    pub sealed_root: PathBuf,
+}
+
+/// Copy the snapshot into a sealed directory, fetch its dependencies into
+/// xbuild's cargo home, build there offline, copy the executables into
+/// `dest`, and (for the primary build with --test) run the tests.
+pub fn build(
+    ctx: &TargetCtx<'_>,
+    sysroot: &Path,
+    variant: &Variant,
+    dest: &Path,
+    primary: bool,
+) -> Result<SealedOutput> {
+    let TargetCtx {
+        plan,
+        cache,
+        tc,
+        target,
+        ..
+    } = *ctx;
+    let mut sealed = sandbox::create(ctx.snapshot, variant.pad)?;
+    let _kept = if variant.reuse_deps {
+        kept_target_dir(ctx, &mut sealed)?
+    } else {
+        None
+    };
+    cargo::fetch_dependencies(plan, cache, tc, &sealed.src.join(plan.rel_manifest()))?;
+
+    let mut env = CargoEnv::sealed(
+        cache,
+        tc,
+        &sealed.view_of("home"),
+        &sealed.view_of("tmp"),
+        ctx.epoch,
+    );
+    env.add_target(cache, target)?;
+    if let Some(v) = &plan.git_version {
+        env.set("GIT_VERSION", v);
+    }
+    if variant.reverse_env {
+        env.vars.reverse();
+    }
+    let mut flags = ctx.flags.clone();
+    for (from, to) in [
+        (sealed.view_of("src"), "/xbuild/src"),
+        (sealed.view_of("target"), "/xbuild/target"),
+        (cache.cargo_home(), "/xbuild/cargo-home"),
+        (tc.rust_dir.clone(), "/xbuild/toolchain"),
+    ] {
+        flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+    }
+    flags.push("--sysroot".into());
+    flags.push(sysroot.display().to_string());
+    if primary {
+        ui::status(
+            "Compiling",
+            &format!(
+                "{} for {} ({}, sealed in {})",
+                plan.describe_selection(),
+                target.rust,
+                plan.profile(),
+                sealed.root.display()
+            ),
+        );
+    }
+    let old_umask = variant.umask.map(set_umask);
+    let built = cargo::build(&CargoRun {
+        plan,
+        tc,
+        env: &env,
+        target,
+        rustflags: &flags,
+        sealed: &sealed,
+        manifest: &sealed.view_of("src").join(plan.rel_manifest()),
+        jobs: variant.jobs,
+    });
+    if let Some(old) = old_umask {
+        set_umask(old);
+    }
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            if plan.keep_sealed {
+                ui::note(&format!(
+                    "kept the sealed directory {}",
+                    sealed.keep().display()
+                ));
+            }
+            return Err(e);
+        }
+    };
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    let mut files = Vec::new();
+    let mut jobs = Vec::new();
+    for b in built {
+        let name = if plan.test.is_some() {
+            format!("{}-{}-{}", b.package, b.kind, b.name)
+        } else {
+            b.name.clone()
+        };
+        let to = dest.join(&name);
+        let real = sealed.real(&b.path);
+        fs::copy(&real, &to)
+            .with_context(|| format!("copying {} to {}", real.display(), to.display()))?;
+        jobs.push(testrun::Job {
+            name: name.clone(),
+            exe: b.path,
+            runner: sealed.runner_prefix(&b.manifest_dir),
+            cwd: sealed.real(&b.manifest_dir),
+            manifest_dir: b.manifest_dir,
+        });
+        files.push(Output {
+            name,
+            package: b.package,
+            kind: b.kind,
+            path: to,
+        });
+    }
+    let mut outcomes = None;
+    if primary
+        && let Some(opts) = &plan.test
+        && !opts.no_run
+    {
+        let runner = cargo::runner_for(tc, target)?;
+        for job in &mut jobs {
+            job.runner.extend(runner.iter().cloned());
+        }
+        ui::status(
+            "Running",
+            &format!("{} test binaries for {}", jobs.len(), target.rust),
+        );
+        outcomes = Some(testrun::run_all(
+            &jobs,
+            &opts.args,
+            opts.parallel,
+            opts.timeout,
+            &report::print_outcome,
+        ));
+    }
+    let sealed_root = sealed.root.clone();
+    if plan.keep_sealed {
+        ui::note(&format!(
+            "kept the sealed directory {}",
+            sealed.keep().display()
+        ));
+    }
+    Ok(SealedOutput {
+        files,
+        outcomes,
+        sealed_root,
+    })
+}
+
+/// Take the dependency cache's target dir for this workspace and target, and
+/// stamp the snapshot's files so that cargo sees what changed since it was last
+/// used. `None` (a build from scratch) when there is no fixed view to mount it
+/// at, or when another xbuild is using it.
+fn kept_target_dir(ctx: &TargetCtx<'_>, sealed: &mut Sealed) -> Result<Option<deps::Checkout>> {
+    let TargetCtx {
+        plan,
+        cache,
+        tc,
+        target,
+        ..
+    } = *ctx;
+    if !sealed.namespaced() {
+        tracing::info!("no fixed view for the build: compiled dependencies are not kept");
+        return Ok(None);
+    }
+    let about = keys::About {
+        workspace: plan.workspace_root.display().to_string(),
+        target: target.rust.clone(),
+        mode: if plan.test.is_some() { "test" } else { "build" }.into(),
+    };
+    let key = keys::deps(&about, &[&tc.pins.build_digest(), &ctx.flags.join("\x1f")]);
+    let Some(kept) = deps::checkout(cache, &key, &about, plan.rebuild)? else {
+        ui::note(&format!(
+            "another xbuild is using the compiled dependencies kept for {} of this workspace; building from scratch",
+            target.rust
+        ));
+        return Ok(None);
+    };
+    let changed = kept.stamp(cache, &sealed.src, &sealed.files)?;
+    tracing::info!(
+        "reusing compiled dependencies in {} ({changed} of {} source files new or changed)",
+        kept.target.display(),
+        sealed.files.len()
+    );
+    sealed.use_target_dir(kept.target.clone());
+    Ok(Some(kept))
+}
+
+/// Set the process umask, returning the previous one.
+fn set_umask(mask: u32) -> u32 {
+    // SAFETY: umask only swaps a process attribute and cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) as u32 }
+}

@@ -1,0 +1,120 @@
+//! Stage "verify": every executable is read as ELF against the target's
+//! policy (no interpreter, no shared libraries, the right type and machine)
+//! and hashed. Also the outputs-cache hit, whose files are verified the same.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::sealed::{Output, TargetCtx};
+use crate::cache::{self, outputs};
+use crate::elf::{self, ElfInfo};
+use crate::targets::Target;
+use crate::ui;
+
+/// One verified executable.
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub nix_target: String,
+    pub rust_target: String,
+    pub package: String,
+    pub name: String,
+    /// `bin`, or for test binaries the kind of target they test (`lib`, `bin`, `test`).
+    pub kind: String,
+    /// Relative to the output directory.
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+    pub elf: ElfInfo,
+    pub linkage: &'static str,
+}
+
+fn artifact(target: &Target, out: &Output, staging: &Path, sha256: String) -> Result<Artifact> {
+    let info = elf::verify(&out.path, &target.elf)?;
+    Ok(Artifact {
+        nix_target: target.nix.clone(),
+        rust_target: target.rust.clone(),
+        package: out.package.clone(),
+        name: out.name.clone(),
+        kind: out.kind.clone(),
+        path: out
+            .path
+            .strip_prefix(staging)
+            .unwrap_or(&out.path)
+            .display()
+            .to_string(),
+        sha256,
+        size: fs::metadata(&out.path)
+            .with_context(|| format!("reading {}", out.path.display()))?
+            .len(),
+        elf: info,
+        linkage: "static",
+    })
+}
+
+/// Verify and hash what a build left in the staging tree.
+pub fn outputs(target: &Target, files: &[Output], staging: &Path) -> Result<Vec<Artifact>> {
+    files
+        .iter()
+        .map(|f| artifact(target, f, staging, cache::hash_file(&f.path)?))
+        .collect()
+}
+
+/// The cache entries of verified artifacts (paths in the staging tree).
+pub fn entries(artifacts: &[Artifact], staging: &Path) -> Vec<(outputs::Entry, PathBuf)> {
+    artifacts
+        .iter()
+        .map(|a| {
+            (
+                outputs::Entry {
+                    name: a.name.clone(),
+                    package: a.package.clone(),
+                    kind: a.kind.clone(),
+                    sha256: a.sha256.clone(),
+                },
+                staging.join(&a.path),
+            )
+        })
+        .collect()
+}
+
+/// The cached outputs of exactly these inputs, copied into `dir` and
+/// verified; `None` when there are none or the run must build.
+pub fn from_cache(
+    ctx: &TargetCtx<'_>,
+    dir: &Path,
+    staging: &Path,
+) -> Result<Option<Vec<Artifact>>> {
+    let plan = ctx.plan;
+    let cacheable =
+        plan.test.is_none() && !plan.check_determinism && !plan.rebuild && !plan.keep_sealed;
+    if !cacheable {
+        return Ok(None);
+    }
+    let Some((cached, entries)) = outputs::lookup(ctx.cache, &ctx.key)? else {
+        return Ok(None);
+    };
+    let mut artifacts = Vec::new();
+    for e in entries {
+        let dest = dir.join(&e.name);
+        fs::copy(cached.join(&e.name), &dest)
+            .with_context(|| format!("copying the cached {}", e.name))?;
+        let out = Output {
+            name: e.name,
+            package: e.package,
+            kind: e.kind,
+            path: dest,
+        };
+        artifacts.push(artifact(ctx.target, &out, staging, e.sha256)?);
+    }
+    ui::status(
+        "Fresh",
+        &format!(
+            "{}: inputs unchanged, outputs from the cache (sha256 re-checked; --rebuild to build)",
+            ctx.target.rust
+        ),
+    );
+    Ok(Some(artifacts))
+}

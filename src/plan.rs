@@ -1,0 +1,346 @@
+//! Resolve: from the command line to a [`Plan`], the build request with
+//! everything discovered that can be discovered before any work starts —
+//! targets looked up, the workspace root found the way cargo finds it, paths
+//! made absolute, `Cargo.lock` checked, the pins loaded. A user mistake found
+//! here fails in milliseconds, before a 1 GB toolchain is provisioned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::BuildArgs;
+use crate::exit::Usage;
+use crate::targets::{self, Target};
+use crate::toolchain::fetch::Mode;
+use crate::toolchain::manifest::Pins;
+use crate::{env, sandbox, toolchain};
+
+/// Flags the toolchain route itself needs on every target: std is built from
+/// source, so there are no Rust-shipped crt objects; zig provides them.
+pub const TOOLCHAIN_RUSTFLAGS: &[&str] = &["-C", "link-self-contained=no"];
+
+/// A resolved build request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub targets: Vec<&'static Target>,
+    pub workspace_root: PathBuf,
+    pub manifest_path: PathBuf,
+    pub release: bool,
+    pub packages: Vec<String>,
+    pub bins: Vec<String>,
+    pub features: Option<String>,
+    pub out_dir: PathBuf,
+    pub git_version: Option<String>,
+    pub jobs: Option<u32>,
+    pub offline: bool,
+    /// The user's RUSTFLAGS, which replace the table's per-target flags.
+    pub user_rustflags: Option<String>,
+    /// `--test`: build (and run) test binaries instead of the binaries.
+    pub test: Option<TestOptions>,
+    /// Build twice in different sealed directories and compare the outputs.
+    pub check_determinism: bool,
+    /// Keep the sealed directories.
+    pub keep_sealed: bool,
+    /// Build even when the cache holds outputs for the same inputs.
+    pub rebuild: bool,
+    pub pins: Pins,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub no_run: bool,
+    pub timeout: Duration,
+    /// Given to every test binary.
+    pub args: Vec<String>,
+    /// Test binaries run at once.
+    pub parallel: usize,
+}
+
+impl Plan {
+    /// Everything `xbuild [options]` asks for, checked.
+    pub fn resolve(args: BuildArgs) -> Result<Plan> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let manifest_path = match &args.manifest_path {
+            Some(p) => cwd.join(p),
+            None => cwd.join("Cargo.toml"),
+        };
+        if !manifest_path.is_file() {
+            return Err(Usage(format!(
+                "no Cargo.toml at {}; run xbuild in a Cargo workspace or pass --manifest-path",
+                manifest_path.display()
+            ))
+            .into());
+        }
+        let workspace_root = find_workspace_root(&manifest_path)?;
+        if !workspace_root.join("Cargo.lock").is_file() {
+            return Err(Usage(format!(
+                "no Cargo.lock at the workspace root {}: xbuild builds only locked dependency graphs. \
+                 Run `cargo generate-lockfile` and commit Cargo.lock",
+                workspace_root.display()
+            ))
+            .into());
+        }
+        let names = if args.targets.is_empty() {
+            vec![targets::DEFAULT_TARGET.to_string()]
+        } else {
+            args.targets.clone()
+        };
+        let mut table = Vec::new();
+        for name in &names {
+            let t = targets::lookup(name).map_err(|e| Usage(e.to_string()))?;
+            if !table.contains(&t) {
+                table.push(t);
+            }
+        }
+        let git_version = match args.git_version.as_deref() {
+            Some("auto") => Some(sandbox::snapshot::git_describe(&workspace_root)?),
+            other => other.map(String::from),
+        };
+        let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
+        Ok(Plan {
+            targets: table,
+            out_dir: match &args.out {
+                Some(o) => cwd.join(o),
+                None => workspace_root.join("target").join("xbuild"),
+            },
+            workspace_root,
+            manifest_path,
+            release: args.release,
+            packages: args.packages,
+            bins: args.bins,
+            features: args.features,
+            git_version,
+            jobs: args.jobs,
+            offline: args.pins.offline,
+            user_rustflags: env::user_rustflags(),
+            test: args.test.then(|| TestOptions {
+                no_run: args.no_run,
+                timeout: Duration::from_secs(args.test_timeout),
+                args: args.test_args.clone(),
+                parallel: args.jobs.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    |j| j as usize,
+                ),
+            }),
+            check_determinism: args.check_determinism,
+            keep_sealed: args.keep_sealed,
+            rebuild: args.rebuild,
+            pins,
+            mode: if args.pins.offline {
+                Mode::Offline
+            } else {
+                Mode::Online
+            },
+        })
+    }
+
+    pub fn profile(&self) -> &'static str {
+        if self.release { "release" } else { "debug" }
+    }
+
+    /// The per-target flags, or the user's; then what the toolchain needs.
+    pub fn rustflags(&self, target: &Target) -> Vec<String> {
+        let mut flags: Vec<String> = match &self.user_rustflags {
+            Some(user) => user.split_whitespace().map(String::from).collect(),
+            None => target.rustflags.clone(),
+        };
+        flags.extend(TOOLCHAIN_RUSTFLAGS.iter().map(|s| s.to_string()));
+        flags
+    }
+
+    /// The manifest, relative to the workspace root.
+    pub fn rel_manifest(&self) -> &Path {
+        self.manifest_path
+            .strip_prefix(&self.workspace_root)
+            .unwrap_or(Path::new("Cargo.toml"))
+    }
+
+    /// What the selection builds, for messages.
+    pub fn describe_selection(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.packages.is_empty() {
+            parts.push(format!("package(s) {}", self.packages.join(", ")));
+        }
+        if !self.bins.is_empty() {
+            parts.push(format!("bin(s) {}", self.bins.join(", ")));
+        }
+        if parts.is_empty() && self.test.is_some() {
+            "the workspace's tests".into()
+        } else if parts.is_empty() {
+            "the workspace's binaries".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// The workspace root of the package or workspace whose manifest is
+/// `manifest`, found as cargo finds it, without cargo (none may exist before
+/// provisioning): a manifest with `[workspace]` is its own root; a package
+/// with `package.workspace = "path"` names its root; otherwise the nearest
+/// manifest above with `[workspace]` is the root if it lists the package as a
+/// member (or does not exclude it, for globs cargo would check), and the
+/// package is its own root if none does.
+pub fn find_workspace_root(manifest: &Path) -> Result<PathBuf> {
+    let dir = manifest
+        .parent()
+        .context("the manifest path has no parent directory")?;
+    let doc = read_manifest(manifest)?;
+    if doc.get("workspace").is_some() {
+        return Ok(dir.to_path_buf());
+    }
+    if let Some(ws) = doc
+        .get("package")
+        .and_then(|p| p.get("workspace"))
+        .and_then(|w| w.as_str())
+    {
+        return Ok(normalize(&dir.join(ws)));
+    }
+    for above in dir.ancestors().skip(1) {
+        let candidate = above.join("Cargo.toml");
+        if !candidate.is_file() {
+            continue;
+        }
+        let Ok(doc) = read_manifest(&candidate) else {
+            continue;
+        };
+        let Some(ws) = doc.get("workspace") else {
+            continue;
+        };
+        let rel = dir.strip_prefix(above).unwrap_or(dir);
+        if lists_member(ws, rel) {
+            return Ok(above.to_path_buf());
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn read_manifest(path: &Path) -> Result<toml::Table> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| Usage(format!("{} is not valid TOML: {e}", path.display())).into())
+}
+
+/// Whether a `[workspace]` table's `members` (globs with `*`) include `rel`
+/// and its `exclude` does not.
+fn lists_member(ws: &toml::Value, rel: &Path) -> bool {
+    let patterns = |key: &str| -> Vec<String> {
+        ws.get(key)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str())
+                    .map(|s| s.trim_end_matches('/').to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rel = rel.to_string_lossy();
+    let matches = |p: &String| glob_match(p, &rel) || rel.starts_with(&format!("{p}/"));
+    let excluded = patterns("exclude").iter().any(matches);
+    !excluded && patterns("members").iter().any(|p| glob_match(p, &rel))
+}
+
+/// `*` matches within one path component; `?` one character.
+fn glob_match(pattern: &str, path: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let s: Vec<&str> = path.split('/').collect();
+    p.len() == s.len()
+        && p.iter()
+            .zip(&s)
+            .all(|(p, s)| component_match(p.as_bytes(), s.as_bytes()))
+}
+
+fn component_match(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            component_match(&p[1..], s) || (!s.is_empty() && component_match(p, &s[1..]))
+        }
+        (Some(b'?'), Some(_)) => component_match(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => component_match(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    const PKG: &str = "[package]\nname = \"p\"\nversion = \"0.1.0\"\n";
+
+    #[test]
+    fn the_workspace_root_is_found_as_cargo_finds_it() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        // an outer workspace that does not list `other`, an inner one that lists `crates/*`
+        write(
+            r,
+            "Cargo.toml",
+            "[workspace]\nmembers = [\"ws/crates/a\"]\n",
+        );
+        write(
+            r,
+            "ws/Cargo.toml",
+            "[workspace]\nmembers = [\"crates/*\"]\nexclude = [\"crates/skip\"]\n",
+        );
+        write(r, "ws/crates/a/Cargo.toml", PKG);
+        write(r, "ws/crates/skip/Cargo.toml", PKG);
+        write(r, "ws/other/Cargo.toml", PKG);
+        write(
+            r,
+            "ws/named/Cargo.toml",
+            &format!("{PKG}workspace = \"../..\"\n"),
+        );
+        let root = |rel: &str| find_workspace_root(&r.join(rel).join("Cargo.toml")).unwrap();
+        // the nearest enclosing workspace that lists it, not the top-most match
+        assert_eq!(root("ws/crates/a"), r.join("ws"));
+        assert_eq!(root("ws"), r.join("ws"));
+        // excluded, or not a member: its own root
+        assert_eq!(root("ws/crates/skip"), r.join("ws/crates/skip"));
+        assert_eq!(root("ws/other"), r.join("ws/other"));
+        // package.workspace names the root
+        assert_eq!(root("ws/named"), r.to_path_buf());
+        // a comment that mentions [workspace] is not a workspace
+        write(
+            r,
+            "plain/Cargo.toml",
+            "# not a [workspace]\n[package]\nname = \"q\"\n",
+        );
+        write(r, "plain/sub/Cargo.toml", PKG);
+        assert_eq!(root("plain/sub"), r.join("plain/sub"));
+    }
+
+    #[test]
+    fn globs_match_one_component() {
+        assert!(glob_match("crates/*", "crates/a"));
+        assert!(!glob_match("crates/*", "crates/a/b"));
+        assert!(glob_match("c?t", "cat"));
+        assert!(glob_match("app", "app"));
+        assert!(!glob_match("app", "apps"));
+    }
+}

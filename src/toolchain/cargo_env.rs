@@ -1,0 +1,97 @@
+//! The environment of the pinned cargo: an explicit list, never the user's
+//! environment. Each kind of cargo run (fetching, building std, a sealed
+//! build) starts from [`CargoEnv::toolchain`] and adds only what it needs.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::Toolchain;
+use crate::cache::Cache;
+use crate::process::Cmd;
+use crate::targets::Target;
+use crate::{env, zigcc};
+
+pub struct CargoEnv {
+    pub vars: Vec<(String, OsString)>,
+}
+
+impl CargoEnv {
+    /// What every cargo child gets: the pinned toolchain and xbuild's cargo home.
+    fn toolchain(cache: &Cache, tc: &Toolchain, path_tail: OsString) -> CargoEnv {
+        let mut path = OsString::new();
+        if let Some(dir) = tc.rustc().parent() {
+            path.push(dir);
+            path.push(":");
+        }
+        path.push(path_tail);
+        let mut vars: Vec<(String, OsString)> = vec![
+            ("PATH".into(), path),
+            ("RUSTC".into(), tc.rustc().into()),
+            ("CARGO_HOME".into(), cache.cargo_home().into()),
+            (env::XBUILD_ZIG.into(), tc.zig().into()),
+            (env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()),
+        ];
+        if let Some(lib) = tc.library_path() {
+            vars.push(("LD_LIBRARY_PATH".into(), lib.into()));
+        }
+        vars.extend(env::display_for_cargo());
+        CargoEnv { vars }
+    }
+
+    /// For work that needs the network (`cargo fetch`, std's dependencies):
+    /// the user's PATH, HOME and proxy settings.
+    pub fn for_fetch(cache: &Cache, tc: &Toolchain) -> CargoEnv {
+        let user = env::passthrough_for_fetchers();
+        let path = user
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or_else(|| OsString::from("/usr/bin:/bin"), |(_, v)| v.clone());
+        let mut e = CargoEnv::toolchain(cache, tc, path);
+        let have: Vec<String> = e.vars.iter().map(|(k, _)| k.clone()).collect();
+        e.vars
+            .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
+        e
+    }
+
+    /// A sealed build's environment: nothing from the user's but how to show
+    /// progress; `home` and `tmp` are the sealed directory's, as the build sees them.
+    pub fn sealed(cache: &Cache, tc: &Toolchain, home: &Path, tmp: &Path, epoch: &str) -> CargoEnv {
+        let mut e = CargoEnv::toolchain(cache, tc, "/usr/local/bin:/usr/bin:/bin".into());
+        e.vars.extend([
+            ("HOME".to_string(), home.into()),
+            ("TMPDIR".to_string(), tmp.into()),
+            ("TZ".to_string(), "UTC".into()),
+            ("LC_ALL".to_string(), "C".into()),
+            ("SOURCE_DATE_EPOCH".to_string(), epoch.into()),
+            // incremental state is not byte-for-byte reproducible, and the
+            // kept target dirs already give reuse
+            ("CARGO_INCREMENTAL".to_string(), "0".into()),
+        ]);
+        e
+    }
+
+    pub fn set(&mut self, key: &str, value: impl Into<OsString>) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_string(), value.into()));
+    }
+
+    /// The pinned cargo with exactly this environment.
+    pub fn cargo_command(&self, tc: &Toolchain) -> Cmd {
+        let mut cmd = Cmd::new(tc.cargo());
+        cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Make `target`'s C compiler, archiver and linker the zig wrappers.
+    pub fn add_target(&mut self, cache: &Cache, target: &Target) -> Result<()> {
+        let shims = zigcc::install_shims(&cache.shims(), target)?;
+        let under = target.rust.replace('-', "_");
+        let t = target.cargo_env_name();
+        self.set(&format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone());
+        self.set(&format!("CC_{under}"), shims.cc);
+        self.set(&format!("AR_{under}"), shims.ar);
+        Ok(())
+    }
+}
