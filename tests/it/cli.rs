@@ -156,3 +156,37 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
     assert_eq!(left("outputs"), Vec::<String>::new());
     assert!(r.stderr.contains("Freed"), "{}", r.stderr);
 }
+
+/// User mistakes exit 2 with a message that says what to do, and are found
+/// before anything is provisioned (the cache stays empty).
+#[test]
+fn user_mistakes_exit_2_before_anything_is_provisioned() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("ws");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let xb_in = |args: &[&str]| {
+        crate::support::run(crate::support::xbuild(&home).current_dir(&ws).args(args))
+    };
+    let check = |args: &[&str], says: &str| {
+        let r = xb_in(args);
+        assert_eq!(r.status, Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    };
+    // no Cargo.lock: found before a 1 GB toolchain is fetched
+    check(&[], "Run `cargo generate-lockfile` and commit Cargo.lock");
+    std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
+    check(&["--target", "aarch64-linux"], "which xbuild does not build yet");
+    check(&["--bogus-flag"], "unexpected argument '--bogus-flag'");
+    check(&["--manifest-path", "nowhere/Cargo.toml"], "no Cargo.toml at");
+    std::fs::write(ws.join("toolchains.toml"), "version = 1\n[rust\n").unwrap();
+    check(&[], "toolchains.toml:2");
+    let cache = home.path().join("cache/v1/toolchains");
+    let installed = std::fs::read_dir(&cache).map_or(0, |d| d.count());
+    assert_eq!(installed, 0, "nothing was provisioned");
+}

@@ -1,9 +1,14 @@
-//! End-to-end: real cross builds of the fixture workspace for the four
-//! targets with the real pinned toolchain, run natively or under qemu.
+//! End-to-end: real cross builds of the fixture workspace with the real
+//! pinned toolchain, run natively or under qemu.
 //!
 //! Compiled only with `--features e2e` (CI sets it). The toolchain and the std
 //! sysroots are shared by every test of a run through one cache:
 //! `XBUILD_CACHE_DIR` if set, else `target/tmp/e2e-cache`.
+//!
+//! The targets come from `xbuild targets --json`: every target in the table
+//! gets the build-and-run smoke test; the full matrix (tests under qemu, the
+//! determinism check) runs on [`MATRIX`], so that a new target costs one std
+//! build and one smoke test.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,12 +17,35 @@ use std::sync::OnceLock;
 
 use crate::support::{Run, ok, repo_root, run};
 
-const TARGETS: [&str; 4] = [
+/// The targets of the full matrix: one native 64-bit, one foreign 64-bit,
+/// and the hardest 32-bit one (ARMv6 under an arm1176 qemu).
+const MATRIX: [&str; 3] = [
     "x86_64-unknown-linux-musl",
     "aarch64-unknown-linux-musl",
     "armv6l-unknown-linux-musleabihf",
-    "i686-unknown-linux-musl",
 ];
+
+/// Every target in the table, as `xbuild targets --json` lists it.
+fn table() -> &'static Vec<serde_json::Value> {
+    static TABLE: OnceLock<Vec<serde_json::Value>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let r = run(xbuild(&repo_root()).args(["targets", "--json"]));
+        ok(&r);
+        serde_json::from_str::<serde_json::Value>(&r.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    })
+}
+
+/// A target's entry in the table, by its Nix or Rust name.
+fn entry(name: &str) -> &'static serde_json::Value {
+    table()
+        .iter()
+        .find(|t| t["nix"] == name || t["rust"] == name)
+        .unwrap_or_else(|| panic!("{name} is not in the table"))
+}
 
 #[allow(clippy::disallowed_methods)] // a test reads the CI's setting directly
 fn cache_dir() -> PathBuf {
@@ -100,19 +128,26 @@ fn elf_form(path: &Path) -> (u8, u16, u16, bool) {
     (if wide { 64 } else { 32 }, u16at(16), u16at(18), interp)
 }
 
-/// How to run a binary of `target` on this host.
+/// How to run a binary of `target` on this host, as the table says.
 fn runner(target: &str) -> Vec<String> {
-    let qemu = component_dir("qemu").join("usr/bin");
-    match target {
-        "aarch64-unknown-linux-musl" => {
-            vec![qemu.join("qemu-aarch64-static").display().to_string()]
-        }
-        "armv6l-unknown-linux-musleabihf" => vec![
-            qemu.join("qemu-arm-static").display().to_string(),
-            "-cpu".into(),
-            "arm1176".into(),
-        ],
-        _ => vec![],
+    let r = &entry(target)["runner"];
+    let Some(qemu) = r["qemu"].as_str() else {
+        return vec![];
+    };
+    let mut argv = vec![component_dir("qemu").join("usr/bin").join(qemu).display().to_string()];
+    if let Some(cpu) = r["qemu-cpu"].as_str() {
+        argv.extend(["-cpu".to_string(), cpu.to_string()]);
+    }
+    argv
+}
+
+/// `cfg!(target_arch)` of a Rust triple, as the fixture's app prints it.
+fn rust_arch(triple: &str) -> &str {
+    match triple.split('-').next().unwrap() {
+        "i686" | "i586" => "x86",
+        "riscv64gc" => "riscv64",
+        "powerpc64le" => "powerpc64",
+        arch => arch,
     }
 }
 
@@ -124,30 +159,28 @@ fn run_binary(target: &str, exe: &Path, args: &[&str]) -> Run {
 }
 
 #[test]
-fn four_targets_build_static_verified_and_run() {
+fn every_target_in_the_table_builds_static_verified_and_runs() {
     provisioned();
     let ws = workspace();
     let out = ws.path().join("dist");
     let mut args = vec!["--release", "--git-version", "v9.9.9", "--out", "dist"];
-    for t in TARGETS {
-        args.extend(["--target", t]);
+    for t in table() {
+        args.extend(["--target", t["nix"].as_str().unwrap()]);
     }
     let r = run(xbuild(ws.path()).args(&args));
     ok(&r);
 
-    // (rust triple, ELF class, e_type, e_machine, `arch` as Rust reports it)
-    let expected = [
-        ("x86_64-unknown-linux-musl", 64, 3, 62, "x86_64"),
-        ("aarch64-unknown-linux-musl", 64, 2, 183, "aarch64"),
-        ("arm-unknown-linux-musleabihf", 32, 2, 40, "arm"),
-        ("i686-unknown-linux-musl", 32, 2, 3, "x86"),
-    ];
-    for ((rust, class, e_type, machine, arch), nix) in expected.iter().zip(TARGETS) {
+    for t in table() {
+        let (rust, nix) = (t["rust"].as_str().unwrap(), t["nix"].as_str().unwrap());
+        // ET_DYN for static-pie, ET_EXEC otherwise; the table's machine
+        let e_type = if t["elf"]["kind"] == "static-pie" { 3 } else { 2 };
+        let class = t["elf"]["class"].as_u64().unwrap() as u8;
+        let machine = t["elf"]["e-machine"].as_u64().unwrap() as u16;
         for bin in ["app", "tool"] {
             let exe = out.join(rust).join(bin);
             assert_eq!(
                 elf_form(&exe),
-                (*class, *e_type, *machine, false),
+                (class, e_type, machine, false),
                 "{}",
                 exe.display()
             );
@@ -156,19 +189,25 @@ fn four_targets_build_static_verified_and_run() {
         ok(&app);
         assert_eq!(
             app.stdout.trim(),
-            format!("app: c_add=42 arch={arch} version=v9.9.9")
+            format!("app: c_add=42 arch={} version=v9.9.9", rust_arch(rust))
         );
         let tool = run_binary(nix, &out.join(rust).join("tool"), &["a", "b"]);
         ok(&tool);
         assert_eq!(tool.stdout.trim(), "tool: 2 args, c_mul=42");
     }
+    let binaries = 2 * table().len();
 
     let sums = run(Command::new("sha256sum")
         .arg("-c")
         .arg("SHA256SUMS")
         .current_dir(&out));
     ok(&sums);
-    assert_eq!(sums.stdout.matches(": OK").count(), 8, "{}", sums.stdout);
+    assert_eq!(
+        sums.stdout.matches(": OK").count(),
+        binaries,
+        "{}",
+        sums.stdout
+    );
     let text = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let paths: Vec<&str> = text
         .lines()
@@ -181,7 +220,7 @@ fn four_targets_build_static_verified_and_run() {
     let report: serde_json::Value =
         serde_json::from_slice(&fs::read(out.join("report.json")).unwrap()).unwrap();
     let artifacts = report["artifacts"].as_array().unwrap();
-    assert_eq!(artifacts.len(), 8);
+    assert_eq!(artifacts.len(), binaries);
     assert_eq!(report["git_version"], "v9.9.9");
     for a in artifacts {
         assert_eq!(a["elf"]["interpreter"], serde_json::Value::Null);
@@ -330,11 +369,11 @@ fn fixture(name: &str) -> tempfile::TempDir {
 }
 
 #[test]
-fn xbuild_test_runs_every_members_tests_on_the_four_targets() {
+fn xbuild_test_runs_every_members_tests_on_the_matrix_targets() {
     provisioned();
     let ws = workspace();
     let mut args = vec!["--test"];
-    for t in TARGETS {
+    for t in MATRIX {
         args.extend(["--target", t]);
     }
     let r = run(xbuild(ws.path()).args(&args));
@@ -348,7 +387,7 @@ fn xbuild_test_runs_every_members_tests_on_the_four_targets() {
         serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
             .unwrap();
     let per_target = report["tests"].as_array().unwrap();
-    assert_eq!(per_target.len(), 4);
+    assert_eq!(per_target.len(), MATRIX.len());
     for t in per_target {
         let triple = t["rust_target"].as_str().unwrap();
         assert!(
@@ -423,7 +462,7 @@ fn xbuild_test_reports_a_failing_test_and_its_message() {
     provisioned();
     let ws = fixture("bad-tests-ws");
     let r = run(xbuild(ws.path()).args(["--test", "--", "fails"]));
-    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(r.status, Some(3), "{}", r.stderr);
     assert!(
         r.stderr
             .contains("FAIL bad-lib-bad (0 passed; 1 failed; 0 ignored)"),
@@ -454,7 +493,7 @@ fn xbuild_test_kills_a_hanging_test_and_goes_on() {
     let ws = fixture("bad-tests-ws");
     let started = std::time::Instant::now();
     let r = run(xbuild(ws.path()).args(["--test", "--test-timeout", "3", "--", "hangs"]));
-    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(r.status, Some(3), "{}", r.stderr);
     assert!(r.stderr.contains("TIMEOUT bad-lib-bad"), "{}", r.stderr);
     assert!(
         r.stderr.contains("killed after the --test-timeout"),
@@ -500,17 +539,20 @@ fn report_of(dir: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn the_fixture_is_byte_identical_across_two_sealed_builds_on_all_four_targets() {
+fn the_fixture_is_byte_identical_across_two_sealed_builds_on_the_matrix_targets() {
     provisioned();
     let ws = workspace();
     let mut args = vec!["--release", "--check-determinism"];
-    for t in TARGETS {
+    for t in MATRIX {
         args.extend(["--target", t]);
     }
     let r = run(xbuild(ws.path()).args(&args));
     ok(&r);
+    let binaries = 2 * MATRIX.len();
     assert!(
-        r.stderr.contains("determinism: 8 identical, 0 different"),
+        r.stderr.contains(&format!(
+            "determinism: {binaries} identical, 0 different"
+        )),
         "{}",
         r.stderr
     );
@@ -520,7 +562,7 @@ fn the_fixture_is_byte_identical_across_two_sealed_builds_on_all_four_targets() 
         .iter()
         .filter(|v| v["against"] == "second build")
         .count();
-    assert_eq!(two_builds, 8);
+    assert_eq!(two_builds, binaries);
     // other tests may have left outputs for the same inputs in the shared
     // cache: those are compared too, and must be identical as well
     for v in verdicts {
@@ -537,7 +579,7 @@ fn a_build_script_embedding_the_clock_is_reported_as_different() {
     // builds from scratch) the check compares with them too
     ok(&run(xbuild(ws.path()).args(["--release"])));
     let r = run(xbuild(ws.path()).args(["--release", "--check-determinism", "--rebuild"]));
-    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert_eq!(r.status, Some(4), "{}", r.stderr);
     assert!(
         r.stderr.contains(
             "determinism: 0 identical, 1 different (against the cached outputs of an earlier build"
@@ -915,4 +957,55 @@ fn a_pin_change_is_a_miss_and_a_new_qemu_reuses_std_and_dependencies() {
         "{}",
         again.stderr
     );
+}
+
+/// All targets of one run build one snapshot, and the outputs key is that
+/// snapshot's digest: a file edited while the run builds reaches neither a
+/// later target of the run nor the cache under its new content's key.
+#[test]
+fn a_file_edited_during_a_build_is_not_built_or_cached_under_its_new_content() {
+    use std::io::BufRead;
+    provisioned();
+    let ws = workspace();
+    let main = ws.path().join("app/src/main.rs");
+    let original = fs::read_to_string(&main).unwrap();
+    let edited = original.replace("\"app: ", "\"edited app: ");
+    let (first, second) = ("x86_64-unknown-linux-musl", "i686-unknown-linux-musl");
+    let mut child = xbuild(ws.path())
+        .args(["--release", "--target", first, "--target", second])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut edited_at_all = false;
+    for line in std::io::BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !edited_at_all && line.contains("Compiling") && line.contains(first) {
+            // the first target is building: edit before the second starts
+            fs::write(&main, &edited).unwrap();
+            edited_at_all = true;
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    assert!(edited_at_all, "{stderr}");
+    let out = ws.path().join("target/xbuild");
+    for t in [first, second] {
+        let app = run_binary(t, &out.join(t).join("app"), &[]);
+        assert!(app.stdout.starts_with("app: "), "{t}: {}", app.stdout);
+    }
+    // the edited content is new input: built, not served from the cache
+    let r = run(xbuild(ws.path()).args(["--release", "--target", second]));
+    ok(&r);
+    assert!(!r.stderr.contains("Fresh"), "{}", r.stderr);
+    let app = run_binary(second, &out.join(second).join("app"), &[]);
+    assert!(app.stdout.starts_with("edited app: "), "{}", app.stdout);
+    // and the snapshot's content is still served as what it was
+    fs::write(&main, &original).unwrap();
+    let r = run(xbuild(ws.path()).args(["--release", "--target", second]));
+    ok(&r);
+    assert!(r.stderr.contains("Fresh"), "{}", r.stderr);
+    let app = run_binary(second, &out.join(second).join("app"), &[]);
+    assert!(app.stdout.starts_with("app: "), "{}", app.stdout);
 }
