@@ -83,7 +83,7 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
     fs::write(project.join("src/lib.rs"), "")?;
     let target_dir = work.path().join("target");
     let mut env = CargoEnv::for_fetch(cache, tc);
-    env.add_target(cache, target)?;
+    env.add_target(cache, tc, target)?;
     let mut cmd = env.cargo_command(tc);
     cmd.current_dir(&project)
         .args(["build", "--release"])

@@ -106,7 +106,7 @@ pub fn build(
         &sealed.view_of("tmp"),
         ctx.epoch,
     );
-    env.add_target(cache, target)?;
+    env.add_target(cache, tc, target)?;
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);
     }

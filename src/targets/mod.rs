@@ -73,6 +73,16 @@ pub struct CcSpec {
     /// driver rejects and that carry nothing zig needs (the target is given).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drop_args: Vec<String>,
+    /// `-march=` ISA names build scripts pass, and the zig CPU each means
+    /// (empty: implied by `cpu`, dropped). Other values are CPU names.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub march: std::collections::BTreeMap<String, String>,
+    /// `-mfpu=` values the CPU has; another one is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fpu: Vec<String>,
+    /// The float ABI (`hard`); another `-mfloat-abi=` is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub float_abi: Option<String>,
 }
 
 /// How binaries for the target run on an x86_64 Linux host.

@@ -85,8 +85,8 @@ impl CargoEnv {
     }
 
     /// Make `target`'s C compiler, archiver and linker the zig wrappers.
-    pub fn add_target(&mut self, cache: &Cache, target: &Target) -> Result<()> {
-        let shims = zigcc::install_shims(&cache.shims(), target)?;
+    pub fn add_target(&mut self, cache: &Cache, tc: &Toolchain, target: &Target) -> Result<()> {
+        let shims = zigcc::install_shims(cache, target, &tc.zig())?;
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
         self.set(&format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone());

@@ -181,9 +181,15 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     // no Cargo.lock: found before a 1 GB toolchain is fetched
     check(&[], "Run `cargo generate-lockfile` and commit Cargo.lock");
     std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
-    check(&["--target", "aarch64-linux"], "which xbuild does not build yet");
+    check(
+        &["--target", "aarch64-linux"],
+        "which xbuild does not build yet",
+    );
     check(&["--bogus-flag"], "unexpected argument '--bogus-flag'");
-    check(&["--manifest-path", "nowhere/Cargo.toml"], "no Cargo.toml at");
+    check(
+        &["--manifest-path", "nowhere/Cargo.toml"],
+        "no Cargo.toml at",
+    );
     std::fs::write(ws.join("toolchains.toml"), "version = 1\n[rust\n").unwrap();
     check(&[], "toolchains.toml:2");
     let cache = home.path().join("cache/v1/toolchains");

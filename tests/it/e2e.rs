@@ -134,7 +134,13 @@ fn runner(target: &str) -> Vec<String> {
     let Some(qemu) = r["qemu"].as_str() else {
         return vec![];
     };
-    let mut argv = vec![component_dir("qemu").join("usr/bin").join(qemu).display().to_string()];
+    let mut argv = vec![
+        component_dir("qemu")
+            .join("usr/bin")
+            .join(qemu)
+            .display()
+            .to_string(),
+    ];
     if let Some(cpu) = r["qemu-cpu"].as_str() {
         argv.extend(["-cpu".to_string(), cpu.to_string()]);
     }
@@ -173,7 +179,11 @@ fn every_target_in_the_table_builds_static_verified_and_runs() {
     for t in table() {
         let (rust, nix) = (t["rust"].as_str().unwrap(), t["nix"].as_str().unwrap());
         // ET_DYN for static-pie, ET_EXEC otherwise; the table's machine
-        let e_type = if t["elf"]["kind"] == "static-pie" { 3 } else { 2 };
+        let e_type = if t["elf"]["kind"] == "static-pie" {
+            3
+        } else {
+            2
+        };
         let class = t["elf"]["class"].as_u64().unwrap() as u8;
         let machine = t["elf"]["e-machine"].as_u64().unwrap() as u16;
         for bin in ["app", "tool"] {
@@ -550,9 +560,8 @@ fn the_fixture_is_byte_identical_across_two_sealed_builds_on_the_matrix_targets(
     ok(&r);
     let binaries = 2 * MATRIX.len();
     assert!(
-        r.stderr.contains(&format!(
-            "determinism: {binaries} identical, 0 different"
-        )),
+        r.stderr
+            .contains(&format!("determinism: {binaries} identical, 0 different")),
         "{}",
         r.stderr
     );

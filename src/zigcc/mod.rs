@@ -1,0 +1,314 @@
+//! xbuild as the C compiler, archiver and linker of a target.
+//!
+//! cargo, rustc and the `cc` crate call a compiler by path, with no room for a
+//! subcommand. So xbuild links itself into the cache under names that say the
+//! role and the target (`xbuild-zig-cc--aarch64-unknown-linux-musl`), and
+//! `main` checks `argv[0]` before anything else: such a call is translated to
+//! `zig cc -target ... [-mcpu=...]` or `zig ar`, with the arguments zig
+//! rejects rewritten (`flags`). A link also gets xbuild's small runtime
+//! archive (`atomic.c`: the libatomic entry points zig's compiler-rt lacks).
+
+mod flags;
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use sha2::{Digest, Sha256};
+
+use self::flags::Flag;
+use crate::cache::Cache;
+use crate::env;
+use crate::process::Cmd;
+use crate::targets::{self, Target};
+
+/// xbuild's runtime additions, compiled for each target and linked last.
+const RT_SOURCE: &str = include_str!("atomic.c");
+
+const CC_PREFIX: &str = "xbuild-zig-cc--";
+const AR_PREFIX: &str = "xbuild-zig-ar--";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Cc,
+    Ar,
+}
+
+/// If this process was started through a wrapper name, run the wrapper and
+/// return its exit code.
+pub fn dispatch(argv0: &std::ffi::OsStr) -> Option<i32> {
+    let name = Path::new(argv0).file_name()?.to_str()?;
+    let (role, triple) = if let Some(t) = name.strip_prefix(CC_PREFIX) {
+        (Role::Cc, t)
+    } else if let Some(t) = name.strip_prefix(AR_PREFIX) {
+        (Role::Ar, t)
+    } else {
+        return None;
+    };
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    Some(match run(role, triple, args, argv0) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xbuild (as {name}): {e:#}");
+            1
+        }
+    })
+}
+
+fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -> Result<i32> {
+    let target = targets::all()
+        .iter()
+        .find(|t| t.rust == triple)
+        .with_context(|| format!("no target {triple} in the table"))?;
+    let zig = env::var_os(env::XBUILD_ZIG).with_context(|| {
+        format!(
+            "{} is not set; this wrapper runs under xbuild only",
+            env::XBUILD_ZIG
+        )
+    })?;
+    let mut cmd = Cmd::new(&zig);
+    // zig gets what the compiler driver needs from the caller's environment
+    // (cargo's, already an explicit list), not less
+    cmd.envs(env::passthrough_for_compiler());
+    if let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE) {
+        cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
+            .env("ZIG_LOCAL_CACHE_DIR", &cache);
+    }
+    match role {
+        Role::Ar => {
+            cmd.arg("ar").args(args);
+        }
+        Role::Cc => {
+            let mut zig_args = match cc_args(target, args) {
+                Ok(a) => a,
+                Err(why) => {
+                    eprintln!("xbuild (as the C compiler for {triple}): {why}");
+                    return Ok(1);
+                }
+            };
+            if is_link(&zig_args) {
+                let rt = rt_archive(Path::new(&name_dir(argv0)?), target, Path::new(&zig));
+                if rt.is_file() {
+                    zig_args.push(rt.into());
+                }
+            }
+            cmd.arg("cc").args(zig_args);
+        }
+    }
+    let status = cmd.status()?;
+    Ok(status.code().unwrap_or(1))
+}
+
+/// The arguments for `zig cc`: the target first, then the caller's, each
+/// translated for zig (see `flags`); an error names a flag that cannot be.
+fn cc_args(target: &Target, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut out: Vec<OsString> = vec!["-target".into(), target.cc.zig_target.clone().into()];
+    if let Some(cpu) = &target.cc.cpu {
+        out.push(format!("-mcpu={cpu}").into());
+    }
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let Some(a) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        // the target is given above; zig reads another as its own query
+        if a == "-target" || a == "--target" {
+            args.next();
+            continue;
+        }
+        match flags::translate(target, a) {
+            Flag::Keep => out.push(arg),
+            Flag::Drop => {}
+            Flag::Replace(r) => out.extend(r.split(' ').map(OsString::from)),
+            Flag::Reject(why) => return Err(why),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a `zig cc` call links (rather than compiles, preprocesses or asks).
+fn is_link(args: &[OsString]) -> bool {
+    let mut has_output = false;
+    for a in args {
+        match a.to_str() {
+            Some("-c" | "-S" | "-E" | "-M" | "-MM" | "-fsyntax-only" | "--version" | "-###") => {
+                return false;
+            }
+            Some("-o") => has_output = true,
+            Some(s) if s.starts_with("-o") && s.len() > 2 => has_output = true,
+            _ => {}
+        }
+    }
+    has_output
+}
+
+fn name_dir(argv0: &std::ffi::OsStr) -> Result<PathBuf> {
+    Path::new(argv0)
+        .parent()
+        .map(Path::to_path_buf)
+        .context("the wrapper was started without a directory")
+}
+
+/// Where the runtime archive of `target` for this zig lives: next to the
+/// wrappers, named by the source and the zig it was compiled with.
+fn rt_archive(shims: &Path, target: &Target, zig: &Path) -> PathBuf {
+    let mut h = Sha256::new();
+    h.update(RT_SOURCE);
+    h.update([0]);
+    h.update(zig.as_os_str().as_encoded_bytes());
+    let digest = &hex::encode(h.finalize())[..16];
+    shims.join(format!("xbuild-rt--{}--{digest}.a", target.rust))
+}
+
+/// Compile the runtime archive for `target` if the cache has none.
+fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()> {
+    let dest = rt_archive(&cache.shims(), target, zig);
+    if dest.is_file() {
+        return Ok(());
+    }
+    let work = cache.temp_dir("rt")?;
+    let src = work.path().join("xbuild_rt.c");
+    fs::write(&src, RT_SOURCE).with_context(|| format!("writing {}", src.display()))?;
+    let obj = work.path().join("xbuild_rt.o");
+    let lib = work.path().join("rt.a");
+    let zig_cmd = |args: &[&std::ffi::OsStr]| {
+        let mut c = Cmd::new(zig);
+        c.envs(env::passthrough_for_compiler())
+            .env("ZIG_GLOBAL_CACHE_DIR", cache.zig_cache())
+            .env("ZIG_LOCAL_CACHE_DIR", cache.zig_cache())
+            .args(args);
+        c
+    };
+    let mut cc: Vec<OsString> = vec![
+        "cc".into(),
+        "-target".into(),
+        target.cc.zig_target.clone().into(),
+    ];
+    if let Some(cpu) = &target.cc.cpu {
+        cc.push(format!("-mcpu={cpu}").into());
+    }
+    cc.extend([
+        "-O2".into(),
+        "-c".into(),
+        src.clone().into(),
+        "-o".into(),
+        obj.clone().into(),
+    ]);
+    let refs: Vec<&std::ffi::OsStr> = cc.iter().map(|a| a.as_os_str()).collect();
+    zig_cmd(&refs)
+        .output()
+        .with_context(|| format!("compiling xbuild's runtime for {}", target.rust))?;
+    zig_cmd(&[
+        "ar".as_ref(),
+        "rcs".as_ref(),
+        lib.as_os_str(),
+        obj.as_os_str(),
+    ])
+    .output()
+    .with_context(|| format!("archiving xbuild's runtime for {}", target.rust))?;
+    fs::rename(&lib, &dest).with_context(|| format!("moving into {}", dest.display()))?;
+    Ok(())
+}
+
+/// The wrapper paths for a target, creating the links if needed.
+pub struct Shims {
+    pub cc: PathBuf,
+    pub ar: PathBuf,
+}
+
+/// The wrappers for `target` (links to xbuild in the cache's shims bucket)
+/// and its runtime archive compiled with `zig`.
+pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims> {
+    let dir = cache.shims();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    ensure_rt(cache, target, zig)?;
+    let exe = std::env::current_exe().context("finding xbuild's own executable")?;
+    let link = |prefix: &str| -> Result<PathBuf> {
+        let path = dir.join(format!("{prefix}{}", target.rust));
+        if fs::read_link(&path).ok().as_deref() != Some(exe.as_path()) {
+            let work = cache.temp_dir("shim")?;
+            let tmp = work.path().join("link");
+            std::os::unix::fs::symlink(&exe, &tmp)
+                .with_context(|| format!("linking {}", tmp.display()))?;
+            fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
+        }
+        Ok(path)
+    };
+    Ok(Shims {
+        cc: link(CC_PREFIX)?,
+        ar: link(AR_PREFIX)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: &str, given: &[&str]) -> Vec<String> {
+        let t = targets::lookup(target).unwrap();
+        cc_args(t, given.iter().map(OsString::from).collect())
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn target_and_cpu_come_first() {
+        assert_eq!(
+            args("armv6l-unknown-linux-musleabihf", &["-c", "x.c"]),
+            [
+                "-target",
+                "arm-linux-musleabihf",
+                "-mcpu=arm1176jzf_s",
+                "-c",
+                "x.c"
+            ]
+        );
+        assert_eq!(
+            args("i686-unknown-linux-musl", &["-O2"]),
+            ["-target", "x86-linux-musl", "-O2"]
+        );
+    }
+
+    #[test]
+    fn rejected_flags_are_rewritten() {
+        assert_eq!(
+            args(
+                "x86_64-unknown-linux-musl",
+                &[
+                    "--target=x86_64-unknown-linux-musl",
+                    "-static-pie",
+                    "-o",
+                    "a"
+                ]
+            ),
+            ["-target", "x86_64-linux-musl", "-static", "-pie", "-o", "a"]
+        );
+        assert_eq!(
+            args(
+                "i686-unknown-linux-musl",
+                &[
+                    "-Wl,-melf_i386",
+                    "-target",
+                    "i686-unknown-linux-musl",
+                    "x.o"
+                ]
+            ),
+            ["-target", "x86-linux-musl", "x.o"]
+        );
+    }
+
+    #[test]
+    fn links_are_told_from_compiles() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(is_link(&a(&["x.o", "-o", "app", "-static"])));
+        assert!(is_link(&a(&["conftest.c", "-oconftest"])));
+        assert!(!is_link(&a(&["-c", "x.c", "-o", "x.o"])));
+        assert!(!is_link(&a(&["-E", "x.c"])));
+        assert!(!is_link(&a(&["--version"])));
+    }
+}
