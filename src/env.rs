@@ -118,6 +118,12 @@ pub fn passthrough_for_compiler() -> Vec<(String, OsString)> {
         .collect()
 }
 
+/// Everything: for xbuild as a `RUSTC_WRAPPER`, which must be transparent
+/// (rustc gets what cargo chose for it, which is already an explicit list).
+pub fn all_for_wrapped_rustc() -> Vec<(OsString, OsString)> {
+    std::env::vars_os().collect()
+}
+
 /// Whether stderr is a terminal (progress bars) or not (plain lines).
 pub fn stderr_is_terminal() -> bool {
     use std::io::IsTerminal;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod cache;
+mod cargo_config;
 mod cli;
 mod commands;
 mod determinism;

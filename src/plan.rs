@@ -11,10 +11,12 @@ use anyhow::{Context, Result};
 
 use crate::cli::BuildArgs;
 use crate::exit::Usage;
+use crate::process::Cmd;
 use crate::targets::{self, Target};
 use crate::toolchain::fetch::Mode;
 use crate::toolchain::manifest::Pins;
-use crate::{env, sandbox, toolchain};
+use crate::toolchain::{self, Toolchain};
+use crate::{cargo_config, env, sandbox, ui};
 
 /// Flags the toolchain route itself needs on every target: std is built from
 /// source, so there are no Rust-shipped crt objects; zig provides them.
@@ -46,6 +48,13 @@ pub struct Plan {
     pub rebuild: bool,
     pub pins: Pins,
     pub mode: Mode,
+}
+
+/// One target's RUSTFLAGS and where they came from (for report.json).
+#[derive(Debug, Clone)]
+pub struct RustFlags {
+    pub flags: Vec<String>,
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]
@@ -140,14 +149,48 @@ impl Plan {
         if self.release { "release" } else { "debug" }
     }
 
-    /// The per-target flags, or the user's; then what the toolchain needs.
-    pub fn rustflags(&self, target: &Target) -> Vec<String> {
+    /// The flags std is built with: the table's (or the user's `RUSTFLAGS`)
+    /// and the toolchain's, never the workspace's configuration, so that one
+    /// sysroot serves every workspace (as the official std does).
+    pub fn std_rustflags(&self, target: &Target) -> Vec<String> {
         let mut flags: Vec<String> = match &self.user_rustflags {
             Some(user) => user.split_whitespace().map(String::from).collect(),
             None => target.rustflags.clone(),
         };
         flags.extend(TOOLCHAIN_RUSTFLAGS.iter().map(|s| s.to_string()));
         flags
+    }
+
+    /// The flags of `target`'s build, in this order: the table's (or, when
+    /// set, only the user's `RUSTFLAGS`), the workspace's own
+    /// `.cargo/config.toml` rustflags as cargo would pick them (read from the
+    /// snapshot at `src`), then what the toolchain needs. Settings of the
+    /// workspace that xbuild overrides are said once, here.
+    pub fn rustflags(&self, tc: &Toolchain, target: &Target, src: &Path) -> Result<RustFlags> {
+        if self.user_rustflags.is_some() {
+            return Ok(RustFlags {
+                flags: self.std_rustflags(target),
+                source: "RUSTFLAGS".into(),
+            });
+        }
+        let cfg = if src.join(".cargo").is_dir() {
+            rustc_cfg(tc, target)?
+        } else {
+            Vec::new()
+        };
+        let ws = cargo_config::read(src, &target.rust, &cfg)?;
+        for said in &ws.overridden {
+            ui::warn(said);
+        }
+        let mut flags = target.rustflags.clone();
+        flags.extend(ws.flags);
+        let mut source = String::from("target table");
+        for s in ws.sources {
+            source.push_str(" + .cargo/config.toml ");
+            source.push_str(&s);
+        }
+        flags.extend(TOOLCHAIN_RUSTFLAGS.iter().map(|s| s.to_string()));
+        Ok(RustFlags { flags, source })
     }
 
     /// The manifest, relative to the workspace root.
@@ -174,6 +217,24 @@ impl Plan {
             parts.join(", ")
         }
     }
+}
+
+/// `rustc --print cfg` for `target` with its table flags (`crt-static` is a
+/// `target_feature`), as `[target.'cfg(...)']` sections are matched.
+fn rustc_cfg(tc: &Toolchain, target: &Target) -> Result<Vec<String>> {
+    let mut cmd = Cmd::new(tc.rustc());
+    if let Some(lib) = tc.library_path() {
+        cmd.env("LD_LIBRARY_PATH", lib);
+    }
+    let out = cmd
+        .args(["--print", "cfg", "--target", &target.rust])
+        .args(&target.rustflags)
+        .output()
+        .with_context(|| format!("asking rustc for the cfg values of {}", target.rust))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect())
 }
 
 /// The workspace root of the package or workspace whose manifest is

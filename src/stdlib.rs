@@ -19,10 +19,15 @@ use crate::cache::{self, Cache};
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
 use crate::toolchain::cargo_env::CargoEnv;
-use crate::ui;
+use crate::{ui, zigcc};
 
 /// What `-Zbuild-std` builds: std, and libtest for `xbuild --test`.
 const STD_CRATES: &str = "std,panic_abort,test";
+
+/// How std is built, beyond its flags; part of the sysroot's key.
+/// `panic_abort` is compiled with `-C panic=abort` (through xbuild as
+/// `RUSTC_WRAPPER`, as Rust's bootstrap does), so `panic = "abort"` links.
+const STD_RECIPE: &str = "panic_abort aborts";
 
 /// Flags std is compiled with on top of the target's: bitcode for LTO, as
 /// the official std has (cargo passes `-C embed-bitcode=no` to a non-LTO
@@ -34,6 +39,8 @@ const STD_RUSTFLAGS: &[&str] = &["-C", "embed-bitcode=yes"];
 pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(STD_CRATES);
+    h.update([0]);
+    h.update(STD_RECIPE);
     h.update([0]);
     h.update(tc.pins.build_digest());
     h.update([0]);
@@ -93,6 +100,7 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTC_BOOTSTRAP", "1")
+        .env("RUSTC_WRAPPER", zigcc::install_std_wrapper(cache)?)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
     if let Err(e) = cmd.run() {
         bail!(

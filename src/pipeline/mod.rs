@@ -54,6 +54,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             bail!("interrupted");
         }
         let started = Instant::now();
+        let flags = plan.rustflags(&tc, target, &snapshot.root)?;
         let ctx = TargetCtx {
             plan,
             cache,
@@ -61,8 +62,9 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             target,
             snapshot: &snapshot,
             epoch: &epoch,
-            flags: plan.rustflags(target),
-            key: outputs_key(plan, &tc, target, &snapshot, &epoch),
+            key: outputs_key(plan, &tc, target, &flags.flags, &snapshot, &epoch),
+            flags_source: flags.source,
+            flags: flags.flags,
         };
         let dir = staging.dir_for(target)?;
         if let Some(artifacts) = verify::from_cache(&ctx, &dir, staging.path())? {
@@ -70,7 +72,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             out.reports.push(TargetReport::new(&ctx, started, true));
             continue;
         }
-        let sysroot = stdlib::ensure(cache, &tc, target, &ctx.flags)?;
+        let sysroot = stdlib::ensure(cache, &tc, target, &plan.std_rustflags(target))?;
         let primary = sealed::build(&ctx, &sysroot, &Variant::primary(plan), &dir, true)?;
         let artifacts = verify::outputs(target, &primary.files, staging.path())?;
         out.built_any = true;
@@ -144,13 +146,14 @@ fn outputs_key(
     plan: &Plan,
     tc: &Toolchain,
     target: &Target,
+    flags: &[String],
     snapshot: &Snapshot,
     epoch: &str,
 ) -> String {
     keys::outputs(&[
         &tc.pins.digest(),
         &target.rust,
-        &plan.rustflags(target).join("\x1f"),
+        &flags.join("\x1f"),
         plan.profile(),
         plan.features.as_deref().unwrap_or(""),
         &plan.packages.join(","),

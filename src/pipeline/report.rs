@@ -22,7 +22,7 @@ pub struct TargetReport {
     nix_target: String,
     rust_target: String,
     rustflags: Vec<String>,
-    rustflags_source: &'static str,
+    rustflags_source: String,
     duration_secs: f64,
     /// The outputs came from the cache: the inputs had not changed.
     cached: bool,
@@ -34,11 +34,7 @@ impl TargetReport {
             nix_target: ctx.target.nix.clone(),
             rust_target: ctx.target.rust.clone(),
             rustflags: ctx.flags.clone(),
-            rustflags_source: if ctx.plan.user_rustflags.is_some() {
-                "RUSTFLAGS"
-            } else {
-                "target table"
-            },
+            rustflags_source: ctx.flags_source.clone(),
             duration_secs: started.elapsed().as_secs_f64(),
             cached,
         }

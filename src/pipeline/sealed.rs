@@ -26,8 +26,11 @@ pub struct TargetCtx<'a> {
     pub target: &'a Target,
     pub snapshot: &'a Snapshot,
     pub epoch: &'a str,
-    /// The target's RUSTFLAGS (the table's or the user's, and the toolchain's).
+    /// The target's RUSTFLAGS (the table's and the workspace's, or the
+    /// user's; and the toolchain's).
     pub flags: Vec<String>,
+    /// Where `flags` came from, for the report.
+    pub flags_source: String,
     /// The outputs key of this target's build.
     pub key: String,
 }

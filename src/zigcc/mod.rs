@@ -29,6 +29,8 @@ const RT_SOURCE: &str = include_str!("atomic.c");
 
 const CC_PREFIX: &str = "xbuild-zig-cc--";
 const AR_PREFIX: &str = "xbuild-zig-ar--";
+/// xbuild as `RUSTC_WRAPPER` while std is built (see `std_rustc_wrapper`).
+const STD_WRAPPER: &str = "xbuild-rustc-wrapper--std";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -40,6 +42,9 @@ enum Role {
 /// return its exit code.
 pub fn dispatch(argv0: &std::ffi::OsStr) -> Option<i32> {
     let name = Path::new(argv0).file_name()?.to_str()?;
+    if name == STD_WRAPPER {
+        return Some(std_rustc_wrapper(std::env::args_os().skip(1).collect()));
+    }
     let (role, triple) = if let Some(t) = name.strip_prefix(CC_PREFIX) {
         (Role::Cc, t)
     } else if let Some(t) = name.strip_prefix(AR_PREFIX) {
@@ -213,6 +218,52 @@ fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Run rustc for one crate of std, as Rust's own bootstrap does: std is
+/// compiled with `panic=unwind`, except `panic_abort`, which must itself have
+/// the `abort` strategy so that `panic = "abort"` profiles can link it.
+fn std_rustc_wrapper(args: Vec<OsString>) -> i32 {
+    let Some((rustc, rest)) = args.split_first() else {
+        eprintln!("xbuild (as {STD_WRAPPER}): no rustc given");
+        return 1;
+    };
+    let panic_abort = rest
+        .windows(2)
+        .any(|w| w[0] == "--crate-name" && w[1] == "panic_abort");
+    let mut cmd = Cmd::new(rustc);
+    // transparent: rustc gets exactly the environment cargo gave the wrapper
+    cmd.envs(env::all_for_wrapped_rustc()).args(rest);
+    if panic_abort {
+        cmd.args(["-C", "panic=abort"]);
+    }
+    match cmd.status() {
+        Ok(s) => s.code().unwrap_or(1),
+        Err(e) => {
+            eprintln!("xbuild (as {STD_WRAPPER}): {e}");
+            1
+        }
+    }
+}
+
+/// The `RUSTC_WRAPPER` for building std (a link to xbuild in the shims bucket).
+pub fn install_std_wrapper(cache: &Cache) -> Result<PathBuf> {
+    let dir = cache.shims();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    link_to_self(cache, &dir.join(STD_WRAPPER))
+}
+
+/// `path` as a link to this xbuild, replaced atomically when it is not one.
+fn link_to_self(cache: &Cache, path: &Path) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding xbuild's own executable")?;
+    if fs::read_link(path).ok().as_deref() != Some(exe.as_path()) {
+        let work = cache.temp_dir("shim")?;
+        let tmp = work.path().join("link");
+        std::os::unix::fs::symlink(&exe, &tmp)
+            .with_context(|| format!("linking {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    }
+    Ok(path.to_path_buf())
+}
+
 /// The wrapper paths for a target, creating the links if needed.
 pub struct Shims {
     pub cc: PathBuf,
@@ -225,18 +276,7 @@ pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims
     let dir = cache.shims();
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     ensure_rt(cache, target, zig)?;
-    let exe = std::env::current_exe().context("finding xbuild's own executable")?;
-    let link = |prefix: &str| -> Result<PathBuf> {
-        let path = dir.join(format!("{prefix}{}", target.rust));
-        if fs::read_link(&path).ok().as_deref() != Some(exe.as_path()) {
-            let work = cache.temp_dir("shim")?;
-            let tmp = work.path().join("link");
-            std::os::unix::fs::symlink(&exe, &tmp)
-                .with_context(|| format!("linking {}", tmp.display()))?;
-            fs::rename(&tmp, &path).with_context(|| format!("renaming into {}", path.display()))?;
-        }
-        Ok(path)
-    };
+    let link = |prefix: &str| link_to_self(cache, &dir.join(format!("{prefix}{}", target.rust)));
     Ok(Shims {
         cc: link(CC_PREFIX)?,
         ar: link(AR_PREFIX)?,
