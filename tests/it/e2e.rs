@@ -1018,3 +1018,155 @@ fn a_file_edited_during_a_build_is_not_built_or_cached_under_its_new_content() {
     let app = run_binary(second, &out.join(second).join("app"), &[]);
     assert!(app.stdout.starts_with("app: "), "{}", app.stdout);
 }
+
+/// A one-crate workspace written by the test: `Cargo.toml` (with `extra`
+/// appended), a main that prints `text` and what `cfg`s it was built with,
+/// and a lockfile. No dependencies: quick to build on every target.
+fn probe_workspace(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    fs::create_dir_all(p.join("src")).unwrap();
+    fs::write(
+        p.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [lints.rust]\nunexpected_cfgs = {{ level = \"allow\" }}\n\n{extra}"
+        ),
+    )
+    .unwrap();
+    fs::write(
+        p.join("src/main.rs"),
+        r#"fn main() {
+    let caught = std::panic::catch_unwind(|| 1).unwrap_or(0);
+    let v: Vec<u64> = (1..=10).collect();
+    println!(
+        "probe: sum={} caught={caught} xb_probe={} xb_triple={}",
+        v.iter().sum::<u64>(),
+        cfg!(xb_probe),
+        cfg!(xb_triple)
+    );
+}
+"#,
+    )
+    .unwrap();
+    fs::write(
+        p.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"probe\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+/// The workspace's own `.cargo/config.toml` rustflags reach the build with
+/// cargo's precedence ([target.<triple>] over [build]); a linker setting
+/// there is not used, and xbuild says so.
+#[test]
+fn the_workspaces_cargo_config_rustflags_reach_the_build() {
+    provisioned();
+    let ws = probe_workspace("");
+    fs::create_dir_all(ws.path().join(".cargo")).unwrap();
+    fs::write(
+        ws.path().join(".cargo/config.toml"),
+        "[build]\nrustflags = [\"--cfg\", \"xb_probe\"]\n\n\
+         [target.aarch64-unknown-linux-musl]\nrustflags = [\"--cfg\", \"xb_triple\"]\n\n\
+         [target.x86_64-unknown-linux-musl]\nlinker = \"gcc\"\n",
+    )
+    .unwrap();
+    let (x86, arm) = ("x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl");
+    let r = run(xbuild(ws.path()).args(["--release", "--target", x86, "--target", arm]));
+    ok(&r);
+    assert!(
+        r.stderr
+            .contains("target.x86_64-unknown-linux-musl.linker in .cargo/config.toml is not used"),
+        "{}",
+        r.stderr
+    );
+    let out = ws.path().join("target/xbuild");
+    let x = run_binary(x86, &out.join(x86).join("probe"), &[]);
+    assert_eq!(
+        x.stdout.trim(),
+        "probe: sum=55 caught=1 xb_probe=true xb_triple=false"
+    );
+    let a = run_binary(arm, &out.join(arm).join("probe"), &[]);
+    assert_eq!(
+        a.stdout.trim(),
+        "probe: sum=55 caught=1 xb_probe=false xb_triple=true"
+    );
+    let report = report_of(ws.path());
+    let of = |t: &str| {
+        report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rust_target"] == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        of(x86)["rustflags_source"],
+        "target table + .cargo/config.toml build.rustflags"
+    );
+    let flags = of(arm)["rustflags"].to_string();
+    assert!(
+        flags.contains("xb_triple") && flags.contains("+crt-static"),
+        "{flags}"
+    );
+}
+
+/// The release profiles real projects use link with the cached std (which
+/// carries bitcode, and a panic_abort built to abort), run, and build
+/// byte-identically twice.
+#[test]
+fn release_profiles_with_lto_panic_abort_and_strip_build_run_and_are_deterministic() {
+    provisioned();
+    for profile in [
+        "lto = \"fat\"\ncodegen-units = 1\npanic = \"abort\"\nopt-level = \"z\"\nstrip = true\n",
+        "lto = \"thin\"\nopt-level = \"s\"\nstrip = \"debuginfo\"\n",
+        "lto = true\npanic = \"abort\"\n",
+    ] {
+        let ws = probe_workspace(&format!("[profile.release]\n{profile}"));
+        let mut args = vec!["--release", "--check-determinism"];
+        for t in &MATRIX[..2] {
+            args.extend(["--target", t]);
+        }
+        let r = run(xbuild(ws.path()).args(&args));
+        ok(&r);
+        assert!(
+            r.stderr.contains("determinism: 2 identical, 0 different"),
+            "{profile}: {}",
+            r.stderr
+        );
+        for t in &MATRIX[..2] {
+            let exe = ws
+                .path()
+                .join("target/xbuild")
+                .join(entry(t)["rust"].as_str().unwrap())
+                .join("probe");
+            let p = run_binary(t, &exe, &[]);
+            ok(&p);
+            assert_eq!(
+                p.stdout.trim(),
+                "probe: sum=55 caught=1 xb_probe=false xb_triple=false",
+                "{profile}"
+            );
+        }
+    }
+}
+
+/// A real lockfile pinning cc 1.0.83, which passes `-march=armv6 -marm
+/// -mfpu=vfp` for armv6l: the C code builds for the Pi 1 and runs under an
+/// arm1176 qemu.
+#[test]
+fn a_lockfile_with_an_old_cc_builds_and_runs_on_armv6l() {
+    provisioned();
+    let ws = fixture("oldcc-ws");
+    let t = "armv6l-unknown-linux-musleabihf";
+    let r = run(xbuild(ws.path()).args(["--release", "--target", t]));
+    ok(&r);
+    let exe = ws
+        .path()
+        .join("target/xbuild/arm-unknown-linux-musleabihf/oldcc");
+    let p = run_binary(t, &exe, &[]);
+    ok(&p);
+    assert_eq!(p.stdout.trim(), "oldcc: square=49");
+}
