@@ -155,7 +155,7 @@ fn eval(expr: &str, cfg: &[String]) -> bool {
         Some((k, v)) => format!("{}={}", k.trim(), v.trim()),
         None => expr.to_string(),
     };
-    cfg.iter().any(|c| *c == normalized)
+    cfg.contains(&normalized)
 }
 
 /// Split `a, b(c, d), e` at top-level commas.
