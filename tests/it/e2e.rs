@@ -1170,3 +1170,87 @@ fn a_lockfile_with_an_old_cc_builds_and_runs_on_armv6l() {
     ok(&p);
     assert_eq!(p.stdout.trim(), "oldcc: square=49");
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    ok(&run(Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .current_dir(dir)));
+}
+
+/// A path dependency that lives in a git submodule is in the snapshot, and
+/// a tracked `.env` the repository does not track is not.
+#[test]
+fn a_path_dependency_in_a_submodule_builds_and_runs() {
+    provisioned();
+    let sub = tempfile::tempdir().unwrap();
+    fs::create_dir_all(sub.path().join("src")).unwrap();
+    fs::write(
+        sub.path().join("Cargo.toml"),
+        "[package]\nname = \"sublib\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        sub.path().join("src/lib.rs"),
+        "pub fn answer() -> u32 { 42 }\n",
+    )
+    .unwrap();
+    git(sub.path(), &["init", "-q"]);
+    git(sub.path(), &["add", "."]);
+    git(sub.path(), &["commit", "-qm", "sublib"]);
+
+    let ws = tempfile::tempdir().unwrap();
+    let p = ws.path();
+    fs::create_dir_all(p.join("src")).unwrap();
+    fs::write(
+        p.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\nsublib = { path = \"vendor/sublib\" }\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("src/main.rs"),
+        "fn main() {\n    println!(\"app: answer={} env={}\", sublib::answer(), env!(\"HAS_ENV\"));\n}\n",
+    )
+    .unwrap();
+    // the build script says whether it can see the untracked .env
+    fs::write(
+        p.join("build.rs"),
+        "fn main() {\n    println!(\"cargo:rustc-env=HAS_ENV={}\", std::path::Path::new(\".env\").exists());\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        p.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\n \"sublib\",\n]\n\n\
+         [[package]]\nname = \"sublib\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(p.join(".env"), "SECRET=1\n").unwrap();
+    git(p, &["init", "-q"]);
+    git(
+        p,
+        &[
+            "submodule",
+            "add",
+            "-q",
+            sub.path().to_str().unwrap(),
+            "vendor/sublib",
+        ],
+    );
+    git(
+        p,
+        &["add", "Cargo.toml", "Cargo.lock", "src/main.rs", "build.rs"],
+    );
+    let t = "x86_64-unknown-linux-musl";
+    let r = run(xbuild(p).args(["--target", t]));
+    ok(&r);
+    let app = run_binary(t, &p.join("target/xbuild").join(t).join("app"), &[]);
+    assert_eq!(app.stdout.trim(), "app: answer=42 env=false");
+}
