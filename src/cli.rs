@@ -98,6 +98,10 @@ pub struct BuildArgs {
     /// compiled dependencies kept for this workspace and target
     #[arg(long)]
     pub rebuild: bool,
+    /// Fail (exit 5) when this system cannot sandbox builds, instead of building without
+    /// isolation
+    #[arg(long, env = "XBUILD_REQUIRE_SANDBOX", value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_sandbox: bool,
     #[command(flatten)]
     pub pins: PinArgs,
 }

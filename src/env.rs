@@ -17,6 +17,10 @@ pub const XBUILD_CACHE_DIR: &str = "XBUILD_CACHE_DIR";
 pub const XBUILD_MIRROR: &str = "XBUILD_MIRROR";
 /// Seconds to wait for another xbuild holding a cache lock (default 600).
 pub const XBUILD_LOCK_TIMEOUT: &str = "XBUILD_LOCK_TIMEOUT";
+/// The bubblewrap binary that sandboxes builds (default: `bwrap` on PATH).
+pub const XBUILD_BWRAP: &str = "XBUILD_BWRAP";
+/// `1`: fail (exit 5) instead of building unsandboxed, as `--require-sandbox`.
+pub const XBUILD_REQUIRE_SANDBOX: &str = "XBUILD_REQUIRE_SANDBOX";
 /// Set by xbuild in the environment of the zig wrappers: the zig binary.
 pub const XBUILD_ZIG: &str = "XBUILD_ZIG";
 /// Set by xbuild in the environment of the zig wrappers: zig's cache directory.

@@ -7,6 +7,7 @@
 //! | 2 | a user mistake: bad flag, unknown target, bad `toolchains.toml`, no `Cargo.lock` |
 //! | 3 | `--test`: the build succeeded and a test failed |
 //! | 4 | `--check-determinism`: two builds of the same inputs differ |
+//! | 5 | `--require-sandbox`: this system cannot give builds the sandbox |
 //! | 130 | interrupted (Ctrl-C or SIGTERM); nothing was published |
 
 use std::process::ExitCode;
@@ -15,12 +16,19 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 pub const TESTS_FAILED: u8 = 3;
 pub const NOT_DETERMINISTIC: u8 = 4;
+pub const NO_SANDBOX: u8 = 5;
 pub const INTERRUPTED: u8 = 130;
 
 /// A user mistake: the message says what to do. Exits with [`USAGE`].
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// The sandbox is required and this system cannot give it: a fact about the
+/// system, not a user mistake. Exits with [`NO_SANDBOX`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NoSandbox(pub String);
 
 /// The exit code for an error that ended a command.
 pub fn code_of(e: &anyhow::Error) -> u8 {
@@ -30,7 +38,13 @@ pub fn code_of(e: &anyhow::Error) -> u8 {
             || c.is::<crate::targets::triple::TripleError>()
             || c.is::<crate::toolchain::manifest::ManifestError>()
     });
-    if usage { USAGE } else { FAILURE }
+    if e.chain().any(|c| c.is::<NoSandbox>()) {
+        NO_SANDBOX
+    } else if usage {
+        USAGE
+    } else {
+        FAILURE
+    }
 }
 
 pub fn code(c: u8) -> ExitCode {

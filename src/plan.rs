@@ -46,6 +46,8 @@ pub struct Plan {
     pub keep_sealed: bool,
     /// Build even when the cache holds outputs for the same inputs.
     pub rebuild: bool,
+    /// Fail when builds cannot be sandboxed.
+    pub require_sandbox: bool,
     pub pins: Pins,
     pub mode: Mode,
 }
@@ -136,6 +138,7 @@ impl Plan {
             check_determinism: args.check_determinism,
             keep_sealed: args.keep_sealed,
             rebuild: args.rebuild,
+            require_sandbox: args.require_sandbox,
             pins,
             mode: if args.pins.offline {
                 Mode::Offline

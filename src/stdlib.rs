@@ -27,7 +27,9 @@ const STD_CRATES: &str = "std,panic_abort,test";
 /// How std is built, beyond its flags; part of the sysroot's key.
 /// `panic_abort` is compiled with `-C panic=abort` (through xbuild as
 /// `RUSTC_WRAPPER`, as Rust's bootstrap does), so `panic = "abort"` links.
-const STD_RECIPE: &str = "panic_abort aborts";
+/// Its paths are remapped to `/xbuild/…` (not part of the key: the key
+/// holds nothing specific to this machine, so a sysroot can be shared).
+const STD_RECIPE: &str = "panic_abort aborts; remapped to /xbuild";
 
 /// Flags std is compiled with on top of the target's: bitcode for LTO, as
 /// the official std has (cargo passes `-C embed-bitcode=no` to a non-LTO
@@ -53,18 +55,26 @@ pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
 }
 
 /// The sysroot for `target`, building std first if the cache has none.
-pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) -> Result<PathBuf> {
-    // std's own paths are remapped like the workspace's, so that no build
-    // depends on where the cache is.
+/// It is built in the sandbox (with network, for std's own dependencies),
+/// where no cargo configuration but xbuild's cargo home's can reach it.
+pub fn ensure(
+    cache: &Cache,
+    tc: &Toolchain,
+    target: &Target,
+    flags: &[String],
+    sandboxed: bool,
+) -> Result<PathBuf> {
     let mut rustflags = flags.to_vec();
     rustflags.extend(STD_RUSTFLAGS.iter().map(|s| s.to_string()));
+    let dir = cache.sysroot(&key(tc, target, &rustflags));
+    // std's own paths are remapped like the workspace's, so that no build
+    // depends on where the cache is.
     for (from, to) in [
         (cache.cargo_home(), "/xbuild/cargo-home"),
         (tc.rust_dir.clone(), "/xbuild/toolchain"),
     ] {
         rustflags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
-    let dir = cache.sysroot(&key(tc, target, &rustflags));
     if dir.join(cache::MARKER).is_file() {
         return Ok(dir);
     }
@@ -91,7 +101,23 @@ pub fn ensure(cache: &Cache, tc: &Toolchain, target: &Target, flags: &[String]) 
     let target_dir = work.path().join("target");
     let mut env = CargoEnv::for_fetch(cache, tc);
     env.add_target(cache, tc, target)?;
-    let mut cmd = env.cargo_command(tc);
+    let mut cmd = if sandboxed {
+        let mut sb = crate::sandbox::Sandbox::new(true);
+        for p in [work.path(), &cache.cargo_home(), &cache.zig_cache()] {
+            fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+            sb.rw(p);
+        }
+        for p in [&tc.rust_dir, &tc.zig_dir, &cache.shims()] {
+            sb.ro(p);
+        }
+        sb.ro(&std::env::current_exe().context("finding xbuild's own executable")?);
+        sb.chdir(&project);
+        let mut cmd = sb.command(tc.cargo().as_os_str());
+        cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));
+        cmd
+    } else {
+        env.cargo_command(tc)
+    };
     cmd.current_dir(&project)
         .args(["build", "--release"])
         .arg(format!("-Zbuild-std={STD_CRATES}"))

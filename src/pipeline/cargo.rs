@@ -53,10 +53,7 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         sealed,
         ..
     } = *run;
-    let mut cmd = sealed.command(tc.cargo().as_os_str(), &sealed.view_of("src"), true);
-    if sealed.namespaced() {
-        cmd.current_dir(&sealed.root);
-    }
+    let mut cmd = sealed.command(tc.cargo().as_os_str(), &sealed.view_of("src"));
     let testing = plan.test.is_some();
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))
         .arg(if testing { "test" } else { "build" })

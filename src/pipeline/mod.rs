@@ -43,6 +43,7 @@ pub struct Outcomes {
 
 /// Run the plan: every target into a staging tree, then publish it whole.
 pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
+    let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
     let tc = provision(plan, cache)?;
     announce(plan);
     let snapshot = Snapshot::take(cache, &plan.workspace_root)?;
@@ -62,9 +63,18 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             target,
             snapshot: &snapshot,
             epoch: &epoch,
-            key: outputs_key(plan, &tc, target, &flags.flags, &snapshot, &epoch),
+            key: outputs_key(
+                plan,
+                &tc,
+                target,
+                &flags.flags,
+                &snapshot,
+                &epoch,
+                sandboxed,
+            ),
             flags_source: flags.source,
             flags: flags.flags,
+            sandboxed,
         };
         let dir = staging.dir_for(target)?;
         if let Some(artifacts) = verify::from_cache(&ctx, &dir, staging.path())? {
@@ -72,7 +82,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             out.reports.push(TargetReport::new(&ctx, started, true));
             continue;
         }
-        let sysroot = stdlib::ensure(cache, &tc, target, &plan.std_rustflags(target))?;
+        let sysroot = stdlib::ensure(cache, &tc, target, &plan.std_rustflags(target), sandboxed)?;
         let primary = sealed::build(&ctx, &sysroot, &Variant::primary(plan), &dir, true)?;
         let artifacts = verify::outputs(target, &primary.files, staging.path())?;
         out.built_any = true;
@@ -149,6 +159,7 @@ fn outputs_key(
     flags: &[String],
     snapshot: &Snapshot,
     epoch: &str,
+    sandboxed: bool,
 ) -> String {
     keys::outputs(&[
         &tc.pins.digest(),
@@ -162,6 +173,12 @@ fn outputs_key(
         plan.git_version.as_deref().unwrap_or(""),
         epoch,
         &snapshot.digest,
+        // without the sandbox's fixed view, embedded paths differ
+        if sandboxed {
+            "sandboxed"
+        } else {
+            "unsandboxed"
+        },
     ])
 }
 

@@ -26,6 +26,8 @@ pub struct TargetReport {
     duration_secs: f64,
     /// The outputs came from the cache: the inputs had not changed.
     cached: bool,
+    /// The build ran in the sandbox (no network, only its inputs visible).
+    sandboxed: bool,
 }
 
 impl TargetReport {
@@ -37,6 +39,7 @@ impl TargetReport {
             rustflags_source: ctx.flags_source.clone(),
             duration_secs: started.elapsed().as_secs_f64(),
             cached,
+            sandboxed: ctx.sandboxed,
         }
     }
 }

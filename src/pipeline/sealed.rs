@@ -31,6 +31,8 @@ pub struct TargetCtx<'a> {
     pub flags: Vec<String>,
     /// Where `flags` came from, for the report.
     pub flags_source: String,
+    /// Whether builds run in the sandbox.
+    pub sandboxed: bool,
     /// The outputs key of this target's build.
     pub key: String,
 }
@@ -94,7 +96,19 @@ pub fn build(
         target,
         ..
     } = *ctx;
-    let mut sealed = sandbox::create(ctx.snapshot, variant.pad)?;
+    let mut inputs = sandbox::Inputs {
+        read_only: vec![
+            tc.rust_dir.clone(),
+            tc.zig_dir.clone(),
+            sysroot.to_path_buf(),
+            cache.shims(),
+            cache.cargo_home(),
+            std::env::current_exe().context("finding xbuild's own executable")?,
+        ],
+        writable: vec![cache.zig_cache()],
+    };
+    inputs.read_only.extend(tc.qemu_dir.clone());
+    let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
     let _kept = if variant.reuse_deps {
         kept_target_dir(ctx, &mut sealed)?
     } else {
@@ -239,8 +253,8 @@ fn kept_target_dir(ctx: &TargetCtx<'_>, sealed: &mut Sealed) -> Result<Option<de
         target,
         ..
     } = *ctx;
-    if !sealed.namespaced() {
-        tracing::info!("no fixed view for the build: compiled dependencies are not kept");
+    if !sealed.sandboxed() {
+        tracing::info!("no sandbox, so no fixed view: compiled dependencies are not kept");
         return Ok(None);
     }
     let about = keys::About {

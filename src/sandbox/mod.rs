@@ -3,32 +3,51 @@
 //! and TMPDIR, and its own cargo target dir. Nothing of the user's `target/`
 //! or `.git` goes in.
 
+pub mod bwrap;
 pub mod snapshot;
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+pub use self::bwrap::Sandbox;
 pub use self::snapshot::Snapshot;
 use crate::process::Cmd;
 use crate::ui;
 
-/// Where a sealed directory appears to the build when xbuild can give the
-/// build its own mount namespace: one fixed path, so that paths the build
-/// embeds without remapping (`env!("CARGO_MANIFEST_DIR")` in a build script)
-/// do not depend on where the sealed directory really is.
+/// Where a sealed directory appears to the build in the sandbox: one fixed
+/// path, so that paths the build embeds without remapping
+/// (`env!("CARGO_MANIFEST_DIR")` in a build script) do not depend on where the
+/// sealed directory really is, and kept target dirs stay valid.
 pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
 
-/// Where the sandbox's own helpers (`unshare`, `mount`, `sh`) are found.
+/// Where the sandbox's own helpers are found.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Bind-mount `$0` on `$1` and `$2` on `$1/target`, change to `$3`, run the rest.
-const MOUNT_SCRIPT: &str =
-    r#"mount --bind "$0" "$1" && mount --bind "$2" "$1/target" && cd "$3" && shift 3 && exec "$@""#;
+/// What a sealed build may see besides its own directory: the toolchain,
+/// std, the shims and xbuild itself (read-only), the crates (read-only) and
+/// zig's cache (writable).
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub read_only: Vec<PathBuf>,
+    pub writable: Vec<PathBuf>,
+}
+
+impl Inputs {
+    fn add_to(&self, sb: &mut Sandbox) {
+        for p in &self.read_only {
+            sb.ro(p);
+        }
+        for p in &self.writable {
+            sb.rw(p);
+        }
+    }
+}
 
 /// A sealed directory: `root` is where it is, `view` where the build sees it
-/// (the same unless it runs in its own mount namespace).
+/// (the same unless it runs in the sandbox).
 pub struct Sealed {
     dir: Option<tempfile::TempDir>,
     pub root: PathBuf,
@@ -40,10 +59,12 @@ pub struct Sealed {
     /// The cargo target dir (real path): `root/target`, or a kept one from
     /// the dependency cache, mounted at `view/target`.
     pub target: PathBuf,
+    inputs: Inputs,
 }
 
 impl Sealed {
-    pub fn namespaced(&self) -> bool {
+    /// Whether the build runs in the sandbox (at the fixed view).
+    pub fn sandboxed(&self) -> bool {
         self.view != self.root
     }
 
@@ -55,7 +76,7 @@ impl Sealed {
     /// Build in `dir` (real path) instead of the empty `root/target`: it is
     /// mounted at the same view path, so the build cannot tell.
     pub fn use_target_dir(&mut self, dir: PathBuf) {
-        assert!(self.namespaced(), "a kept target dir needs the fixed view");
+        assert!(self.sandboxed(), "a kept target dir needs the fixed view");
         self.target = dir;
     }
 
@@ -70,57 +91,36 @@ impl Sealed {
         }
     }
 
-    /// A command that runs `program` with the sealed dir at its view path,
-    /// in `cwd` (a view path), without network when `no_network`.
-    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path, no_network: bool) -> Cmd {
-        if !self.namespaced() {
-            let mut cmd = if no_network && network_isolation() {
-                let mut c = Cmd::new("unshare");
-                c.arg("--net").arg("--").arg(program);
-                c
-            } else {
-                Cmd::new(program)
-            };
+    /// A command that runs `program` in the sandbox with the sealed dir at
+    /// its view path, in `cwd` (a view path), without network. Without a
+    /// sandbox: in the real sealed dir, unisolated (the caller was told).
+    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path) -> Cmd {
+        if !self.sandboxed() {
+            let mut cmd = Cmd::new(program);
             cmd.current_dir(cwd);
             return cmd;
         }
-        let mut cmd = Cmd::new("unshare");
-        cmd.arg("--mount").arg("--propagation").arg("private");
-        if no_network {
-            cmd.arg("--net");
-        }
-        cmd.args(["--", "/bin/sh", "-c", MOUNT_SCRIPT])
-            .arg(&self.root)
-            .arg(&self.view)
-            .arg(&self.target)
-            .arg(cwd)
-            .arg(program);
-        cmd
+        let mut sb = Sandbox::new(false);
+        self.inputs.add_to(&mut sb);
+        sb.bind(&self.root, &self.view);
+        sb.bind(&self.target, &self.view.join("target"));
+        sb.chdir(cwd);
+        sb.command(program)
     }
 
-    /// The runner prefix for test binaries: the same mount, network left on.
-    pub fn runner_prefix(&self, cwd: &Path) -> Vec<std::ffi::OsString> {
-        if !self.namespaced() {
+    /// The runner prefix for test binaries: the host's files and network, as
+    /// a test may need them, but the sealed dir at the fixed view and a
+    /// private `/tmp`.
+    pub fn runner_prefix(&self, cwd: &Path) -> Vec<OsString> {
+        if !self.sandboxed() {
             return Vec::new();
         }
-        let mut v: Vec<std::ffi::OsString> = [
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "/bin/sh",
-            "-c",
-            MOUNT_SCRIPT,
-        ]
-        .iter()
-        .map(Into::into)
-        .collect();
-        v.push(self.root.clone().into());
-        v.push(self.view.clone().into());
-        v.push(self.target.clone().into());
-        v.push(cwd.into());
-        v
+        let mut sb = Sandbox::host_view();
+        self.inputs.add_to(&mut sb);
+        sb.bind(&self.root, &self.view);
+        sb.bind(&self.target, &self.view.join("target"));
+        sb.chdir(cwd);
+        sb.prefix()
     }
 
     /// Keep the directory instead of removing it; returns its path.
@@ -132,9 +132,33 @@ impl Sealed {
     }
 }
 
+/// Whether builds run sandboxed; when not, say once what is lost and how to
+/// get it back, or fail when the sandbox is required.
+pub fn check(required: bool) -> Result<bool> {
+    match bwrap::available() {
+        Ok(()) => Ok(true),
+        Err(why) if required => Err(crate::exit::NoSandbox(format!(
+            "the sandbox is required (--require-sandbox or {}) but cannot be had: {why}",
+            crate::env::XBUILD_REQUIRE_SANDBOX
+        ))
+        .into()),
+        Err(why) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                ui::warn(&format!(
+                    "builds are not sandboxed: {why}\n  without the sandbox a build can use the network and read every file you can, \
+                     and compiled dependencies are not kept between builds (each build starts from scratch); \
+                     --require-sandbox makes this an error"
+                ))
+            });
+            Ok(false)
+        }
+    }
+}
+
 /// A new sealed directory holding a copy of `snapshot`: `pad` lengthens its
 /// path, so that two sealed builds differ in the absolute path and its length.
-pub fn create(snapshot: &Snapshot, pad: usize) -> Result<Sealed> {
+pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) -> Result<Sealed> {
     let dir = tempfile::Builder::new()
         .prefix("xbuild-sealed-")
         .tempdir()
@@ -148,7 +172,7 @@ pub fn create(snapshot: &Snapshot, pad: usize) -> Result<Sealed> {
         let d = root.join(d);
         fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let view = if mount_namespaces() {
+    let view = if sandboxed {
         PathBuf::from(FIXED_VIEW)
     } else {
         root.clone()
@@ -166,55 +190,6 @@ pub fn create(snapshot: &Snapshot, pad: usize) -> Result<Sealed> {
         view,
         src,
         files: snapshot.files.clone(),
-    })
-}
-
-/// Whether builds can get their own mount namespace (root, or unprivileged
-/// user namespaces): then the sealed dir is bind-mounted at FIXED_VIEW.
-pub fn mount_namespaces() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        if fs::create_dir_all(FIXED_VIEW).is_err() {
-            return false;
-        }
-        let probe = tempfile::tempdir();
-        let ok = probe.is_ok_and(|p| {
-            let target = p.path().join("target");
-            fs::create_dir_all(&target).is_ok()
-                && Cmd::new("unshare")
-                    .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", MOUNT_SCRIPT])
-                    .arg(p.path())
-                    .arg(FIXED_VIEW)
-                    .arg(&target)
-                    .arg("/")
-                    .arg("true")
-                    .env("PATH", SYSTEM_PATH)
-                    .output()
-                    .is_ok()
-        });
-        if !ok {
-            ui::note(&format!(
-                "no mount namespace for the build (needs root or user namespaces): paths a build embeds without remapping, like env!(\"CARGO_MANIFEST_DIR\"), will name the sealed directory instead of {FIXED_VIEW}"
-            ));
-        }
-        ok
-    })
-}
-
-/// Whether cargo can run without network (a new network namespace).
-pub fn network_isolation() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let ok = Cmd::new("unshare")
-            .args(["--net", "true"])
-            .env("PATH", SYSTEM_PATH)
-            .output()
-            .is_ok();
-        if !ok {
-            ui::note(
-                "this kernel does not let xbuild start the build without network (unshare --net); it runs with cargo --offline --frozen only",
-            );
-        }
-        ok
+        inputs,
     })
 }
