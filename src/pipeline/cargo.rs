@@ -149,17 +149,21 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
     Ok(built)
 }
 
-/// `cargo fetch --locked`, outside the sealed build, into xbuild's cargo home.
+/// `cargo fetch --locked` of the sealed workspace into xbuild's cargo home,
+/// before the build: in the sandbox, with network.
 pub fn fetch_dependencies(
     plan: &Plan,
     cache: &Cache,
     tc: &Toolchain,
-    manifest: &Path,
+    sealed: &Sealed,
 ) -> Result<()> {
     let env = CargoEnv::for_fetch(cache, tc);
-    let mut cmd = env.cargo_command(tc);
-    cmd.args(["fetch", "--locked", "--manifest-path"])
-        .arg(manifest)
+    let home = cache.cargo_home();
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    let mut cmd = sealed.fetch_command(tc.cargo().as_os_str(), &home);
+    cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(sealed.view_of("src").join(plan.rel_manifest()))
         .stdout(Stdio::null());
     if plan.offline {
         cmd.arg("--offline");

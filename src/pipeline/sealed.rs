@@ -114,7 +114,7 @@ pub fn build(
     } else {
         None
     };
-    cargo::fetch_dependencies(plan, cache, tc, &sealed.src.join(plan.rel_manifest()))?;
+    cargo::fetch_dependencies(plan, cache, tc, &sealed)?;
 
     let mut env = CargoEnv::sealed(
         cache,

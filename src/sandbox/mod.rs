@@ -95,13 +95,33 @@ impl Sealed {
     /// its view path, in `cwd` (a view path), without network. Without a
     /// sandbox: in the real sealed dir, unisolated (the caller was told).
     pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path) -> Cmd {
+        self.sandboxed_command(program, cwd, false, &[])
+    }
+
+    /// `cargo fetch` of the sealed workspace: the same view, with network and
+    /// `writable` (xbuild's cargo home) writable. No cargo configuration but
+    /// the workspace's and the cargo home's is read.
+    pub fn fetch_command(&self, program: &std::ffi::OsStr, writable: &Path) -> Cmd {
+        self.sandboxed_command(program, &self.view_of("src"), true, &[writable])
+    }
+
+    fn sandboxed_command(
+        &self,
+        program: &std::ffi::OsStr,
+        cwd: &Path,
+        network: bool,
+        writable: &[&Path],
+    ) -> Cmd {
         if !self.sandboxed() {
             let mut cmd = Cmd::new(program);
-            cmd.current_dir(cwd);
+            cmd.current_dir(self.real(cwd));
             return cmd;
         }
-        let mut sb = Sandbox::new(false);
+        let mut sb = Sandbox::new(network);
         self.inputs.add_to(&mut sb);
+        for w in writable {
+            sb.rw(w);
+        }
         sb.bind(&self.root, &self.view);
         sb.bind(&self.target, &self.view.join("target"));
         sb.chdir(cwd);

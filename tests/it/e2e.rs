@@ -48,13 +48,13 @@ fn entry(name: &str) -> &'static serde_json::Value {
 }
 
 #[allow(clippy::disallowed_methods)] // a test reads the CI's setting directly
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     std::env::var_os("XBUILD_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-cache"))
 }
 
-fn xbuild(cwd: &Path) -> Command {
+pub(crate) fn xbuild(cwd: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xbuild"));
     c.current_dir(cwd)
         .env("XBUILD_CACHE_DIR", cache_dir())
@@ -64,13 +64,13 @@ fn xbuild(cwd: &Path) -> Command {
 }
 
 /// A copy of the fixture workspace in a fresh directory.
-fn workspace() -> tempfile::TempDir {
+pub(crate) fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("tests/fixtures/hello-ws"), dir.path());
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap().flatten() {
         let dest = to.join(e.file_name());
@@ -85,7 +85,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// The provisioned toolchain's component directories, by kind.
-fn provisioned() -> &'static serde_json::Value {
+pub(crate) fn provisioned() -> &'static serde_json::Value {
     static LIST: OnceLock<serde_json::Value> = OnceLock::new();
     LIST.get_or_init(|| {
         let root = repo_root();
@@ -157,7 +157,7 @@ fn rust_arch(triple: &str) -> &str {
     }
 }
 
-fn run_binary(target: &str, exe: &Path, args: &[&str]) -> Run {
+pub(crate) fn run_binary(target: &str, exe: &Path, args: &[&str]) -> Run {
     let mut argv = runner(target);
     argv.push(exe.display().to_string());
     argv.extend(args.iter().map(|s| s.to_string()));
@@ -372,7 +372,7 @@ fn a_build_error_keeps_cargo_output_and_the_previous_outputs() {
     assert!(leftovers.is_empty());
 }
 
-fn fixture(name: &str) -> tempfile::TempDir {
+pub(crate) fn fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo_root().join("tests/fixtures").join(name), dir.path());
     dir
@@ -544,7 +544,7 @@ fn xbuild_test_no_run_only_builds_and_gathers() {
     ok(&sums);
 }
 
-fn report_of(dir: &Path) -> serde_json::Value {
+pub(crate) fn report_of(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(dir.join("target/xbuild/report.json")).unwrap()).unwrap()
 }
 
@@ -769,7 +769,7 @@ fn unchanged_inputs_publish_cached_outputs_without_cargo() {
 }
 
 /// The binaries' digests of a build, from its `SHA256SUMS`.
-fn sums(out: &Path) -> String {
+pub(crate) fn sums(out: &Path) -> String {
     fs::read_to_string(out.join("SHA256SUMS")).unwrap()
 }
 

@@ -6,5 +6,7 @@ mod cli;
 #[cfg(feature = "e2e")]
 mod e2e;
 mod fixtures;
+#[cfg(feature = "e2e")]
+mod sandbox;
 mod support;
 mod toolchain;

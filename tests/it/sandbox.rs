@@ -1,0 +1,363 @@
+//! The sandbox, as root (the test process) and as an ordinary user.
+//!
+//! The ordinary user is the account named by `XBUILD_TEST_USER` (`.ci/run`
+//! creates one). It gets its own copy of xbuild, its own HOME and cache, and
+//! the provisioned toolchain and std shared read-only: its cache holds hard
+//! links to root's files, in directories it owns. Without `XBUILD_TEST_USER`
+//! the tests run as root only, and say so.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::e2e::{cache_dir, copy_dir, provisioned, run_binary, xbuild};
+use crate::support::{ok, repo_root, run};
+
+const T: &str = "x86_64-unknown-linux-musl";
+
+/// An ordinary account to run xbuild as.
+struct User {
+    name: String,
+    uid: u32,
+    gid: u32,
+    /// Its private HOME, made for this run.
+    home: PathBuf,
+    /// xbuild, copied where the user can run it.
+    xbuild: PathBuf,
+    cache: PathBuf,
+}
+
+fn id(flag: &str, name: &str) -> u32 {
+    let r = run(Command::new("id").args([flag, name]));
+    ok(&r);
+    r.stdout.trim().parse().unwrap()
+}
+
+#[allow(clippy::disallowed_methods)] // the test reads CI's setting directly
+fn user() -> Option<&'static User> {
+    static USER: OnceLock<Option<User>> = OnceLock::new();
+    USER.get_or_init(|| {
+        let name = std::env::var("XBUILD_TEST_USER").ok()?;
+        provisioned();
+        let (uid, gid) = (id("-u", &name), id("-g", &name));
+        let base = tempfile::Builder::new()
+            .prefix("xbuild-user-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let home = base.join("home");
+        let cache = home.join(".cache/xbuild");
+        fs::create_dir_all(cache.join("v1")).unwrap();
+        // toolchain and std shared read-only: root's files, linked
+        for bucket in ["toolchains", "sysroots", "downloads"] {
+            let from = cache_dir().join("v1").join(bucket);
+            if from.is_dir() {
+                ok(&run(Command::new("cp")
+                    .arg("-al")
+                    .arg(&from)
+                    .arg(cache.join("v1").join(bucket))));
+            }
+        }
+        let xbuild = base.join("bin/xbuild");
+        fs::create_dir_all(xbuild.parent().unwrap()).unwrap();
+        fs::copy(env!("CARGO_BIN_EXE_xbuild"), &xbuild).unwrap();
+        // the user owns its directories; the shared files stay root's
+        ok(&run(Command::new("sh").arg("-c").arg(format!(
+            "find '{}' -type d -exec chown {uid}:{gid} {{}} + && chmod 755 '{}'",
+            home.display(),
+            base.display()
+        ))));
+        ok(&run(Command::new("chmod").arg("-R").arg("a+rX").arg(&base)));
+        Some(User {
+            name,
+            uid,
+            gid,
+            home,
+            xbuild,
+            cache,
+        })
+    })
+    .as_ref()
+}
+
+/// A copy of `from` that `user` owns (git refuses repositories owned by
+/// someone else).
+fn give(user: &User, dir: &Path) {
+    ok(&run(Command::new("chown")
+        .arg("-R")
+        .arg(format!("{}:{}", user.uid, user.gid))
+        .arg(dir)));
+}
+
+/// xbuild as `user` (None: as this process), in `cwd`.
+fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
+    let Some(u) = user else {
+        return xbuild(cwd);
+    };
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(&u.xbuild)
+        .current_dir(cwd)
+        .env_clear()
+        .env("HOME", &u.home)
+        .env("USER", &u.name)
+        .env("XBUILD_CACHE_DIR", &u.cache)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    c
+}
+
+/// Who runs the test: root, and the ordinary user when there is one.
+fn everyone() -> Vec<Option<&'static User>> {
+    match user() {
+        Some(u) => vec![None, Some(u)],
+        None => {
+            eprintln!("XBUILD_TEST_USER is not set: the sandbox is tested as root only");
+            vec![None]
+        }
+    }
+}
+
+/// A workspace whose build script probes what it can reach; the binary
+/// prints what the build script found.
+fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path) {
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"probe\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("build.rs"),
+        format!(
+            r#"fn main() {{
+    let net = std::net::TcpStream::connect(("127.0.0.1", {port})).is_ok();
+    let count = |d: &str| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+    let secret = std::fs::read_to_string({secret:?}).is_ok();
+    println!(
+        "cargo:rustc-env=PROBE=net={{net}} root={{}} home={{}} caller={{}} secret={{secret}}",
+        count("/root"),
+        count("/home"),
+        count({caller:?})
+    );
+}}
+"#,
+            caller = caller_home.display().to_string(),
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("src/main.rs"),
+        "fn main() {\n    println!(\"{}\", env!(\"PROBE\"));\n}\n",
+    )
+    .unwrap();
+}
+
+/// A server on the host's loopback that answers anyone who connects.
+fn server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"hello");
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b);
+        }
+    });
+    port
+}
+
+/// Held by the tests that plant `/tmp/.cargo/config.toml` and by the one
+/// that builds unsandboxed (which would read it).
+static TMP_CONFIG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A cargo config with a `rustc-wrapper` that fails the build if used.
+fn hostile_config(dir: &Path) {
+    fs::create_dir_all(dir.join(".cargo")).unwrap();
+    fs::write(
+        dir.join(".cargo/config.toml"),
+        "[build]\nrustc-wrapper = \"/nonexistent/xbuild-test-wrapper\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
+    provisioned();
+    let port = server();
+    // the server is reachable from outside the sandbox
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let srv = tempfile::Builder::new()
+        .prefix("xbuild-test-")
+        .tempdir_in(if Path::new("/srv").is_dir() {
+            "/srv"
+        } else {
+            "/var/tmp"
+        })
+        .unwrap();
+    let secret = srv.path().join("secret");
+    fs::write(&secret, "do not read").unwrap();
+    fs::set_permissions(srv.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    // a cargo config any local user could leave in /tmp
+    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp_config = Path::new("/tmp/.cargo/config.toml");
+    let planted = !tmp_config.exists();
+    if planted {
+        hostile_config(Path::new("/tmp"));
+    }
+    for who in everyone() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
+        probe(ws.path(), port, &secret, &home);
+        if let Some(u) = who {
+            hostile_config(&u.home);
+            give(u, &u.home.join(".cargo"));
+            give(u, ws.path());
+            fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let r = run(xbuild_as(who, ws.path()).args(["--target", T, "--require-sandbox"]));
+        ok(&r);
+        let exe = ws.path().join("target/xbuild").join(T).join("probe");
+        let p = run_binary(T, &exe, &[]);
+        ok(&p);
+        assert_eq!(
+            p.stdout.trim(),
+            "net=false root=0 home=0 caller=0 secret=false",
+            "as {}",
+            who.map_or("root", |u| u.name.as_str())
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+                .unwrap();
+        assert_eq!(report["targets"][0]["sandboxed"], true);
+    }
+    if planted {
+        fs::remove_dir_all("/tmp/.cargo").unwrap();
+    }
+}
+
+/// A std build (forced by RUSTFLAGS, which gives std a key of its own) does
+/// not read `~/.cargo/config.toml` or `/tmp/.cargo/config.toml` either.
+#[test]
+fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
+    provisioned();
+    let who = user();
+    let ws = tempfile::tempdir().unwrap();
+    let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
+    probe(ws.path(), 9, Path::new("/nonexistent"), &home);
+    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp_config = Path::new("/tmp/.cargo/config.toml");
+    let planted = !tmp_config.exists();
+    if planted {
+        hostile_config(Path::new("/tmp"));
+    }
+    let mut cmd = xbuild_as(who, ws.path());
+    if let Some(u) = who {
+        hostile_config(&u.home);
+        give(u, &u.home.join(".cargo"));
+        give(u, ws.path());
+    } else {
+        // root's own HOME is not touched: a private one with the config
+        let h = tempfile::tempdir().unwrap().keep();
+        hostile_config(&h);
+        cmd.env("HOME", h);
+    }
+    let flags = "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
+    let r = run(cmd
+        .args(["--target", T, "--require-sandbox"])
+        .env("RUSTFLAGS", flags));
+    if planted {
+        let _ = fs::remove_dir_all("/tmp/.cargo");
+    }
+    ok(&r);
+    assert!(r.stderr.contains("Building std"), "{}", r.stderr);
+}
+
+/// As an ordinary user, with the sandbox's fixed view: a one-file change
+/// compiles one crate, and the outputs equal a build from scratch.
+#[test]
+fn an_ordinary_user_gets_kept_dependencies() {
+    let Some(u) = user() else {
+        eprintln!("XBUILD_TEST_USER is not set: skipped");
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("tests/fixtures/hello-ws"), ws.path());
+    give(u, ws.path());
+    fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    ok(&run(xbuild_as(Some(u), ws.path()).args(["--target", T])));
+    let main = ws.path().join("app/src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{text}\n// edited\n")).unwrap();
+    let r = run(xbuild_as(Some(u), ws.path()).args(["--target", T]));
+    ok(&r);
+    assert!(r.stderr.contains("Compiling app"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Compiling cmath"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Compiling itoa"), "{}", r.stderr);
+    let sums = |dir: &Path| fs::read_to_string(dir.join("target/xbuild/SHA256SUMS")).unwrap();
+    let incremental = sums(ws.path());
+    ok(&run(xbuild_as(Some(u), ws.path()).args([
+        "--target",
+        T,
+        "--rebuild",
+    ])));
+    assert_eq!(incremental, sums(ws.path()));
+}
+
+/// Where no sandbox can be had: one precise warning, `sandboxed: false` in
+/// the report, and `--require-sandbox` exits 5.
+#[test]
+fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
+    provisioned();
+    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+    let ws = tempfile::tempdir().unwrap();
+    probe(
+        ws.path(),
+        9,
+        Path::new("/nonexistent"),
+        Path::new("/nonexistent"),
+    );
+    let r = run(xbuild(ws.path())
+        .args(["--target", T])
+        .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
+    ok(&r);
+    assert!(
+        r.stderr
+            .contains("builds are not sandboxed: bubblewrap (`/nonexistent/bwrap`) cannot be run"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("apt-get install bubblewrap"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.matches("builds are not sandboxed").count(), 1);
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["targets"][0]["sandboxed"], false);
+    // bwrap exists but cannot make a namespace (here: always fails)
+    let r = run(xbuild(ws.path())
+        .args(["--target", T, "--require-sandbox"])
+        .env("XBUILD_BWRAP", "/bin/false"));
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+    assert!(r.stderr.contains("the sandbox is required"), "{}", r.stderr);
+    let r = run(xbuild(ws.path())
+        .args(["--target", T])
+        .env("XBUILD_REQUIRE_SANDBOX", "1")
+        .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+}
