@@ -1,7 +1,10 @@
 //! Unpacking `.deb`, wheels and zips, and tarballs (`.tar`, `.tar.gz`,
 //! `.tar.xz`, `.tar.zst`), in Rust. Every entry is checked first: an entry
 //! that would land outside the destination (`..`, an absolute path, a link
-//! pointing out) is refused and the whole unpack fails.
+//! pointing out) is refused and the whole unpack fails. No entry is ever
+//! written through a link: each parent of its path is checked against the
+//! real tree as it is at that moment (a chain `l -> .`, `l/x -> ..`, `l/x/f`
+//! passes every textual check, and would write `f` outside).
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
@@ -161,6 +164,14 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
             Err(why) => return Err(refuse(&raw, why).into()),
         };
         let kind = entry.header().entry_type();
+        if let Some(link) = through_link(dest, &rel, kind.is_dir()) {
+            return Err(UnsafeEntry {
+                archive: name.to_string(),
+                entry: raw.display().to_string(),
+                why: link,
+            }
+            .into());
+        }
         if kind.is_symlink() {
             let target = entry
                 .link_name()?
@@ -175,7 +186,7 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
                 .with_context(|| format!("{name}: link without target"))?
                 .into_owned();
             match safe_relative(&target, strip) {
-                Ok(Some(t)) => {
+                Ok(Some(t)) if through_link(dest, &t, true).is_none() => {
                     // tar resolves hard link targets against the destination itself
                     let to = dest.join(t);
                     let at = dest.join(&rel);
@@ -204,6 +215,29 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
             .with_context(|| format!("{name}: unpacking {}", rel.display()))?;
     }
     Ok(())
+}
+
+/// Whether writing `rel` under `dest` would go through a symlink that is
+/// in the tree now: `Some(why)` if a parent is one (or, with `last`, the
+/// path itself).
+fn through_link(dest: &Path, rel: &Path, last: bool) -> Option<&'static str> {
+    let mut at = dest.to_path_buf();
+    let parts: Vec<_> = rel.components().collect();
+    for (i, c) in parts.iter().enumerate() {
+        at.push(c);
+        let is_last = i + 1 == parts.len();
+        if is_last && !last {
+            break;
+        }
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Some("would be written through a symbolic link");
+            }
+            Ok(_) => {}
+            Err(_) => break, // nothing further exists yet
+        }
+    }
+    None
 }
 
 fn create_parent(path: &Path) -> Result<()> {
@@ -242,6 +276,14 @@ fn unpack_zip(file: File, name: &str, dest: &Path) -> Result<()> {
                 archive: name.to_string(),
                 entry: entry_name.clone(),
                 why: "is a symbolic link (not allowed in wheels)",
+            }
+            .into());
+        }
+        if let Some(why) = through_link(dest, &rel, true) {
+            return Err(UnsafeEntry {
+                archive: name.to_string(),
+                entry: entry_name.clone(),
+                why,
             }
             .into());
         }
@@ -299,5 +341,81 @@ mod tests {
         ));
         assert!(!link_stays_inside(Path::new("x"), Path::new("/etc/passwd")));
         assert!(!link_stays_inside(Path::new("x"), Path::new("..")));
+    }
+
+    fn symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, path, target).unwrap();
+    }
+
+    fn file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    }
+
+    #[test]
+    fn a_link_chain_cannot_write_outside_the_destination() {
+        let mut b = tar::Builder::new(Vec::new());
+        symlink(&mut b, "l", ".");
+        symlink(&mut b, "l/x", "..");
+        file(&mut b, "l/x/f", b"escaped");
+        let bytes = b.into_inner().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("dest");
+        let archive = root.path().join("chain.tar");
+        fs::write(&archive, bytes).unwrap();
+        let e = unpack(&archive, "chain.tar", &dest, 0).unwrap_err();
+        assert!(format!("{e:#}").contains("through a symbolic link"), "{e:#}");
+        assert!(!root.path().join("f").exists(), "a file was written outside");
+    }
+
+    #[test]
+    fn an_entry_under_a_link_the_archive_made_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        symlink(&mut b, "lib", "usr/lib");
+        file(&mut b, "usr/lib/ok", b"fine");
+        file(&mut b, "lib/through", b"through the link");
+        let root = tempfile::tempdir().unwrap();
+        let archive = root.path().join("a.tar");
+        fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let e = unpack(&archive, "a.tar", &root.path().join("d"), 0).unwrap_err();
+        assert!(format!("{e:#}").contains("lib/through"), "{e:#}");
+    }
+
+    #[test]
+    fn zip_links_and_entries_under_existing_links_are_refused() {
+        use std::io::Write;
+        let root = tempfile::tempdir().unwrap();
+        // a link chain in a zip: the links themselves are refused
+        let path = root.path().join("chain.whl");
+        let mut z = zip::ZipWriter::new(File::create(&path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default();
+        z.add_symlink("l", ".", opts).unwrap();
+        z.add_symlink("l/x", "..", opts).unwrap();
+        z.start_file("l/x/f", opts).unwrap();
+        z.write_all(b"escaped").unwrap();
+        z.finish().unwrap();
+        let dest = root.path().join("dest");
+        let e = unpack(&path, "chain.whl", &dest, 0).unwrap_err();
+        assert!(format!("{e:#}").contains("symbolic link"), "{e:#}");
+        assert!(!root.path().join("f").exists());
+        // a link already in the destination is not written through either
+        let outside = root.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dest.join("pkg")).unwrap();
+        let path = root.path().join("plain.whl");
+        let mut z = zip::ZipWriter::new(File::create(&path).unwrap());
+        z.start_file("pkg/f", opts).unwrap();
+        z.write_all(b"escaped").unwrap();
+        z.finish().unwrap();
+        let e = unpack(&path, "plain.whl", &dest, 0).unwrap_err();
+        assert!(format!("{e:#}").contains("through a symbolic link"), "{e:#}");
+        assert!(!outside.join("f").exists());
     }
 }
