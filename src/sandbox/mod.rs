@@ -36,12 +36,16 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Bind them: a read-only input that does not exist yet has nothing to
+    /// show; a writable one is created first.
     fn add_to(&self, sb: &mut Sandbox) {
-        for p in &self.read_only {
+        for p in self.read_only.iter().filter(|p| p.exists()) {
             sb.ro(p);
         }
         for p in &self.writable {
-            sb.rw(p);
+            if fs::create_dir_all(p).is_ok() {
+                sb.rw(p);
+            }
         }
     }
 }

@@ -371,8 +371,14 @@ mod tests {
         let archive = root.path().join("chain.tar");
         fs::write(&archive, bytes).unwrap();
         let e = unpack(&archive, "chain.tar", &dest, 0).unwrap_err();
-        assert!(format!("{e:#}").contains("through a symbolic link"), "{e:#}");
-        assert!(!root.path().join("f").exists(), "a file was written outside");
+        assert!(
+            format!("{e:#}").contains("through a symbolic link"),
+            "{e:#}"
+        );
+        assert!(
+            !root.path().join("f").exists(),
+            "a file was written outside"
+        );
     }
 
     #[test]
@@ -415,7 +421,10 @@ mod tests {
         z.write_all(b"escaped").unwrap();
         z.finish().unwrap();
         let e = unpack(&path, "plain.whl", &dest, 0).unwrap_err();
-        assert!(format!("{e:#}").contains("through a symbolic link"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("through a symbolic link"),
+            "{e:#}"
+        );
         assert!(!outside.join("f").exists());
     }
 }

@@ -182,6 +182,29 @@ fn server() -> u16 {
 /// that builds unsandboxed (which would read it).
 static TMP_CONFIG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// `/tmp/.cargo/config.toml` planted for as long as it lives (if there was
+/// none), removed even when the test fails.
+struct Planted(bool);
+
+impl Planted {
+    fn new() -> Planted {
+        let planted = !Path::new("/tmp/.cargo/config.toml").exists();
+        if planted {
+            hostile_config(Path::new("/tmp"));
+            fs::set_permissions("/tmp/.cargo", fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Planted(planted)
+    }
+}
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = fs::remove_dir_all("/tmp/.cargo");
+        }
+    }
+}
+
 /// A cargo config with a `rustc-wrapper` that fails the build if used.
 fn hostile_config(dir: &Path) {
     fs::create_dir_all(dir.join(".cargo")).unwrap();
@@ -212,11 +235,7 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
     // a cargo config any local user could leave in /tmp
     let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp_config = Path::new("/tmp/.cargo/config.toml");
-    let planted = !tmp_config.exists();
-    if planted {
-        hostile_config(Path::new("/tmp"));
-    }
+    let _planted = Planted::new();
     for who in everyone() {
         let ws = tempfile::tempdir().unwrap();
         let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
@@ -243,9 +262,6 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
                 .unwrap();
         assert_eq!(report["targets"][0]["sandboxed"], true);
     }
-    if planted {
-        fs::remove_dir_all("/tmp/.cargo").unwrap();
-    }
 }
 
 /// A std build (forced by RUSTFLAGS, which gives std a key of its own) does
@@ -258,11 +274,7 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
     probe(ws.path(), 9, Path::new("/nonexistent"), &home);
     let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
-    let tmp_config = Path::new("/tmp/.cargo/config.toml");
-    let planted = !tmp_config.exists();
-    if planted {
-        hostile_config(Path::new("/tmp"));
-    }
+    let _planted = Planted::new();
     let mut cmd = xbuild_as(who, ws.path());
     if let Some(u) = who {
         hostile_config(&u.home);
@@ -278,9 +290,6 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     let r = run(cmd
         .args(["--target", T, "--require-sandbox"])
         .env("RUSTFLAGS", flags));
-    if planted {
-        let _ = fs::remove_dir_all("/tmp/.cargo");
-    }
     ok(&r);
     assert!(r.stderr.contains("Building std"), "{}", r.stderr);
 }
@@ -331,6 +340,7 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     );
     let r = run(xbuild(ws.path())
         .args(["--target", T])
+        .env_remove("XBUILD_REQUIRE_SANDBOX")
         .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
     ok(&r);
     assert!(
