@@ -143,8 +143,15 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path) {
         format!(
             r#"fn main() {{
     let net = std::net::TcpStream::connect(("127.0.0.1", {port})).is_ok();
-    let count = |d: &str| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
-    let secret = std::fs::read_to_string({secret:?}).is_ok();
+    // entries of a directory, but the path to xbuild's own cache buckets
+    // (bound read-only at their real paths, which may be under HOME)
+    let count = |d: &str| {{
+        std::fs::read_dir(d)
+            .map(|r| r.flatten().filter(|e| e.file_name() != ".cache").count())
+            .unwrap_or(0)
+    }};
+    let secret = std::fs::read_to_string({secret:?}).is_ok()
+        || std::fs::read_to_string(concat!({caller:?}, "/.ssh/id_test")).is_ok();
     println!(
         "cargo:rustc-env=PROBE=net={{net}} root={{}} home={{}} caller={{}} secret={{secret}}",
         count("/root"),
@@ -242,6 +249,10 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
         probe(ws.path(), port, &secret, &home);
         if let Some(u) = who {
             hostile_config(&u.home);
+            // a key in the caller's HOME, readable by the caller
+            fs::create_dir_all(u.home.join(".ssh")).unwrap();
+            fs::write(u.home.join(".ssh/id_test"), "private key").unwrap();
+            give(u, &u.home.join(".ssh"));
             give(u, &u.home.join(".cargo"));
             give(u, ws.path());
             fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
