@@ -49,17 +49,36 @@ pub struct BuildArgs {
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
     /// Build with the release profile
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "profile")]
     pub release: bool,
+    /// Build with this profile (a custom one such as cargo-dist's `dist`, which inherits from
+    /// `release`)
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Build only this package's binaries (repeatable) [default: the workspace's default members]
     #[arg(short, long = "package", value_name = "PKG")]
     pub packages: Vec<String>,
     /// Build only this binary (repeatable)
     #[arg(long = "bin", value_name = "NAME")]
     pub bins: Vec<String>,
+    /// Build this example too (repeatable); its executable is an output like a binary's
+    #[arg(long = "example", value_name = "NAME", conflicts_with = "test")]
+    pub examples: Vec<String>,
+    /// Build every member of the workspace (not only the default members)
+    #[arg(long)]
+    pub workspace: bool,
+    /// With --workspace: leave this package out (repeatable)
+    #[arg(long, value_name = "PKG", requires = "workspace")]
+    pub exclude: Vec<String>,
     /// Features to enable, as cargo takes them
     #[arg(long, short = 'F', value_name = "FEATURES")]
     pub features: Option<String>,
+    /// Do not enable the default features
+    #[arg(long)]
+    pub no_default_features: bool,
+    /// Enable every feature of the selected packages
+    #[arg(long, conflicts_with = "features")]
+    pub all_features: bool,
     /// The workspace's Cargo.toml [default: ./Cargo.toml]
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,

@@ -28,10 +28,16 @@ pub struct Plan {
     pub targets: Vec<&'static Target>,
     pub workspace_root: PathBuf,
     pub manifest_path: PathBuf,
-    pub release: bool,
+    /// The cargo profile: `dev` (shown as `debug`), `release` or a custom one.
+    pub profile: String,
     pub packages: Vec<String>,
     pub bins: Vec<String>,
+    pub examples: Vec<String>,
+    pub workspace: bool,
+    pub exclude: Vec<String>,
     pub features: Option<String>,
+    pub no_default_features: bool,
+    pub all_features: bool,
     pub out_dir: PathBuf,
     pub git_version: Option<String>,
     pub jobs: Option<u32>,
@@ -118,10 +124,15 @@ impl Plan {
             },
             workspace_root,
             manifest_path,
-            release: args.release,
+            profile: profile_of(&args),
             packages: args.packages,
             bins: args.bins,
+            examples: args.examples,
+            workspace: args.workspace,
+            exclude: args.exclude,
             features: args.features,
+            no_default_features: args.no_default_features,
+            all_features: args.all_features,
             git_version,
             jobs: args.jobs,
             offline: args.pins.offline,
@@ -148,8 +159,29 @@ impl Plan {
         })
     }
 
-    pub fn profile(&self) -> &'static str {
-        if self.release { "release" } else { "debug" }
+    /// The profile's name as people know it (`debug` for cargo's `dev`).
+    pub fn profile(&self) -> &str {
+        if self.profile == "dev" {
+            "debug"
+        } else {
+            &self.profile
+        }
+    }
+
+    /// Everything that selects what cargo builds, as one key part.
+    pub fn selection_key(&self) -> String {
+        format!(
+            "profile={} packages={} bins={} examples={} workspace={} exclude={} features={} no-default={} all={}",
+            self.profile,
+            self.packages.join(","),
+            self.bins.join(","),
+            self.examples.join(","),
+            self.workspace,
+            self.exclude.join(","),
+            self.features.as_deref().unwrap_or(""),
+            self.no_default_features,
+            self.all_features
+        )
     }
 
     /// The flags std is built with: the table's (or the user's `RUSTFLAGS`)
@@ -212,6 +244,12 @@ impl Plan {
         if !self.bins.is_empty() {
             parts.push(format!("bin(s) {}", self.bins.join(", ")));
         }
+        if !self.examples.is_empty() {
+            parts.push(format!("example(s) {}", self.examples.join(", ")));
+        }
+        if self.workspace && self.packages.is_empty() {
+            parts.push("every workspace member".into());
+        }
         if parts.is_empty() && self.test.is_some() {
             "the workspace's tests".into()
         } else if parts.is_empty() {
@@ -219,6 +257,15 @@ impl Plan {
         } else {
             parts.join(", ")
         }
+    }
+}
+
+/// The cargo profile `--profile`/`--release` ask for (`dev` by default).
+fn profile_of(args: &BuildArgs) -> String {
+    match (&args.profile, args.release) {
+        (Some(p), _) => p.clone(),
+        (None, true) => "release".into(),
+        (None, false) => "dev".into(),
     }
 }
 
@@ -397,6 +444,64 @@ mod tests {
         );
         write(r, "plain/sub/Cargo.toml", PKG);
         assert_eq!(root("plain/sub"), r.join("plain/sub"));
+    }
+
+    #[test]
+    fn every_selection_flag_is_part_of_the_key() {
+        let args = |extra: &[&str]| {
+            use clap::Parser;
+            let mut argv = vec!["xbuild"];
+            argv.extend(extra);
+            crate::cli::Cli::parse_from(argv).build
+        };
+        let key = |extra: &[&str]| {
+            let a = args(extra);
+            Plan {
+                targets: vec![],
+                workspace_root: "/w".into(),
+                manifest_path: "/w/Cargo.toml".into(),
+                profile: profile_of(&a),
+                packages: a.packages,
+                bins: a.bins,
+                examples: a.examples,
+                workspace: a.workspace,
+                exclude: a.exclude,
+                features: a.features,
+                no_default_features: a.no_default_features,
+                all_features: a.all_features,
+                out_dir: "/o".into(),
+                git_version: None,
+                jobs: None,
+                offline: false,
+                user_rustflags: None,
+                test: None,
+                check_determinism: false,
+                keep_sealed: false,
+                rebuild: false,
+                require_sandbox: false,
+                pins: Pins::builtin(),
+                mode: Mode::Online,
+            }
+            .selection_key()
+        };
+        let base = key(&[]);
+        let mut seen = vec![base.clone()];
+        for extra in [
+            &["--release"][..],
+            &["--profile", "dist"],
+            &["-p", "app"],
+            &["--bin", "app"],
+            &["--example", "ex"],
+            &["--workspace"],
+            &["--workspace", "--exclude", "tool"],
+            &["--features", "b"],
+            &["--no-default-features"],
+            &["--all-features"],
+        ] {
+            let k = key(extra);
+            assert!(!seen.contains(&k), "{extra:?} does not change the key");
+            seen.push(k);
+        }
     }
 
     #[test]

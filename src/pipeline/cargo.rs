@@ -72,15 +72,28 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         for b in &plan.bins {
             cmd.args(["--bin", b]);
         }
+        for e in &plan.examples {
+            cmd.args(["--example", e]);
+        }
+        if plan.workspace {
+            cmd.arg("--workspace");
+        }
+    }
+    for x in &plan.exclude {
+        cmd.args(["--exclude", x]);
+    }
+    if plan.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    if plan.all_features {
+        cmd.arg("--all-features");
     }
     cmd.args(["--message-format=json-render-diagnostics", "--target"])
         .arg(&target.rust)
         .arg("--manifest-path")
         .arg(run.manifest)
         .env("CARGO_ENCODED_RUSTFLAGS", run.rustflags.join("\x1f"));
-    if plan.release {
-        cmd.arg("--release");
-    }
+    cmd.args(["--profile", &plan.profile]);
     for p in &plan.packages {
         cmd.args(["-p", p]);
     }

@@ -1254,3 +1254,63 @@ fn a_path_dependency_in_a_submodule_builds_and_runs() {
     let app = run_binary(t, &p.join("target/xbuild").join(t).join("app"), &[]);
     assert_eq!(app.stdout.trim(), "app: answer=42 env=false");
 }
+
+/// The selection flags release pipelines use reach cargo, and each is part
+/// of the outputs key (a cached set of one selection never serves another).
+#[test]
+fn profile_features_examples_and_workspace_selection() {
+    provisioned();
+    let ws = probe_workspace(
+        "[features]\ndefault = [\"a\"]\na = []\nb = []\n\n\
+         [profile.dist]\ninherits = \"release\"\nlto = \"thin\"\n",
+    );
+    let main = ws.path().join("src/main.rs");
+    fs::write(
+        &main,
+        "fn main() { println!(\"a={} b={}\", cfg!(feature = \"a\"), cfg!(feature = \"b\")); }\n",
+    )
+    .unwrap();
+    fs::create_dir_all(ws.path().join("examples")).unwrap();
+    fs::write(
+        ws.path().join("examples/ex.rs"),
+        "fn main() { println!(\"example\"); }\n",
+    )
+    .unwrap();
+    let t = "x86_64-unknown-linux-musl";
+    let out = ws.path().join("target/xbuild").join(t);
+    let probe_says = |args: &[&str]| {
+        let r = run(xbuild(ws.path()).args(["--target", t]).args(args));
+        ok(&r);
+        (
+            run_binary(t, &out.join("probe"), &[])
+                .stdout
+                .trim()
+                .to_string(),
+            r.stderr,
+        )
+    };
+    assert_eq!(probe_says(&[]).0, "a=true b=false");
+    let (said, stderr) = probe_says(&["--no-default-features"]);
+    assert_eq!(said, "a=false b=false", "{stderr}");
+    assert!(
+        !stderr.contains("Fresh"),
+        "a new selection is not a cache hit: {stderr}"
+    );
+    assert_eq!(probe_says(&["--all-features"]).0, "a=true b=true");
+    assert_eq!(probe_says(&["--features", "b"]).0, "a=true b=true");
+    let (_, stderr) = probe_says(&["--profile", "dist", "--example", "ex"]);
+    assert!(stderr.contains("(dist, sealed in"), "{stderr}");
+    assert_eq!(report_of(ws.path())["profile"], "dist");
+    let ex = run_binary(t, &out.join("ex"), &[]);
+    assert_eq!(ex.stdout.trim(), "example");
+    // the default selection again: served from the cache, as it was
+    let (said, stderr) = probe_says(&[]);
+    assert_eq!(said, "a=true b=false");
+    assert!(stderr.contains("Fresh"), "{stderr}");
+
+    let hello = workspace();
+    let r = run(xbuild(hello.path()).args(["--target", t, "--workspace", "--exclude", "tool"]));
+    ok(&r);
+    let out = hello.path().join("target/xbuild").join(t);
+    assert!(out.join("app").is_file() && !out.join("tool").exists());
+}
