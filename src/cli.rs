@@ -119,7 +119,7 @@ pub struct BuildArgs {
     pub rebuild: bool,
     /// Fail (exit 5) when this system cannot sandbox builds, instead of building without
     /// isolation
-    #[arg(long, env = "XBUILD_REQUIRE_SANDBOX", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long, env = "XBUILD_REQUIRE_SANDBOX", hide_env_values = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub require_sandbox: bool,
     #[command(flatten)]
     pub pins: PinArgs,
