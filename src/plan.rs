@@ -307,7 +307,7 @@ pub fn find_workspace_root(manifest: &Path) -> Result<PathBuf> {
         .and_then(|p| p.get("workspace"))
         .and_then(|w| w.as_str())
     {
-        return Ok(normalize(&dir.join(ws)));
+        return Ok(sandbox::snapshot::normalize(&dir.join(ws)));
     }
     for above in dir.ancestors().skip(1) {
         let candidate = above.join("Cargo.toml");
@@ -375,21 +375,6 @@ fn component_match(p: &[u8], s: &[u8]) -> bool {
         (Some(a), Some(b)) if a == b => component_match(&p[1..], &s[1..]),
         _ => false,
     }
-}
-
-/// `a/b/../c` → `a/c`, without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

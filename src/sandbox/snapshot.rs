@@ -307,7 +307,8 @@ fn collect_paths(v: &toml::Value, out: &mut Vec<String>) {
     }
 }
 
-fn normalize(path: &Path) -> PathBuf {
+/// `a/b/../c` → `a/c`, without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
