@@ -112,7 +112,7 @@ impl Plan {
             }
         }
         let git_version = match args.git_version.as_deref() {
-            Some("auto") => Some(sandbox::snapshot::git_describe(&workspace_root)?),
+            Some("auto") => Some(sandbox::sources::git_describe(&workspace_root)?),
             other => other.map(String::from),
         };
         let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
@@ -307,7 +307,7 @@ pub fn find_workspace_root(manifest: &Path) -> Result<PathBuf> {
         .and_then(|p| p.get("workspace"))
         .and_then(|w| w.as_str())
     {
-        return Ok(sandbox::snapshot::normalize(&dir.join(ws)));
+        return Ok(sandbox::sources::normalize(&dir.join(ws)));
     }
     for above in dir.ancestors().skip(1) {
         let candidate = above.join("Cargo.toml");

@@ -14,6 +14,7 @@ pub mod report;
 pub mod sealed;
 pub mod verify;
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -24,7 +25,7 @@ use self::sealed::{TargetCtx, Variant};
 use self::verify::Artifact;
 use crate::cache::{Cache, keys, outputs};
 use crate::plan::Plan;
-use crate::sandbox::{Snapshot, snapshot};
+use crate::sandbox::{Snapshot, sources};
 use crate::targets::Target;
 use crate::testrun::{Outcome, Status};
 use crate::toolchain::{self, Toolchain};
@@ -47,7 +48,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
     let tc = provision(plan, cache)?;
     announce(plan);
     let snapshot = Snapshot::take(cache, &plan.workspace_root)?;
-    let epoch = snapshot::source_date_epoch(&plan.workspace_root);
+    let epoch = sources::source_date_epoch(&plan.workspace_root);
     let staging = Staging::new(&plan.out_dir, plan.test.is_some())?;
     let mut out = Outcomes::default();
     for target in &plan.targets {
@@ -56,6 +57,15 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         }
         let started = Instant::now();
         let flags = plan.rustflags(&tc, target, &snapshot.root)?;
+        let key = outputs_key(
+            plan,
+            &tc,
+            target,
+            &flags.flags,
+            &snapshot,
+            &epoch,
+            sandboxed,
+        );
         let ctx = TargetCtx {
             plan,
             cache,
@@ -63,53 +73,19 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             target,
             snapshot: &snapshot,
             epoch: &epoch,
-            key: outputs_key(
-                plan,
-                &tc,
-                target,
-                &flags.flags,
-                &snapshot,
-                &epoch,
-                sandboxed,
-            ),
+            key,
             flags_source: flags.source,
             flags: flags.flags,
             sandboxed,
         };
         let dir = staging.dir_for(target)?;
-        if let Some(artifacts) = verify::from_cache(&ctx, &dir, staging.path())? {
-            out.artifacts.extend(artifacts);
-            out.reports.push(TargetReport::new(&ctx, started, true));
-            continue;
+        let cached = verify::from_cache(&ctx, &dir, staging.path())?;
+        let hit = cached.is_some();
+        match cached {
+            Some(artifacts) => out.artifacts.extend(artifacts),
+            None => build_target(&ctx, &dir, &staging, &mut out)?,
         }
-        let sysroot = stdlib::ensure(cache, &tc, target, &plan.std_rustflags(target), sandboxed)?;
-        let primary = sealed::build(&ctx, &sysroot, &Variant::primary(plan), &dir, true)?;
-        let artifacts = verify::outputs(target, &primary.files, staging.path())?;
-        out.built_any = true;
-        if let Some(tests) = primary.outcomes.clone() {
-            out.tests.push((target.rust.clone(), tests));
-        }
-        let deterministic = if plan.check_determinism {
-            let verdicts = determinism::check(&ctx, &sysroot, &primary, &staging)?;
-            let all_identical = verdicts.iter().all(|v| v.identical);
-            out.determinism.extend(verdicts);
-            all_identical
-        } else {
-            true
-        };
-        if plan.test.is_none() && deterministic {
-            outputs::store(
-                cache,
-                &ctx.key,
-                &verify::entries(&artifacts, staging.path()),
-            )?;
-        }
-        out.artifacts.extend(artifacts);
-        out.reports.push(TargetReport::new(&ctx, started, false));
-        ui::status(
-            "Finished",
-            &format!("{} in {:.1}s", target.rust, started.elapsed().as_secs_f64()),
-        );
+        out.reports.push(TargetReport::new(&ctx, started, hit));
     }
     if out.artifacts.is_empty() && plan.test.is_none() {
         bail!(
@@ -123,6 +99,39 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         report::cache_size(cache);
     }
     Ok(out)
+}
+
+/// One target, when the cache had nothing: std, the sealed build, verify,
+/// then the determinism check or the tests, and the outputs cached.
+fn build_target(
+    ctx: &TargetCtx<'_>,
+    dir: &Path,
+    staging: &Staging,
+    out: &mut Outcomes,
+) -> Result<()> {
+    let (plan, target, started) = (ctx.plan, ctx.target, Instant::now());
+    let std_flags = plan.std_rustflags(target);
+    let sysroot = stdlib::ensure(ctx.cache, ctx.tc, target, &std_flags, ctx.sandboxed)?;
+    let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true)?;
+    let artifacts = verify::outputs(target, &primary.files, staging.path())?;
+    out.built_any = true;
+    if let Some(tests) = primary.outcomes.clone() {
+        out.tests.push((target.rust.clone(), tests));
+    }
+    let mut deterministic = true;
+    if plan.check_determinism {
+        let verdicts = determinism::check(ctx, &sysroot, &primary, staging)?;
+        deterministic = verdicts.iter().all(|v| v.identical);
+        out.determinism.extend(verdicts);
+    }
+    if plan.test.is_none() && deterministic {
+        let entries = verify::entries(&artifacts, staging.path());
+        outputs::store(ctx.cache, &ctx.key, &entries)?;
+    }
+    out.artifacts.extend(artifacts);
+    let secs = started.elapsed().as_secs_f64();
+    ui::status("Finished", &format!("{} in {secs:.1}s", target.rust));
+    Ok(())
 }
 
 /// Stage "provision": the pinned toolchain, with qemu only when tests run.

@@ -5,6 +5,7 @@
 
 pub mod bwrap;
 pub mod snapshot;
+pub mod sources;
 
 use std::ffi::OsString;
 use std::fs;
