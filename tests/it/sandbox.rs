@@ -276,33 +276,46 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
 }
 
 /// A std build (forced by RUSTFLAGS, which gives std a key of its own) does
-/// not read `~/.cargo/config.toml` or `/tmp/.cargo/config.toml` either.
+/// not read `~/.cargo/config.toml` or `/tmp/.cargo/config.toml` either, as
+/// root and as the ordinary user (whose cache is its own).
 #[test]
 fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     provisioned();
-    let who = user();
-    let ws = tempfile::tempdir().unwrap();
-    let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
-    probe(ws.path(), 9, Path::new("/nonexistent"), &home);
     let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     let _planted = Planted::new();
-    let mut cmd = xbuild_as(who, ws.path());
-    if let Some(u) = who {
-        hostile_config(&u.home);
-        give(u, &u.home.join(".cargo"));
-        give(u, ws.path());
-    } else {
-        // root's own HOME is not touched: a private one with the config
-        let h = tempfile::tempdir().unwrap().keep();
-        hostile_config(&h);
-        cmd.env("HOME", h);
+    for who in everyone() {
+        let ws = tempfile::tempdir().unwrap();
+        probe(
+            ws.path(),
+            9,
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+        );
+        let mut cmd = xbuild_as(who, ws.path());
+        if let Some(u) = who {
+            hostile_config(&u.home);
+            give(u, &u.home.join(".cargo"));
+            give(u, ws.path());
+        } else {
+            // root's own HOME is not touched: a private one with the config,
+            // and a cache of its own (the toolchain linked in) without std
+            let h = tempfile::tempdir().unwrap().keep();
+            hostile_config(&h);
+            let cache = h.join("cache");
+            fs::create_dir_all(cache.join("v1")).unwrap();
+            ok(&run(Command::new("cp")
+                .arg("-al")
+                .arg(cache_dir().join("v1/toolchains"))
+                .arg(cache.join("v1/toolchains"))));
+            cmd.env("HOME", &h).env("XBUILD_CACHE_DIR", &cache);
+        }
+        let flags = "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
+        let r = run(cmd
+            .args(["--target", T, "--require-sandbox"])
+            .env("RUSTFLAGS", flags));
+        ok(&r);
+        assert!(r.stderr.contains("Building std"), "{}", r.stderr);
     }
-    let flags = "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
-    let r = run(cmd
-        .args(["--target", T, "--require-sandbox"])
-        .env("RUSTFLAGS", flags));
-    ok(&r);
-    assert!(r.stderr.contains("Building std"), "{}", r.stderr);
 }
 
 /// As an ordinary user, with the sandbox's fixed view: a one-file change
