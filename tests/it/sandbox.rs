@@ -125,8 +125,10 @@ fn everyone() -> Vec<Option<&'static User>> {
 }
 
 /// A workspace whose build script probes what it can reach; the binary
-/// prints what the build script found.
-fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path) {
+/// prints what the build script found. `cache` is the cache the build uses:
+/// its buckets are bound at their real paths, so the directories leading to
+/// it are the one thing the probe may see and does not count.
+fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path) {
     fs::create_dir_all(dir.join("src")).unwrap();
     fs::write(
         dir.join("Cargo.toml"),
@@ -145,9 +147,10 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path) {
     let net = std::net::TcpStream::connect(("127.0.0.1", {port})).is_ok();
     // entries of a directory, but the path to xbuild's own cache buckets
     // (bound read-only at their real paths, which may be under HOME)
+    let cache = std::path::Path::new({cache:?});
     let count = |d: &str| {{
         std::fs::read_dir(d)
-            .map(|r| r.flatten().filter(|e| e.file_name() != ".cache").count())
+            .map(|r| r.flatten().filter(|e| !cache.starts_with(e.path())).count())
             .unwrap_or(0)
     }};
     let secret = std::fs::read_to_string({secret:?}).is_ok()
@@ -161,6 +164,7 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path) {
 }}
 "#,
             caller = caller_home.display().to_string(),
+            cache = cache.display().to_string(),
         ),
     )
     .unwrap();
@@ -249,7 +253,8 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
     for who in everyone() {
         let ws = tempfile::tempdir().unwrap();
         let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
-        probe(ws.path(), port, &secret, &home);
+        let cache = who.map_or_else(cache_dir, |u| u.cache.clone());
+        probe(ws.path(), port, &secret, &home, &cache);
         if let Some(u) = who {
             hostile_config(&u.home);
             // a key in the caller's HOME, readable by the caller
@@ -269,7 +274,7 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
             p.stdout.trim(),
             "net=false root=0 home=0 caller=0 secret=false",
             "as {}",
-            who.map_or("root", |u| u.name.as_str())
+            who.map_or("this process's user", |u| u.name.as_str())
         );
         let report: serde_json::Value =
             serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
@@ -288,12 +293,8 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     let _planted = Planted::new();
     for who in everyone() {
         let ws = tempfile::tempdir().unwrap();
-        probe(
-            ws.path(),
-            9,
-            Path::new("/nonexistent"),
-            Path::new("/nonexistent"),
-        );
+        let none = Path::new("/nonexistent");
+        probe(ws.path(), 9, none, none, none);
         let mut cmd = xbuild_as(who, ws.path());
         if let Some(u) = who {
             hostile_config(&u.home);
@@ -359,12 +360,8 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     provisioned();
     let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     let ws = tempfile::tempdir().unwrap();
-    probe(
-        ws.path(),
-        9,
-        Path::new("/nonexistent"),
-        Path::new("/nonexistent"),
-    );
+    let none = Path::new("/nonexistent");
+    probe(ws.path(), 9, none, none, none);
     let r = run(xbuild(ws.path())
         .args(["--target", T])
         .env_remove("XBUILD_REQUIRE_SANDBOX")
