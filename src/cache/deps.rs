@@ -131,36 +131,21 @@ impl Checkout {
 
 /// A kept target dir, for `xbuild cache list` and `gc`.
 pub struct Listed {
-    pub key: String,
+    pub entry: cache::Listed,
     pub about: Option<About>,
-    pub size: u64,
-    pub last_used: SystemTime,
 }
 
 /// Every entry, most recently used first.
 pub fn list(cache: &Cache) -> Vec<Listed> {
-    let mut out: Vec<Listed> = fs::read_dir(root(cache))
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .map(|e| {
-                    let about_path = e.path().join(ABOUT);
-                    Listed {
-                        key: e.file_name().to_string_lossy().into_owned(),
-                        about: fs::read(&about_path)
-                            .ok()
-                            .and_then(|b| serde_json::from_slice(&b).ok()),
-                        size: cache::dir_size(&e.path()),
-                        last_used: fs::metadata(&about_path)
-                            .and_then(|m| m.modified())
-                            .unwrap_or(UNIX_EPOCH),
-                    }
-                })
-                .collect()
+    cache::list_bucket(&root(cache), ABOUT)
+        .into_iter()
+        .map(|entry| Listed {
+            about: fs::read(entry.dir.join(ABOUT))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
+            entry,
         })
-        .unwrap_or_default();
-    out.sort_by_key(|l| std::cmp::Reverse(l.last_used));
-    out
+        .collect()
 }
 
 /// The entry's lock, held by this process; `None` when another one holds it.
@@ -268,7 +253,7 @@ mod tests {
         let listed = list(&cache);
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].about.as_ref(), Some(&about()));
-        assert!(listed[0].size >= 8);
+        assert!(listed[0].entry.size >= 8);
 
         // --rebuild: the same entry, emptied
         let fresh = checkout(&cache, "k", &about(), true).unwrap().unwrap();

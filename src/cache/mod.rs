@@ -317,6 +317,37 @@ pub fn clean_tmp(cache: &Cache) -> Result<()> {
     Ok(())
 }
 
+/// One entry of a keyed bucket (`v1/deps`, `v1/outputs`).
+pub struct Listed {
+    pub key: String,
+    pub dir: PathBuf,
+    pub size: u64,
+    /// The mtime of the entry's `stamp` file: its last use.
+    pub last_used: std::time::SystemTime,
+}
+
+/// Every entry of the bucket `root`, most recently used first; `stamp` is
+/// the file in each entry whose mtime is its last use.
+fn list_bucket(root: &Path, stamp: &str) -> Vec<Listed> {
+    let mut out: Vec<Listed> = fs::read_dir(root)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .map(|e| Listed {
+                    key: e.file_name().to_string_lossy().into_owned(),
+                    size: dir_size(&e.path()),
+                    last_used: fs::metadata(e.path().join(stamp))
+                        .and_then(|m| m.modified())
+                        .unwrap_or(std::time::UNIX_EPOCH),
+                    dir: e.path(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by_key(|l| std::cmp::Reverse(l.last_used));
+    out
+}
+
 /// Whether the process named in a temp entry's name (`what.<pid>.rand`) runs.
 fn owner_alive(name: &str) -> bool {
     let Some(pid) = name
@@ -348,7 +379,7 @@ pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
         .chain(
             deps::list(cache)
                 .into_iter()
-                .map(|l| (Item::Deps(l.key), l.size, l.last_used)),
+                .map(|l| (Item::Deps(l.entry.key), l.entry.size, l.entry.last_used)),
         )
         .collect();
     items.sort_by_key(|(_, _, t)| *t);

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -87,31 +87,9 @@ pub fn store(cache: &Cache, key: &str, files: &[(Entry, PathBuf)]) -> Result<()>
     Ok(())
 }
 
-/// A cached output set, for `xbuild cache list` and `gc`.
-pub struct Listed {
-    pub key: String,
-    pub size: u64,
-    pub last_used: SystemTime,
-}
-
 /// Every cached output set, most recently used first.
-pub fn list(cache: &Cache) -> Vec<Listed> {
-    let mut out: Vec<Listed> = fs::read_dir(cache.outputs_root())
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .map(|e| Listed {
-                    key: e.file_name().to_string_lossy().into_owned(),
-                    size: cache::dir_size(&e.path()),
-                    last_used: fs::metadata(e.path().join(INDEX))
-                        .and_then(|m| m.modified())
-                        .unwrap_or(UNIX_EPOCH),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort_by_key(|l| std::cmp::Reverse(l.last_used));
-    out
+pub fn list(cache: &Cache) -> Vec<cache::Listed> {
+    cache::list_bucket(&cache.outputs_root(), INDEX)
 }
 
 /// Remove one output set (moved into the temp area first, so that no reader

@@ -27,8 +27,8 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
                 writeln!(
                     out,
                     "  kept deps  {} {:>10}  {what}",
-                    kept.key,
-                    cache::human_size(kept.size)
+                    kept.entry.key,
+                    cache::human_size(kept.entry.size)
                 )?;
             }
             for set in outputs::list(&cache) {
