@@ -13,8 +13,15 @@ use std::path::PathBuf;
 pub const XBUILD_LOG: &str = "XBUILD_LOG";
 /// Root of xbuild's cache (toolchains, std sysroots, zig's cache).
 pub const XBUILD_CACHE_DIR: &str = "XBUILD_CACHE_DIR";
-/// A directory of artifacts, by file name or by sha256, consulted before any fetch.
+/// Mirrors of artifacts, consulted before any other source: a comma-separated
+/// list of directories or http(s) URLs holding files by sha256 or file name.
 pub const XBUILD_MIRROR: &str = "XBUILD_MIRROR";
+/// The Debian mirror xbuild's own apt configuration uses (`URL` of the
+/// `debian` archive, or `URL,SECURITY_URL`); default: the one the host's apt
+/// sources name.
+pub const XBUILD_DEBIAN_MIRROR: &str = "XBUILD_DEBIAN_MIRROR";
+/// The durable Debian archive (`[sources] debian-archive` in toolchains.toml).
+pub const XBUILD_DEBIAN_ARCHIVE: &str = "XBUILD_DEBIAN_ARCHIVE";
 /// Seconds to wait for another xbuild holding a cache lock (default 600).
 pub const XBUILD_LOCK_TIMEOUT: &str = "XBUILD_LOCK_TIMEOUT";
 /// The bubblewrap binary that sandboxes builds (default: `bwrap` on PATH).
@@ -56,8 +63,17 @@ pub fn cache_root() -> Option<PathBuf> {
     var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("xbuild"))
 }
 
-pub fn mirror() -> Option<PathBuf> {
-    var_os(XBUILD_MIRROR).map(PathBuf::from)
+/// The entries of `XBUILD_MIRROR`, in order.
+pub fn mirrors() -> Vec<String> {
+    var(XBUILD_MIRROR)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The variables a child process inherits from the user's environment when

@@ -273,9 +273,6 @@ fn profile_of(args: &BuildArgs) -> String {
 /// `target_feature`), as `[target.'cfg(...)']` sections are matched.
 fn rustc_cfg(tc: &Toolchain, target: &Target) -> Result<Vec<String>> {
     let mut cmd = Cmd::new(tc.rustc());
-    if let Some(lib) = tc.library_path() {
-        cmd.env("LD_LIBRARY_PATH", lib);
-    }
     let out = cmd
         .args(["--print", "cfg", "--target", &target.rust])
         .args(&target.rustflags)

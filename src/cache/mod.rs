@@ -92,6 +92,10 @@ impl Cache {
     pub fn tmp(&self) -> PathBuf {
         self.v1().join("tmp")
     }
+    /// xbuild's own apt configurations and package lists, by configuration.
+    pub fn apt(&self) -> PathBuf {
+        self.v1().join("apt")
+    }
     /// The links through which xbuild runs as a target's C compiler and archiver.
     pub fn shims(&self) -> PathBuf {
         self.v1().join("shims")
@@ -131,6 +135,7 @@ impl Cache {
     pub fn bucket_sizes(&self) -> Vec<(&'static str, u64)> {
         [
             ("downloads", self.downloads()),
+            ("apt lists", self.apt()),
             ("toolchains", self.toolchains()),
             ("std sysroots", self.sysroots()),
             ("zig's cache", self.zig_cache()),
@@ -233,6 +238,11 @@ pub fn copy_hashing(
     out.sync_all()
         .with_context(|| format!("syncing {}", path.display()))?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// The sha256 of bytes, in hex.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The sha256 of a file.

@@ -29,13 +29,13 @@ impl CargoEnv {
         let mut vars: Vec<(String, OsString)> = vec![
             ("PATH".into(), path),
             ("RUSTC".into(), tc.rustc().into()),
+            // cargo runs through the loader: tell it its own path (what build
+            // scripts get as CARGO)
+            ("CARGO".into(), tc.cargo().into()),
             ("CARGO_HOME".into(), cache.cargo_home().into()),
             (env::XBUILD_ZIG.into(), tc.zig().into()),
             (env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()),
         ];
-        if let Some(lib) = tc.library_path() {
-            vars.push(("LD_LIBRARY_PATH".into(), lib.into()));
-        }
         vars.extend(env::display_for_cargo());
         CargoEnv { vars }
     }

@@ -173,7 +173,7 @@ pub fn bundle(cache: &Cache, pins: &Pins, file: &Path, mode: Mode) -> Result<()>
         let _lock = cache.lock("bundling")?;
         for c in &pins.components {
             for a in &c.artifacts {
-                artifacts.push((a.clone(), fetch::ensure(cache, a, mode)?));
+                artifacts.push((a.clone(), fetch::ensure(cache, pins, a, mode)?));
             }
         }
     }
@@ -281,13 +281,6 @@ pub fn print_env(tc: &Toolchain, cache: &Cache, out: &mut dyn Write) -> Result<(
         path.push_str(&q(&dir.join(&tc.pins.qemu_layout.bin_dir)));
     }
     writeln!(out, "export PATH={path}:\"$PATH\"")?;
-    if let Some(lib) = tc.library_path() {
-        writeln!(
-            out,
-            "export LD_LIBRARY_PATH={}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}",
-            q(&lib)
-        )?;
-    }
     writeln!(out, "export RUSTC={}", q(&tc.rustc()))?;
     writeln!(out, "export CARGO={}", q(&tc.cargo()))?;
     writeln!(out, "export ZIG={}", q(&tc.zig()))?;

@@ -1,13 +1,21 @@
-//! Getting an artifact's bytes into the cache: from the mirror, the cache
-//! itself, or its fetch method (apt-get, pip, HTTP, a local path). Nothing is
-//! kept unless its sha256 matches the pin.
+//! Getting an artifact's bytes into the cache. Every artifact has several
+//! sources, tried in order, each checked against the one sha256 of the pin:
+//! the mirrors (`XBUILD_MIRROR`, then `[sources] mirrors`), the artifact's
+//! own method (apt-get with the host's sources, then with xbuild's own apt
+//! configuration; pip; a URL; a local path), then the durable archive for
+//! Debian pins. When every source fails, one error lists each source and why;
+//! nothing is kept that does not match the pin.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::manifest::{Artifact, Source};
+use super::apt;
+use super::manifest::{Artifact, Pins, Source};
 use crate::cache::{self, Cache};
 use crate::process::Cmd;
 use crate::{env, ui};
@@ -33,98 +41,356 @@ pub struct FetchFailed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Online,
-    /// Only the cache and the mirror.
+    /// Only the cache and the mirror directories.
     Offline,
 }
 
-/// Make sure the verified archive of `a` is in the cache and return its path.
-/// A cached archive is re-hashed; a bad one is deleted and fetched again.
-pub fn ensure(cache: &Cache, a: &Artifact, mode: Mode) -> Result<PathBuf> {
-    let dest = cache.download(&a.sha256);
-    if dest.exists() {
-        let got = cache::hash_file(&dest)?;
-        if got == a.sha256 {
-            return Ok(dest);
+/// Every source of one artifact failed.
+#[derive(Debug, thiserror::Error)]
+pub struct AllSourcesFailed {
+    pub label: String,
+    pub file: String,
+    pub sha256: String,
+    pub tried: Vec<(String, String)>,
+}
+
+impl fmt::Display for AllSourcesFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "cannot fetch {} ({}, sha256 {}): every source failed, nothing was installed from them:",
+            self.label, self.file, self.sha256
+        )?;
+        for (i, (source, why)) in self.tried.iter().enumerate() {
+            let why = why.trim_end().replace('\n', "\n       ");
+            writeln!(f, "  {}. {source}: {why}", i + 1)?;
         }
-        ui::warn(&format!(
-            "the cached {} is corrupt (sha256 {got}, expected {}); deleting it and fetching it again",
-            a.file_name, a.sha256
-        ));
-        fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        write!(
+            f,
+            "put the file (named by its sha256 or {}) in a directory and set {} to it, or check the network",
+            self.file,
+            env::XBUILD_MIRROR
+        )
     }
-    if let Some(found) = in_mirror(a) {
-        ui::status(
-            "Copying",
-            &format!("{} from the mirror {}", a.file_name, found.display()),
-        );
-        let mut f = File::open(&found).with_context(|| format!("opening {}", found.display()))?;
-        return store(cache, a, &mut f, None);
-    }
-    if mode == Mode::Offline {
-        bail!(missing_offline(std::slice::from_ref(a)));
-    }
-    match &a.source {
-        Source::Path { path } => {
-            ui::status(
-                "Copying",
-                &format!("{} from {}", a.file_name, path.display()),
-            );
-            let mut f = File::open(path).map_err(|e| FetchFailed {
-                label: a.label(),
-                reason: format!("cannot open {}: {e}", path.display()),
-            })?;
-            store(cache, a, &mut f, None)
-        }
-        Source::Url { url } => fetch_url(cache, a, url),
-        Source::Apt {
-            name,
-            version,
-            arch,
-        } => {
-            let spec = match arch.as_deref() {
-                Some(arch) if arch != "all" => format!("{name}:{arch}={version}"),
-                _ => format!("{name}={version}"),
-            };
-            ui::status(
-                "Fetching",
-                &format!("{} (apt-get download {spec})", a.file_name),
-            );
-            let dir = cache.temp_dir("apt")?;
-            // apt drops privileges to _apt for downloads; let it write here.
-            let _ = set_mode(dir.path(), 0o777);
-            let mut cmd = Cmd::new("apt-get");
-            cmd.args(["download", "-q", &spec]);
-            run_fetcher(a, cmd, dir.path(), apt_advice)?;
-            from_fetcher_dir(cache, a, dir.path())
-        }
-        Source::Pypi { requirement } => {
-            ui::status(
-                "Fetching",
-                &format!("{} (pip download {requirement})", a.file_name),
-            );
-            let dir = cache.temp_dir("pip")?;
-            let mut cmd = Cmd::new(python());
-            cmd.args([
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--disable-pip-version-check",
-                "--quiet",
-                "-d",
-            ])
-            .arg(dir.path())
-            .arg(requirement);
-            run_fetcher(a, cmd, dir.path(), pip_advice)?;
-            from_fetcher_dir(cache, a, dir.path())
+}
+
+/// One place an artifact may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Way {
+    MirrorDir(PathBuf),
+    MirrorUrl(String),
+    HostApt(String),
+    PrivateApt { spec: String, suite: String },
+    Pip(String),
+    Url(String),
+    Path(PathBuf),
+    DebianArchive(String),
+}
+
+impl Way {
+    fn describe(&self) -> String {
+        match self {
+            Way::MirrorDir(d) => format!("mirror {}", d.display()),
+            Way::MirrorUrl(u) => format!("mirror {u}"),
+            Way::HostApt(spec) => format!("apt-get download {spec} (the host's apt sources)"),
+            Way::PrivateApt { spec, suite } => {
+                format!("apt-get download {spec} (xbuild's apt sources: {suite})")
+            }
+            Way::Pip(req) => format!("pip download {req}"),
+            Way::Url(u) => u.clone(),
+            Way::Path(p) => p.display().to_string(),
+            Way::DebianArchive(u) => format!("the durable archive, {u}"),
         }
     }
 }
 
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+/// Fetches artifacts for one provisioning run; keeps xbuild's apt
+/// configuration once it is prepared.
+pub struct Fetcher<'a> {
+    cache: &'a Cache,
+    pins: &'a Pins,
+    mode: Mode,
+    private_apt: RefCell<Option<Result<apt::Private, String>>>,
+}
+
+impl<'a> Fetcher<'a> {
+    pub fn new(cache: &'a Cache, pins: &'a Pins, mode: Mode) -> Fetcher<'a> {
+        Fetcher {
+            cache,
+            pins,
+            mode,
+            private_apt: RefCell::new(None),
+        }
+    }
+
+    /// Make sure the verified archive of `a` is in the cache and return its
+    /// path. A cached archive is re-hashed; a bad one is deleted and fetched
+    /// again.
+    pub fn ensure(&self, a: &Artifact) -> Result<PathBuf> {
+        let dest = self.cache.download(&a.sha256);
+        if dest.exists() {
+            let got = cache::hash_file(&dest)?;
+            if got == a.sha256 {
+                return Ok(dest);
+            }
+            ui::warn(&format!(
+                "the cached {} is corrupt (sha256 {got}, expected {}); deleting it and fetching it again",
+                a.file_name, a.sha256
+            ));
+            fs::remove_file(&dest).with_context(|| format!("removing {}", dest.display()))?;
+        }
+        let ways = self.ways(a);
+        if self.mode == Mode::Offline && ways.is_empty() {
+            bail!(missing_offline(std::slice::from_ref(a)));
+        }
+        let mut tried: Vec<(Way, anyhow::Error)> = Vec::new();
+        for (i, way) in ways.iter().enumerate() {
+            match self.fetch_from(a, way) {
+                Ok(path) => return Ok(path),
+                Err(e) => {
+                    if env::interrupted() {
+                        return Err(e);
+                    }
+                    if i + 1 < ways.len() && !matches!(way, Way::MirrorDir(_)) {
+                        ui::note(&format!(
+                            "{}: {} did not work ({}); trying the next source",
+                            a.label(),
+                            way.describe(),
+                            e.to_string().lines().next().unwrap_or_default()
+                        ));
+                    }
+                    tried.push((way.clone(), e));
+                }
+            }
+        }
+        if self.mode == Mode::Offline {
+            bail!(missing_offline(std::slice::from_ref(a)));
+        }
+        // One source: its own error says it best.
+        if tried.len() == 1 {
+            let (_, e) = tried.pop().expect("one");
+            if e.is::<FetchFailed>() || e.is::<ChecksumMismatch>() {
+                return Err(e);
+            }
+            return Err(FetchFailed {
+                label: a.label(),
+                reason: format!("{e:#}"),
+            }
+            .into());
+        }
+        Err(AllSourcesFailed {
+            label: a.label(),
+            file: a.file_name.clone(),
+            sha256: a.sha256.clone(),
+            tried: tried
+                .into_iter()
+                .map(|(w, e)| (w.describe(), format!("{e:#}")))
+                .collect(),
+        }
+        .into())
+    }
+
+    /// The sources of `a`, in the order they are tried.
+    fn ways(&self, a: &Artifact) -> Vec<Way> {
+        let mut ways = Vec::new();
+        for m in env::mirrors().iter().chain(&self.pins.sources.mirrors) {
+            if m.starts_with("http://") || m.starts_with("https://") {
+                if self.mode == Mode::Online {
+                    ways.push(Way::MirrorUrl(m.trim_end_matches('/').to_string()));
+                }
+            } else {
+                ways.push(Way::MirrorDir(PathBuf::from(m)));
+            }
+        }
+        if self.mode == Mode::Offline {
+            return ways;
+        }
+        match &a.source {
+            Source::Apt {
+                name,
+                version,
+                arch,
+                suite,
+                pool,
+                snapshot,
+            } => {
+                let spec = apt::spec(name, version, arch.as_deref());
+                ways.push(Way::HostApt(spec.clone()));
+                if let Some(suite) = suite {
+                    ways.push(Way::PrivateApt {
+                        spec,
+                        suite: suite.clone(),
+                    });
+                }
+                let snapshot = snapshot
+                    .as_ref()
+                    .or(self.pins.sources.debian_snapshot.as_ref());
+                if let (Some(pool), Some(snapshot)) = (pool, snapshot) {
+                    let base = env::var(env::XBUILD_DEBIAN_ARCHIVE)
+                        .map(|b| b.trim_end_matches('/').to_string())
+                        .unwrap_or_else(|| self.pins.sources.debian_archive.clone());
+                    let archive = if suite.as_deref().is_some_and(|s| s.ends_with("-security")) {
+                        "debian-security"
+                    } else {
+                        "debian"
+                    };
+                    ways.push(Way::DebianArchive(format!(
+                        "{base}/{archive}/{snapshot}/{pool}"
+                    )));
+                }
+            }
+            Source::Pypi { requirement } => ways.push(Way::Pip(requirement.clone())),
+            Source::Url { url } => ways.push(Way::Url(url.clone())),
+            Source::Path { path } => ways.push(Way::Path(path.clone())),
+        }
+        ways
+    }
+
+    fn fetch_from(&self, a: &Artifact, way: &Way) -> Result<PathBuf> {
+        let cache = self.cache;
+        match way {
+            Way::MirrorDir(dir) => {
+                let found = mirror_names(a)
+                    .into_iter()
+                    .map(|n| dir.join(n))
+                    .find(|p| p.is_file())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("holds neither {} nor {}", a.sha256, a.file_name)
+                    })?;
+                ui::status(
+                    "Copying",
+                    &format!("{} from the mirror {}", a.file_name, found.display()),
+                );
+                let mut f =
+                    File::open(&found).with_context(|| format!("opening {}", found.display()))?;
+                let total = f.metadata().ok().map(|m| m.len());
+                store(cache, a, &mut f, total)
+            }
+            Way::MirrorUrl(base) => {
+                let mut last = None;
+                for name in mirror_names(a) {
+                    match fetch_url(cache, a, &format!("{base}/{name}")) {
+                        Ok(p) => return Ok(p),
+                        Err(e) if e.to_string().contains("HTTP 404") => last = Some(e),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(last.expect("at least one name"))
+            }
+            Way::HostApt(spec) => {
+                let uri = apt::locate(spec, None)?;
+                fetch_url(cache, a, &uri.url)
+            }
+            Way::PrivateApt { spec, suite } => {
+                let uri = self.with_private_apt(|p| apt::locate(spec, Some(p)), suite)?;
+                fetch_url(cache, a, &uri.url)
+            }
+            Way::Pip(requirement) => {
+                ui::status(
+                    "Fetching",
+                    &format!("{} (pip download {requirement})", a.file_name),
+                );
+                let dir = cache.temp_dir("pip")?;
+                let mut cmd = Cmd::new(python());
+                cmd.args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--disable-pip-version-check",
+                    "-d",
+                ])
+                .arg(dir.path())
+                .arg(requirement);
+                run_fetcher(a, cmd, dir.path(), pip_advice)?;
+                from_fetcher_dir(cache, a, dir.path())
+            }
+            Way::Url(url) | Way::DebianArchive(url) => fetch_url(cache, a, url),
+            Way::Path(path) => {
+                ui::status(
+                    "Copying",
+                    &format!("{} from {}", a.file_name, path.display()),
+                );
+                let mut f = File::open(path).map_err(|e| FetchFailed {
+                    label: a.label(),
+                    reason: format!("cannot open {}: {e}", path.display()),
+                })?;
+                let total = f.metadata().ok().map(|m| m.len());
+                store(cache, a, &mut f, total)
+            }
+        }
+    }
+
+    /// Run `f` with xbuild's apt configuration, prepared on first use for
+    /// every suite the pins name. When `f` fails on lists prepared earlier
+    /// (by another run), they are refreshed once and `f` is tried again.
+    fn with_private_apt<T>(
+        &self,
+        f: impl Fn(&apt::Private) -> Result<T>,
+        suite: &str,
+    ) -> Result<T> {
+        let mirror = apt::DebianMirror::find(Path::new("/etc/apt"));
+        if mirror.for_suite(suite).is_none() {
+            bail!(
+                "the host's apt sources name no Debian mirror for {suite} (set {} to one)",
+                env::XBUILD_DEBIAN_MIRROR
+            );
+        }
+        let suites: BTreeSet<String> = self
+            .pins
+            .components
+            .iter()
+            .flat_map(|c| &c.artifacts)
+            .filter_map(|a| match &a.source {
+                Source::Apt { suite, .. } => suite.clone(),
+                _ => None,
+            })
+            .collect();
+        let fresh = self.private_apt.borrow().is_none();
+        if fresh {
+            let p = apt::Private::prepare(self.cache, &mirror, &suites, false)
+                .map_err(|e| format!("{e:#}"));
+            *self.private_apt.borrow_mut() = Some(p);
+        }
+        let first = match self.private_apt.borrow().as_ref().expect("prepared") {
+            Ok(p) => f(p),
+            Err(e) => bail!("{e}"),
+        };
+        match first {
+            Ok(v) => Ok(v),
+            Err(e) if fresh => {
+                // lists from an earlier run may be stale: fetch them again once
+                tracing::info!("retrying with fresh apt lists after: {e:#}");
+                let p = apt::Private::prepare(self.cache, &mirror, &suites, true)?;
+                let out = f(&p);
+                *self.private_apt.borrow_mut() = Some(Ok(p));
+                out
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Make sure the verified archive of `a` is in the cache (one artifact, its
+/// own provisioning run).
+pub fn ensure(cache: &Cache, pins: &Pins, a: &Artifact, mode: Mode) -> Result<PathBuf> {
+    Fetcher::new(cache, pins, mode).ensure(a)
+}
+
+/// The names a mirror may hold `a` under: its sha256, its file name, and the
+/// pool's file name (without apt's `%3a` for an epoch).
+fn mirror_names(a: &Artifact) -> Vec<String> {
+    let mut names = vec![a.sha256.clone(), a.file_name.clone()];
+    if let Source::Apt {
+        pool: Some(pool), ..
+    } = &a.source
+        && let Some(base) = pool.rsplit('/').next()
+        && !names.iter().any(|n| n == base)
+    {
+        names.push(base.to_string());
+    }
+    names
 }
 
 fn python() -> &'static str {
@@ -156,17 +422,14 @@ pub fn missing_offline(missing: &[Artifact]) -> String {
     s
 }
 
-/// The mirror copy of `a`: `<mirror>/<sha256>` or `<mirror>/<file name>`.
-fn in_mirror(a: &Artifact) -> Option<PathBuf> {
-    let dir = env::mirror()?;
-    [dir.join(&a.sha256), dir.join(&a.file_name)]
-        .into_iter()
-        .find(|p| p.is_file())
-}
-
 /// Whether `a` can be had without the network.
-pub fn available_offline(cache: &Cache, a: &Artifact) -> bool {
-    cache.download(&a.sha256).exists() || in_mirror(a).is_some()
+pub fn available_offline(cache: &Cache, pins: &Pins, a: &Artifact) -> bool {
+    cache.download(&a.sha256).exists()
+        || env::mirrors()
+            .iter()
+            .chain(&pins.sources.mirrors)
+            .filter(|m| !m.starts_with("http://") && !m.starts_with("https://"))
+            .any(|m| mirror_names(a).iter().any(|n| Path::new(m).join(n).is_file()))
 }
 
 /// Copy `reader` to a temp file in the cache while hashing; keep it under its
@@ -244,7 +507,8 @@ fn fetch_url(cache: &Cache, a: &Artifact, url: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Run apt-get or pip in `dir`; on failure, keep its output and add advice.
+/// Run pip in `dir`; on failure, keep its output and add advice. On a
+/// terminal pip's own progress bar is shown (on stderr).
 fn run_fetcher(a: &Artifact, mut cmd: Cmd, dir: &Path, advice: fn(&str) -> String) -> Result<()> {
     let program = cmd
         .shown()
@@ -253,18 +517,31 @@ fn run_fetcher(a: &Artifact, mut cmd: Cmd, dir: &Path, advice: fn(&str) -> Strin
         .unwrap_or_default()
         .to_string();
     cmd.current_dir(dir).envs(env::passthrough_for_fetchers());
-    let out = cmd.output_unchecked().map_err(|e| FetchFailed {
+    let cannot_run = |e: crate::process::ProcessError| FetchFailed {
         label: a.label(),
         reason: format!(
-            "cannot run `{program}`: {}; {}",
-            e.stderr,
-            if program.starts_with("apt") {
-                "apt artifacts need Debian's apt-get on PATH"
-            } else {
-                "PyPI artifacts need python3 with pip (`apt-get install python3-pip`)"
-            }
+            "cannot run `{program}`: {}; PyPI artifacts need python3 with pip (`apt-get install python3-pip`)",
+            e.stderr
         ),
-    })?;
+    };
+    if env::stderr_is_terminal() {
+        use std::os::fd::AsFd;
+        let progress = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating stderr")?;
+        cmd.stdout(std::process::Stdio::from(progress));
+        let status = cmd.status().map_err(cannot_run)?;
+        if status.success() {
+            return Ok(());
+        }
+        return Err(FetchFailed {
+            label: a.label(),
+            reason: format!("`{program}` failed ({status}); {}", advice("")),
+        }
+        .into());
+    }
+    let out = cmd.output_unchecked().map_err(cannot_run)?;
     if out.status.success() {
         return Ok(());
     }
@@ -281,21 +558,6 @@ fn run_fetcher(a: &Artifact, mut cmd: Cmd, dir: &Path, advice: fn(&str) -> Strin
         ),
     }
     .into())
-}
-
-fn apt_advice(output: &str) -> String {
-    if output.contains("Unable to locate package")
-        || output.contains("has no installation candidate")
-    {
-        "apt does not know this package: its package lists are missing or stale. Run `apt-get update` (as root) and try again".into()
-    } else if output.contains("was not found") || output.contains("Can't find a source") {
-        "the pinned version is no longer offered by your apt sources (Debian replaces security updates). \
-         Pin the version `apt-cache policy NAME` shows, with the sha256 `apt-cache show NAME=VERSION` gives, \
-         or provide the file through XBUILD_MIRROR"
-            .into()
-    } else {
-        "check the network and your apt sources, or provide the file through XBUILD_MIRROR".into()
-    }
 }
 
 fn pip_advice(output: &str) -> String {

@@ -35,7 +35,34 @@ struct Raw {
     rust: RawComponent<RustLayout>,
     zig: RawComponent<ZigLayout>,
     qemu: RawComponent<QemuLayout>,
+    #[serde(default)]
+    sources: RawSources,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawSources {
+    #[serde(default)]
+    mirrors: Vec<String>,
+    debian_archive: Option<String>,
+    debian_snapshot: Option<String>,
+}
+
+/// Where artifacts may come from besides their own method (`[sources]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// Tried first, after `XBUILD_MIRROR`: directories or http(s) URLs
+    /// holding files named by their sha256 or their file name.
+    pub mirrors: Vec<String>,
+    /// The durable archive of every Debian package version ever published:
+    /// `<archive>/debian/<snapshot>/<pool path>` (and `debian-security`).
+    pub debian_archive: String,
+    /// The archive's timestamp for pins that do not name their own.
+    pub debian_snapshot: Option<String>,
+}
+
+/// Debian's permanent snapshot archive.
+pub const DEBIAN_ARCHIVE: &str = "https://snapshot.debian.org/archive";
 
 #[derive(Debug, Clone, Deserialize)]
 struct RawComponent<L> {
@@ -53,6 +80,11 @@ struct RawArtifact {
     url: Option<String>,
     path: Option<String>,
     file: Option<String>,
+    /// Debian pins: the suite the version was published in, its pool path
+    /// and (optionally) its own snapshot timestamp.
+    suite: Option<String>,
+    pool: Option<String>,
+    snapshot: Option<String>,
     sha256: Spanned<String>,
     #[serde(default)]
     strip: u32,
@@ -64,11 +96,30 @@ struct RawArtifact {
 pub struct RustLayout {
     pub rustc: String,
     pub cargo: String,
-    /// Added to LD_LIBRARY_PATH when running rustc and cargo.
+    /// Where rustc and cargo load their shared libraries from (only they
+    /// do: they are started through the host's loader with these
+    /// directories, nothing else inherits them).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub library_path: Vec<String>,
+    /// The oldest host glibc the binaries run with (`2.36`), checked before
+    /// anything is fetched.
     #[serde(default)]
-    pub library_path: Option<String>,
+    pub glibc: Option<String>,
     /// The standard library's source (`library/std` is below it).
     pub rust_src: String,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,11 +139,16 @@ pub struct QemuLayout {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
-    /// `apt-get download NAME[:ARCH]=VERSION`.
+    /// `apt-get download NAME[:ARCH]=VERSION`, from the host's apt sources or
+    /// xbuild's own (the pin's suite on the host's Debian mirror), else the
+    /// durable archive (the pool path under a snapshot timestamp).
     Apt {
         name: String,
         version: String,
         arch: Option<String>,
+        suite: Option<String>,
+        pool: Option<String>,
+        snapshot: Option<String>,
     },
     /// `pip download --no-deps --only-binary=:all: NAME==VERSION`, which must give `file`.
     Pypi { requirement: String },
@@ -158,6 +214,10 @@ impl Component {
         h.update(self.kind.name());
         h.update([0]);
         h.update(&self.layout);
+        if self.kind == ComponentKind::Rust {
+            // the launchers are part of what gets installed
+            h.update(super::launchers::VERSION);
+        }
         for a in &self.artifacts {
             h.update([0]);
             h.update(&a.sha256);
@@ -181,6 +241,7 @@ pub struct Pins {
     pub zig_layout: ZigLayout,
     pub qemu_layout: QemuLayout,
     pub components: Vec<Component>,
+    pub sources: Sources,
 }
 
 impl Pins {
@@ -273,6 +334,25 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             .map(|a| artifact(a, base).map_err(|(span, m)| err(Some(span), m)))
             .collect()
     };
+    if let Some(ts) = &raw.sources.debian_snapshot
+        && !is_snapshot_timestamp(ts)
+    {
+        return Err(err(
+            None,
+            format!("[sources] debian-snapshot = \"{ts}\" must be a timestamp like 20261129T120000Z"),
+        ));
+    }
+    let sources = Sources {
+        mirrors: raw.sources.mirrors.clone(),
+        debian_archive: raw
+            .sources
+            .debian_archive
+            .clone()
+            .unwrap_or_else(|| DEBIAN_ARCHIVE.to_string())
+            .trim_end_matches('/')
+            .to_string(),
+        debian_snapshot: raw.sources.debian_snapshot.clone(),
+    };
     let components = vec![
         Component {
             kind: ComponentKind::Rust,
@@ -296,7 +376,17 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
         zig_layout: raw.zig.layout,
         qemu_layout: raw.qemu.layout,
         components,
+        sources,
     })
+}
+
+/// `YYYYMMDDTHHMMSSZ`, the form the snapshot archive's URLs use.
+pub fn is_snapshot_timestamp(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
 fn layout<T: Serialize>(l: &T) -> String {
@@ -335,8 +425,35 @@ fn artifact(a: &RawArtifact, base: &Path) -> Result<Artifact, (Range<usize>, Str
             ),
         ));
     }
-    if a.arch.is_some() && a.apt.is_none() {
-        return Err((span, "`arch` goes with `apt` only".into()));
+    if a.apt.is_none() {
+        for (key, given) in [
+            ("arch", &a.arch),
+            ("suite", &a.suite),
+            ("pool", &a.pool),
+            ("snapshot", &a.snapshot),
+        ] {
+            if given.is_some() {
+                return Err((span, format!("`{key}` goes with `apt` only")));
+            }
+        }
+    }
+    if let Some(pool) = &a.pool
+        && (!pool.starts_with("pool/")
+            || pool.split('/').any(|c| c == ".." || c.is_empty())
+            || !pool.ends_with(".deb"))
+    {
+        return Err((
+            span,
+            format!("`pool = \"{pool}\"` must be a path like pool/main/r/rustc-web/NAME_VERSION_ARCH.deb"),
+        ));
+    }
+    if let Some(ts) = &a.snapshot
+        && !is_snapshot_timestamp(ts)
+    {
+        return Err((
+            span,
+            format!("`snapshot = \"{ts}\"` must be a timestamp like 20261129T120000Z"),
+        ));
     }
     let (source, file_name) = if let Some(spec) = &a.apt {
         let Some((name, version)) = spec.split_once('=') else {
@@ -355,6 +472,9 @@ fn artifact(a: &RawArtifact, base: &Path) -> Result<Artifact, (Range<usize>, Str
                 name: name.to_string(),
                 version: version.to_string(),
                 arch,
+                suite: a.suite.clone(),
+                pool: a.pool.clone(),
+                snapshot: a.snapshot.clone(),
             },
             a.file.clone().unwrap_or(file),
         )
@@ -436,7 +556,39 @@ mod tests {
         let p = Pins::builtin();
         assert_eq!(p.components.len(), 3);
         let rust = p.component(ComponentKind::Rust);
-        assert_eq!(rust.artifacts.len(), 11);
+        assert_eq!(rust.artifacts.len(), 49);
+        // every Debian pin can be found without the host's apt sources: its
+        // suite and its pool path, whose file is the pinned version
+        for a in p.components.iter().flat_map(|c| &c.artifacts) {
+            if let Source::Apt {
+                name,
+                version,
+                suite,
+                pool,
+                ..
+            } = &a.source
+            {
+                let pool = pool.as_deref().unwrap_or_else(|| panic!("{name}: no pool"));
+                let suite = suite.as_deref().unwrap_or_else(|| panic!("{name}: no suite"));
+                let upstream = version.split_once(':').map_or(version.as_str(), |v| v.1);
+                assert!(
+                    pool.rsplit('/')
+                        .next()
+                        .unwrap()
+                        .starts_with(&format!("{name}_{upstream}_")),
+                    "{pool}"
+                );
+                assert_eq!(
+                    pool.starts_with("pool/updates/"),
+                    suite.ends_with("-security"),
+                    "{name}: {suite} {pool}"
+                );
+            }
+        }
+        assert!(is_snapshot_timestamp(
+            p.sources.debian_snapshot.as_deref().unwrap()
+        ));
+        assert_eq!(p.rust_layout.glibc.as_deref(), Some("2.36"));
         assert_eq!(
             rust.artifacts[5].file_name,
             "libllvm22_1%3a22.1.8-1~deb12u1_amd64.deb"

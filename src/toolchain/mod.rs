@@ -1,9 +1,12 @@
 //! The pinned toolchain: which pins apply, and provisioning them into the
 //! cache (fetch, verify, unpack, rename into place).
 
+pub mod apt;
 pub mod cargo_env;
 pub mod commands;
 pub mod fetch;
+pub mod glibc;
+pub mod launchers;
 pub mod manifest;
 pub mod unpack;
 
@@ -53,19 +56,13 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
+    /// The launcher of the pinned rustc (see [`launchers`]): what cargo, build
+    /// scripts and people run.
     pub fn rustc(&self) -> PathBuf {
-        self.rust_dir.join(&self.pins.rust_layout.rustc)
+        self.rust_dir.join(launchers::DIR).join("rustc")
     }
     pub fn cargo(&self) -> PathBuf {
-        self.rust_dir.join(&self.pins.rust_layout.cargo)
-    }
-    /// Directories rustc and cargo load shared libraries from.
-    pub fn library_path(&self) -> Option<PathBuf> {
-        self.pins
-            .rust_layout
-            .library_path
-            .as_ref()
-            .map(|p| self.rust_dir.join(p))
+        self.rust_dir.join(launchers::DIR).join("cargo")
     }
     pub fn rust_src(&self) -> PathBuf {
         self.rust_dir.join(&self.pins.rust_layout.rust_src)
@@ -92,6 +89,11 @@ pub fn provision(
     kinds: &[ComponentKind],
     mode: Mode,
 ) -> Result<Toolchain> {
+    if kinds.contains(&ComponentKind::Rust)
+        && let Some(floor) = &pins.rust_layout.glibc
+    {
+        glibc::check(glibc::host_version().as_deref(), floor, &pins.origin)?;
+    }
     let wanted: Vec<&Component> = kinds.iter().map(|k| pins.component(*k)).collect();
     if !wanted.iter().all(|c| is_installed(cache, c)) {
         let _lock = cache.lock("provisioning the toolchain")?;
@@ -105,15 +107,16 @@ pub fn provision(
             let missing: Vec<_> = todo
                 .iter()
                 .flat_map(|c| c.artifacts.iter())
-                .filter(|a| !fetch::available_offline(cache, a))
+                .filter(|a| !fetch::available_offline(cache, pins, a))
                 .cloned()
                 .collect();
             if !missing.is_empty() {
                 bail!(fetch::missing_offline(&missing));
             }
         }
+        let fetcher = fetch::Fetcher::new(cache, pins, mode);
         for c in todo {
-            install(cache, pins, c, mode)?;
+            install(cache, pins, c, &fetcher)?;
         }
     }
     let dir = |k| installed_dir(cache, pins.component(k));
@@ -128,20 +131,32 @@ pub fn provision(
 }
 
 /// Install one component. The caller holds the cache lock.
-fn install(cache: &Cache, pins: &Pins, c: &Component, mode: Mode) -> Result<()> {
+fn install(cache: &Cache, pins: &Pins, c: &Component, fetcher: &fetch::Fetcher) -> Result<()> {
     let name = c.install_name();
     let archives = c
         .artifacts
         .iter()
-        .map(|a| fetch::ensure(cache, a, mode).map(|p| (a, p)))
+        .map(|a| fetcher.ensure(a).map(|p| (a, p)))
         .collect::<Result<Vec<_>>>()?;
     let staging = cache.temp_dir(&name)?;
     let started = std::time::Instant::now();
+    let sizes: Vec<u64> = archives
+        .iter()
+        .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
     ui::status(
         "Unpacking",
-        &format!("{} ({} archive(s))", c.kind.name(), archives.len()),
+        &format!(
+            "{} ({} archive(s), {})",
+            c.kind.name(),
+            archives.len(),
+            cache::human_size(total)
+        ),
     );
-    for (a, path) in &archives {
+    let mut meter = ui::Progress::new(&format!("unpacking {}", c.kind.name()), Some(total));
+    let mut done = 0;
+    for ((a, path), size) in archives.iter().zip(&sizes) {
         // Re-check the digest just before unpacking: the file may have changed
         // since it was verified.
         let got = cache::hash_file(path)?;
@@ -157,8 +172,14 @@ fn install(cache: &Cache, pins: &Pins, c: &Component, mode: Mode) -> Result<()> 
         }
         unpack::unpack(path, &a.file_name, staging.path(), a.strip)
             .with_context(|| format!("unpacking {}", a.label()))?;
+        done += size;
+        meter.update(done);
     }
+    meter.finish();
     check_layout(pins, c, staging.path())?;
+    if c.kind == ComponentKind::Rust {
+        launchers::write(&pins.rust_layout, staging.path())?;
+    }
     let marker = serde_json::json!({
         "component": c.kind.name(),
         "pins": c.artifacts,

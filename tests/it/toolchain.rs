@@ -517,13 +517,21 @@ fn fake_fetchers(e: &Env, apt_script: &str, py_script: &str) -> String {
 fn apt_and_pip_artifacts_use_the_clients() {
     let e = Env::new();
     let a = fixtures::artifacts();
-    fs::write(e.dir().join("q.deb"), &a.qemu).unwrap();
+    // apt says where the version is; xbuild downloads it itself
+    let server = fixtures::serve(HashMap::from([(
+        "/debian/pool/main/q/qemu/q.deb".to_string(),
+        Reply::Ok(a.qemu.clone()),
+    )]));
     fs::write(e.dir().join("z.whl"), &a.zig).unwrap();
     fs::write(e.dir().join("rust.tar.gz"), &a.rust).unwrap();
     let d = e.dir().display();
     let path = fake_fetchers(
         &e,
-        &format!("echo \"$@\" >> {d}/apt.args; cp {d}/q.deb ./qemu-user-static_1%3a7.2_amd64.deb"),
+        &format!(
+            "echo \"$@\" >> {d}/apt.args; echo \"'{}/debian/pool/main/q/qemu/q.deb' qemu-user-static_1%3a7.2_amd64.deb {} SHA256:00\"",
+            server.base,
+            a.qemu.len()
+        ),
         &format!(
             "echo \"$@\" >> {d}/pip.args; while [ \"$1\" != -d ]; do shift; done; cp {d}/z.whl \"$2/ziglang-0.14.1-py3-none-any.whl\""
         ),
@@ -544,8 +552,9 @@ fn apt_and_pip_artifacts_use_the_clients() {
     assert_eq!(e.installed().len(), 3);
     assert_eq!(
         fs::read_to_string(e.dir().join("apt.args")).unwrap().trim(),
-        "download -q qemu-user-static:amd64=1:7.2"
+        "download --print-uris -q qemu-user-static:amd64=1:7.2"
     );
+    assert_eq!(server.served.load(std::sync::atomic::Ordering::SeqCst), 1);
     let pip = fs::read_to_string(e.dir().join("pip.args")).unwrap();
     assert!(
         pip.starts_with("-m pip download --no-deps --only-binary=:all:"),
@@ -595,7 +604,7 @@ fn fetcher_failures_say_what_to_do() {
     let path = fake_fetchers(
         &e,
         "echo \"E: Version '1:7.2' for 'qemu-user-static' was not found\" >&2; exit 100",
-        &format!("cp {}/z.whl \"$9\" 2>/dev/null; exit 0", e.dir().display()),
+        &format!("cp {}/z.whl \"$8\" 2>/dev/null; exit 0", e.dir().display()),
     );
     fs::write(e.dir().join("z.whl"), &a.zig).unwrap();
     let r = run(e
@@ -608,7 +617,7 @@ fn fetcher_failures_say_what_to_do() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("no longer offered by your apt sources"),
+        r.stderr.contains("Debian keeps only the newest version"),
         "{}",
         r.stderr
     );
@@ -621,7 +630,7 @@ fn fetcher_failures_say_what_to_do() {
     let r = run(e
         .cmd(&["toolchain", "fetch", "--toolchains", "tc.toml"])
         .env("PATH", &path));
-    assert!(r.stderr.contains("Run `apt-get update`"), "{}", r.stderr);
+    assert!(r.stderr.contains("`apt-get update` as root"), "{}", r.stderr);
 
     let path = fake_fetchers(
         &e,
@@ -634,6 +643,92 @@ fn fetcher_failures_say_what_to_do() {
         .env("PATH", &path));
     assert_eq!(r.status, Some(1));
     assert!(r.stderr.contains("pip is missing"), "{}", r.stderr);
+}
+
+/// A Debian pin the host's apt does not offer, with no mirror set: xbuild
+/// tries the host's apt, then its own apt configuration (here a loopback
+/// "mirror" without lists), then the durable archive, served by a loopback
+/// server with the archive's URL layout. A tampered file there is refused,
+/// and when every source fails the error lists each one.
+#[test]
+fn a_pin_no_apt_source_offers_comes_from_the_durable_archive() {
+    let e = Env::new();
+    let a = fixtures::artifacts();
+    fs::write(e.dir().join("rust.tar.gz"), &a.rust).unwrap();
+    fs::write(e.dir().join("z.whl"), &a.zig).unwrap();
+    let pool = "pool/updates/main/x/xbuild-test-qemu/xbuild-test-qemu_7.2-1~deb12u9_amd64.deb";
+    let route = format!("/archive/debian-security/20261129T120000Z/{pool}");
+    let pins = |sha: &str| {
+        fixtures::toolchains_toml(
+            [
+                "path = \"rust.tar.gz\"",
+                "path = \"z.whl\"",
+                &format!(
+                    "apt = \"xbuild-test-qemu=7.2-1~deb12u9\", arch = \"amd64\", suite = \"bookworm-security\", pool = \"{pool}\", snapshot = \"20261129T120000Z\""
+                ),
+            ],
+            [&sha256(&a.rust), &sha256(&a.zig), sha],
+        )
+    };
+    fs::write(e.dir().join("tc.toml"), pins(&sha256(&a.qemu))).unwrap();
+
+    let tampered = {
+        let mut b = a.qemu.clone();
+        b.extend_from_slice(b"evil");
+        b
+    };
+    let server = fixtures::serve(HashMap::from([(route.clone(), Reply::Ok(tampered))]));
+    let fetch = |server: &fixtures::Server| {
+        run(e
+            .cmd(&[
+                "toolchain",
+                "fetch",
+                "--toolchains",
+                "tc.toml",
+                "--target",
+                "aarch64-unknown-linux-musl",
+            ])
+            .env("XBUILD_DEBIAN_MIRROR", format!("{}/debian", server.base))
+            .env("XBUILD_DEBIAN_ARCHIVE", format!("{}/archive", server.base)))
+    };
+    let r = fetch(&server);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    for part in [
+        "every source failed, nothing was installed",
+        "1. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (the host's apt sources)",
+        "2. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (xbuild's apt sources: bookworm-security)",
+        &format!("3. the durable archive, {}{route}: sha256 mismatch", server.base),
+    ] {
+        assert!(r.stderr.contains(part), "missing `{part}` in:\n{}", r.stderr);
+    }
+    assert!(
+        !e.installed().iter().any(|n| n.starts_with("qemu-")),
+        "{:?}",
+        e.installed()
+    );
+    assert_eq!(e.downloads(), 2, "only rust and zig are kept");
+    // xbuild's apt configuration lives in its cache, not in /etc/apt
+    let apt_dir = e.cache().join("v1/apt");
+    let list = fs::read_dir(&apt_dir)
+        .unwrap()
+        .flatten()
+        .map(|d| fs::read_to_string(d.path().join("sources.list")).unwrap())
+        .next()
+        .unwrap();
+    assert!(
+        list.contains(&format!("{}/debian-security bookworm-security main", server.base)),
+        "{list}"
+    );
+
+    let server = fixtures::serve(HashMap::from([(route, Reply::Ok(a.qemu.clone()))]));
+    let r = fetch(&server);
+    ok(&r);
+    assert!(r.stderr.contains("trying the next source"), "{}", r.stderr);
+    assert!(
+        e.installed().iter().any(|n| n.starts_with("qemu-")),
+        "{:?}",
+        e.installed()
+    );
 }
 
 #[test]

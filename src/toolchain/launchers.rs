@@ -1,0 +1,127 @@
+//! The launchers of the pinned rustc, cargo and rustdoc: small `sh` scripts
+//! in `<rust component>/xbuild-bin/` that start the real binary through the
+//! host's program loader with `--library-path` set to the component's own
+//! library directories.
+//!
+//! This is how the toolchain loads nothing from the host but glibc and its
+//! loader, without `LD_LIBRARY_PATH`: that variable would be inherited by
+//! everything cargo starts (build scripts, the host's `cmake` or `perl`), and
+//! the pinned Debian 12 libraries would then replace a newer host's own
+//! (`libstdc++` without the symbol versions a Debian 13 `cmake` needs).
+//! `--library-path` applies to the one process. rustc finds its sysroot from
+//! its own shared library, not from `/proc/self/exe`, so starting it through
+//! the loader changes nothing for it; cargo is told its own path with `CARGO`.
+//! The scripts find the component relative to their own path, so a sandbox
+//! may mount the component anywhere.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::manifest::RustLayout;
+use crate::elf;
+
+/// The launchers' directory inside the rust component.
+pub const DIR: &str = "xbuild-bin";
+/// Part of the component's pin hash: a new launcher is a new install.
+pub const VERSION: &str = "launcher-1";
+
+/// Write the launchers into the unpacked component at `root`.
+pub fn write(layout: &RustLayout, root: &Path) -> Result<()> {
+    // Without `library-path` the launchers only exec the program.
+    let loader = if layout.library_path.is_empty() {
+        None
+    } else {
+        let rustc = root.join(&layout.rustc);
+        let bytes = fs::read(&rustc).with_context(|| format!("reading {}", rustc.display()))?;
+        let info = elf::inspect(&bytes).with_context(|| format!("reading {}", rustc.display()))?;
+        let Some(loader) = info.interpreter else {
+            bail!(
+                "{} has no program interpreter: a statically linked rustc needs no `library-path`",
+                layout.rustc
+            );
+        };
+        Some(loader)
+    };
+    let dir = root.join(DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let rustdoc = Path::new(&layout.rustc).with_file_name("rustdoc");
+    let programs = [
+        ("rustc", layout.rustc.clone()),
+        ("cargo", layout.cargo.clone()),
+        ("rustdoc", rustdoc.to_string_lossy().into_owned()),
+    ];
+    for (name, rel) in programs {
+        if !root.join(&rel).is_file() {
+            continue;
+        }
+        let path = dir.join(name);
+        fs::write(&path, script(loader.as_deref(), &layout.library_path, &rel))
+            .with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
+fn script(loader: Option<&str>, library_path: &[String], program: &str) -> String {
+    let Some(loader) = loader else {
+        return format!(
+            "#!/bin/sh\n# Written by xbuild: the pinned {program}.\nd=\"${{0%/*}}/..\"\nexec \"$d/{}\" \"$@\"\n",
+            quote_inner(program)
+        );
+    };
+    let libs: Vec<String> = library_path
+        .iter()
+        .map(|p| format!("$d/{}", quote_inner(p)))
+        .collect();
+    format!(
+        "#!/bin/sh\n\
+         # Written by xbuild: the pinned {program} with the toolchain's own shared\n\
+         # libraries, through the host's loader (nothing it starts inherits them).\n\
+         d=\"${{0%/*}}/..\"\n\
+         exec {loader} --library-path \"{libs}\" --argv0 \"$0\" \"$d/{prog}\" \"$@\"\n",
+        loader = quote_word(loader),
+        libs = libs.join(":"),
+        prog = quote_inner(program),
+    )
+}
+
+/// Inside double quotes: escape what the shell would expand.
+fn quote_inner(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| match c {
+            '"' | '\\' | '$' | '`' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+fn quote_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_names_the_loader_the_libraries_and_the_program() {
+        let s = script(
+            Some("/lib64/ld-linux-x86-64.so.2"),
+            &["usr/lib/x86_64-linux-gnu".into(), "lib/x86_64-linux-gnu".into()],
+            "usr/bin/rustc",
+        );
+        assert!(s.starts_with("#!/bin/sh\n"), "{s}");
+        assert!(
+            s.contains(
+                "exec '/lib64/ld-linux-x86-64.so.2' --library-path \"$d/usr/lib/x86_64-linux-gnu:$d/lib/x86_64-linux-gnu\" --argv0 \"$0\" \"$d/usr/bin/rustc\" \"$@\""
+            ),
+            "{s}"
+        );
+        assert!(script(Some("/l"), &["a$b".into()], "p`q").contains("\"$d/a\\$b\""));
+        assert!(script(None, &[], "usr/bin/cargo").contains("exec \"$d/usr/bin/cargo\" \"$@\""));
+    }
+}
