@@ -212,8 +212,12 @@ Examples:
   xbuild toolchain fetch --target x86_64-unknown-linux-musl  # rust and zig only
   XBUILD_MIRROR=/srv/artifacts xbuild toolchain fetch --offline
 
-Artifacts come from apt-get download, pip download, HTTPS or local paths, as
-toolchains.toml says; each is checked against its sha256 before it is unpacked.
+Each artifact has several sources, tried in order and each checked against the
+pin's sha256 before anything is unpacked: the mirrors (XBUILD_MIRROR, a comma-
+separated list of directories or URLs), the artifact's own method (apt-get with
+the host's sources, then with xbuild's own apt sources on the host's Debian
+mirror; pip; HTTPS; a path), then Debian's durable snapshot archive.
+`xbuild toolchain doctor` says which of them work on this host.
 The cache is XBUILD_CACHE_DIR, else ~/.cache/xbuild.")]
     Fetch {
         /// Provision only what these targets need (Nix or Rust names)
@@ -251,6 +255,16 @@ The cache is XBUILD_CACHE_DIR, else ~/.cache/xbuild.")]
     Import {
         /// The bundle to read
         file: PathBuf,
+    },
+    /// Check what this host needs to provision and build, each with its fix
+    #[command(after_help = "\
+Checks the host's glibc against the toolchain's floor, each source of the
+pinned artifacts (mirrors, the host's apt, xbuild's own apt sources, the
+durable Debian archive, pip), the sandbox (bubblewrap and user namespaces),
+free disk and what is installed. Exits 1 when something must be fixed.")]
+    Doctor {
+        #[command(flatten)]
+        pins: PinArgs,
     },
     /// Print shell exports to run the provisioned cargo, rustc and zig by hand
     #[command(after_help = "Example:\n  eval \"$(xbuild toolchain env)\" && cargo --version")]

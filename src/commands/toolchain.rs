@@ -1,4 +1,4 @@
-//! `xbuild toolchain fetch|list|verify|gc|bundle|import|env`.
+//! `xbuild toolchain fetch|list|verify|gc|bundle|import|doctor|env`.
 
 use std::io::Write;
 
@@ -65,6 +65,10 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
         }
         ToolchainCommand::Import { file } => {
             commands::import(&cache, &file)?;
+        }
+        ToolchainCommand::Doctor { pins } => {
+            let (pins, _) = pins_of(&pins)?;
+            return toolchain::doctor::run(&cache, &pins, out);
         }
         ToolchainCommand::Env { pins } => {
             let (pins, mode) = pins_of(&pins)?;

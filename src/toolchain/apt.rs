@@ -55,8 +55,7 @@ pub fn locate(spec: &str, private: Option<&Private>) -> Result<Uri> {
         .find(|l| l.starts_with("E:"))
         .unwrap_or(stderr.trim())
         .to_string();
-    if said.contains("Unable to locate package") || said.contains("has no installation candidate")
-    {
+    if said.contains("Unable to locate package") || said.contains("has no installation candidate") {
         bail!(
             "these apt sources do not know the package ({said}); their lists may be missing or stale \
              (`apt-get update` as root), or they are not the pin's Debian release"
@@ -121,6 +120,14 @@ impl DebianMirror {
                 found.main.get_or_insert(uri);
             }
         }
+        // A host without a security entry (a fresh debootstrap root): Debian's
+        // mirrors serve `debian-security` beside `debian`.
+        if found.security.is_none()
+            && let Some(main) = &found.main
+            && main.ends_with("/debian")
+        {
+            found.security = Some(format!("{main}-security"));
+        }
         found
     }
 
@@ -136,8 +143,17 @@ impl DebianMirror {
 
 fn is_debian_suite(suite: &str) -> bool {
     const NAMES: &[&str] = &[
-        "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "oldstable",
-        "testing", "unstable",
+        "buster",
+        "bullseye",
+        "bookworm",
+        "trixie",
+        "forky",
+        "duke",
+        "sid",
+        "stable",
+        "oldstable",
+        "testing",
+        "unstable",
     ];
     let base = suite.split('-').next().unwrap_or(suite);
     NAMES.contains(&base)
@@ -196,7 +212,9 @@ fn deb822_entries(text: &str) -> Vec<(String, String)> {
                 .filter(|l| !l.trim_start().starts_with('#'))
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                    k.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| v.trim().to_string())
                 })
         };
         let types = field("Types").unwrap_or_default();
@@ -274,7 +292,12 @@ impl Private {
                 &format!(
                     "xbuild's apt lists ({}) in {}",
                     list.lines()
-                        .map(|l| l.split_whitespace().skip(2).take(2).collect::<Vec<_>>().join(" "))
+                        .map(|l| l
+                            .split_whitespace()
+                            .skip(2)
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" "))
                         .collect::<Vec<_>>()
                         .join(", "),
                     private.dir.display()
@@ -284,9 +307,9 @@ impl Private {
             cmd.envs(env::passthrough_for_fetchers())
                 .args(private.options())
                 .args(["update", "-q"]);
-            let out = cmd.output_unchecked().map_err(|e| {
-                anyhow::anyhow!("cannot run apt-get: {}", e.stderr.trim())
-            })?;
+            let out = cmd
+                .output_unchecked()
+                .map_err(|e| anyhow::anyhow!("cannot run apt-get: {}", e.stderr.trim()))?;
             let stderr = String::from_utf8_lossy(&out.stderr);
             let errors: Vec<&str> = stderr
                 .lines()

@@ -88,6 +88,19 @@ enum Way {
 }
 
 impl Way {
+    fn kind(&self) -> &'static str {
+        match self {
+            Way::MirrorDir(_) => "mirror directory",
+            Way::MirrorUrl(_) => "mirror URL",
+            Way::HostApt(_) => "host apt",
+            Way::PrivateApt { .. } => "xbuild's apt",
+            Way::Pip(_) => "pip",
+            Way::Url(_) => "url",
+            Way::Path(_) => "path",
+            Way::DebianArchive(_) => "archive",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Way::MirrorDir(d) => format!("mirror {}", d.display()),
@@ -111,6 +124,9 @@ pub struct Fetcher<'a> {
     pins: &'a Pins,
     mode: Mode,
     private_apt: RefCell<Option<Result<apt::Private, String>>>,
+    /// The kinds of source whose failure was already said: said once per
+    /// run, not once per artifact.
+    noted: RefCell<BTreeSet<&'static str>>,
 }
 
 impl<'a> Fetcher<'a> {
@@ -120,6 +136,7 @@ impl<'a> Fetcher<'a> {
             pins,
             mode,
             private_apt: RefCell::new(None),
+            noted: RefCell::new(BTreeSet::new()),
         }
     }
 
@@ -151,9 +168,10 @@ impl<'a> Fetcher<'a> {
                     if env::interrupted() {
                         return Err(e);
                     }
-                    if i + 1 < ways.len() && !matches!(way, Way::MirrorDir(_)) {
+                    let first_time = self.noted.borrow_mut().insert(way.kind());
+                    if i + 1 < ways.len() && !matches!(way, Way::MirrorDir(_)) && first_time {
                         ui::note(&format!(
-                            "{}: {} did not work ({}); trying the next source",
+                            "{}: {} did not work ({}); trying the next source (said once; later artifacts may do the same)",
                             a.label(),
                             way.describe(),
                             e.to_string().lines().next().unwrap_or_default()
@@ -429,7 +447,11 @@ pub fn available_offline(cache: &Cache, pins: &Pins, a: &Artifact) -> bool {
             .iter()
             .chain(&pins.sources.mirrors)
             .filter(|m| !m.starts_with("http://") && !m.starts_with("https://"))
-            .any(|m| mirror_names(a).iter().any(|n| Path::new(m).join(n).is_file()))
+            .any(|m| {
+                mirror_names(a)
+                    .iter()
+                    .any(|n| Path::new(m).join(n).is_file())
+            })
 }
 
 /// Copy `reader` to a temp file in the cache while hashing; keep it under its

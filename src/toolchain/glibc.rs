@@ -46,7 +46,11 @@ fn parse(v: &str) -> Option<(u32, u32)> {
     let major = it.next()?.parse().ok()?;
     let minor = it
         .next()
-        .map(|m| m.chars().take_while(char::is_ascii_digit).collect::<String>())
+        .map(|m| {
+            m.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
     Some((major, minor))

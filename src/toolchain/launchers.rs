@@ -111,7 +111,10 @@ mod tests {
     fn the_script_names_the_loader_the_libraries_and_the_program() {
         let s = script(
             Some("/lib64/ld-linux-x86-64.so.2"),
-            &["usr/lib/x86_64-linux-gnu".into(), "lib/x86_64-linux-gnu".into()],
+            &[
+                "usr/lib/x86_64-linux-gnu".into(),
+                "lib/x86_64-linux-gnu".into(),
+            ],
             "usr/bin/rustc",
         );
         assert!(s.starts_with("#!/bin/sh\n"), "{s}");

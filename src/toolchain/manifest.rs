@@ -339,7 +339,9 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
     {
         return Err(err(
             None,
-            format!("[sources] debian-snapshot = \"{ts}\" must be a timestamp like 20261129T120000Z"),
+            format!(
+                "[sources] debian-snapshot = \"{ts}\" must be a timestamp like 20261129T120000Z"
+            ),
         ));
     }
     let sources = Sources {
@@ -444,7 +446,9 @@ fn artifact(a: &RawArtifact, base: &Path) -> Result<Artifact, (Range<usize>, Str
     {
         return Err((
             span,
-            format!("`pool = \"{pool}\"` must be a path like pool/main/r/rustc-web/NAME_VERSION_ARCH.deb"),
+            format!(
+                "`pool = \"{pool}\"` must be a path like pool/main/r/rustc-web/NAME_VERSION_ARCH.deb"
+            ),
         ));
     }
     if let Some(ts) = &a.snapshot
@@ -569,7 +573,9 @@ mod tests {
             } = &a.source
             {
                 let pool = pool.as_deref().unwrap_or_else(|| panic!("{name}: no pool"));
-                let suite = suite.as_deref().unwrap_or_else(|| panic!("{name}: no suite"));
+                let suite = suite
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{name}: no suite"));
                 let upstream = version.split_once(':').map_or(version.as_str(), |v| v.1);
                 assert!(
                     pool.rsplit('/')

@@ -4,6 +4,7 @@
 pub mod apt;
 pub mod cargo_env;
 pub mod commands;
+pub mod doctor;
 pub mod fetch;
 pub mod glibc;
 pub mod launchers;

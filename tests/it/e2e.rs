@@ -97,7 +97,7 @@ pub(crate) fn provisioned() -> &'static serde_json::Value {
     })
 }
 
-fn component_dir(kind: &str) -> PathBuf {
+pub(crate) fn component_dir(kind: &str) -> PathBuf {
     let list = provisioned();
     let c = list["components"]
         .as_array()

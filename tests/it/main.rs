@@ -7,6 +7,8 @@ mod cli;
 mod e2e;
 mod fixtures;
 #[cfg(feature = "e2e")]
+mod hosts;
+#[cfg(feature = "e2e")]
 mod sandbox;
 mod support;
 mod toolchain;

@@ -630,7 +630,11 @@ fn fetcher_failures_say_what_to_do() {
     let r = run(e
         .cmd(&["toolchain", "fetch", "--toolchains", "tc.toml"])
         .env("PATH", &path));
-    assert!(r.stderr.contains("`apt-get update` as root"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`apt-get update` as root"),
+        "{}",
+        r.stderr
+    );
 
     let path = fake_fetchers(
         &e,
@@ -697,9 +701,16 @@ fn a_pin_no_apt_source_offers_comes_from_the_durable_archive() {
         "every source failed, nothing was installed",
         "1. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (the host's apt sources)",
         "2. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (xbuild's apt sources: bookworm-security)",
-        &format!("3. the durable archive, {}{route}: sha256 mismatch", server.base),
+        &format!(
+            "3. the durable archive, {}{route}: sha256 mismatch",
+            server.base
+        ),
     ] {
-        assert!(r.stderr.contains(part), "missing `{part}` in:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(part),
+            "missing `{part}` in:\n{}",
+            r.stderr
+        );
     }
     assert!(
         !e.installed().iter().any(|n| n.starts_with("qemu-")),
@@ -716,7 +727,10 @@ fn a_pin_no_apt_source_offers_comes_from_the_durable_archive() {
         .next()
         .unwrap();
     assert!(
-        list.contains(&format!("{}/debian-security bookworm-security main", server.base)),
+        list.contains(&format!(
+            "{}/debian-security bookworm-security main",
+            server.base
+        )),
         "{list}"
     );
 
@@ -765,4 +779,43 @@ fn bad_toolchains_files_are_rejected_with_position() {
         "{}",
         r.stderr
     );
+}
+
+/// A host glibc below the toolchain's floor is refused before anything is
+/// fetched, with both versions named. (The floor is raised above any real
+/// glibc to simulate an old host.)
+#[test]
+fn a_host_glibc_below_the_floor_is_refused_before_fetching() {
+    let e = Env::new();
+    let (pins, _) = fixtures::local_pins(e.dir());
+    let text = fs::read_to_string(&pins).unwrap().replace(
+        "rust-src = \"usr/lib/rustlib/src/rust\"",
+        "rust-src = \"usr/lib/rustlib/src/rust\"\nglibc = \"99.1\"",
+    );
+    fs::write(&pins, text).unwrap();
+    let r = e.xb(&["toolchain", "fetch", "--toolchains", pins.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    let host = String::from_utf8(
+        Command::new("getconf")
+            .arg("GNU_LIBC_VERSION")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let host = host.trim().trim_start_matches("glibc ");
+    assert!(
+        r.stderr.contains(&format!(
+            "this host's glibc is {host}, but the pinned toolchain"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("needs glibc 99.1 or newer"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(e.downloads(), 0, "nothing is fetched");
+    assert!(e.installed().is_empty());
 }

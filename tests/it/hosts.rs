@@ -1,0 +1,269 @@
+//! Other hosts: what the pinned toolchain takes from the machine it runs on
+//! (glibc and its loader, nothing else), and provisioning plus a build in a
+//! Debian 13 root whose own apt sources are Debian 13's.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::e2e::{cache_dir, component_dir, copy_dir};
+use crate::support::{ok, repo_root, run};
+
+/// glibc's own libraries: what the toolchain may load from the host.
+const GLIBC: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libresolv.so.2",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "ld-linux-x86-64.so.2",
+];
+
+fn is_elf(p: &Path) -> bool {
+    fs::read(p).is_ok_and(|b| b.starts_with(b"\x7fELF"))
+}
+
+/// The floor `toolchains.toml` declares.
+fn declared_floor() -> String {
+    let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("glibc = "))
+        .expect("[rust] glibc is pinned");
+    line.trim_start_matches("glibc = ")
+        .trim_matches('"')
+        .to_string()
+}
+
+/// rustc, cargo, rustdoc and every shared library of the rust component,
+/// resolved by the host's loader with the launchers' library path: each one
+/// is the component's own, or glibc's. And the glibc floor the pins declare
+/// is the newest glibc symbol version any of them needs.
+#[test]
+fn the_pinned_toolchain_loads_only_glibc_from_the_host() {
+    let rust = component_dir("rust");
+    let libdirs = [
+        rust.join("usr/lib/x86_64-linux-gnu"),
+        rust.join("lib/x86_64-linux-gnu"),
+    ];
+    let mut files: Vec<PathBuf> = ["rustc", "cargo", "rustdoc"]
+        .iter()
+        .map(|b| rust.join("usr/bin").join(b))
+        .collect();
+    for d in &libdirs {
+        for e in fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_file()
+                && p.file_name().unwrap().to_string_lossy().contains(".so")
+                && is_elf(&p)
+            {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() > 40, "{files:?}");
+    let library_path = libdirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut newest = (2u32, 0u32);
+    for f in &files {
+        let out = Command::new("/lib64/ld-linux-x86-64.so.2")
+            .args(["--library-path", &library_path, "--list"])
+            .arg(f)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}: {text}", f.display());
+        for line in text.lines().filter(|l| l.contains("=>")) {
+            let (name, rest) = line.trim().split_once(" => ").unwrap();
+            assert!(!rest.contains("not found"), "{}: {line}", f.display());
+            let path = rest.split(" (").next().unwrap();
+            assert!(
+                path.starts_with(rust.to_str().unwrap()) || GLIBC.contains(&name),
+                "{} loads {name} from the host ({path})",
+                f.display()
+            );
+        }
+        // the symbol versions it needs from glibc
+        let bytes = fs::read(f).unwrap();
+        for w in bytes
+            .windows(8)
+            .enumerate()
+            .filter(|(_, w)| w == b"GLIBC_2.")
+        {
+            let digits: String = bytes[w.0 + 8..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .map(|&b| b as char)
+                .collect();
+            if let Ok(minor) = digits.parse() {
+                newest = newest.max((2, minor));
+            }
+        }
+    }
+    assert_eq!(
+        format!("{}.{}", newest.0, newest.1),
+        declared_floor(),
+        "the glibc floor in toolchains.toml is the newest version the toolchain needs"
+    );
+    // the launchers run the toolchain with it
+    let out = Command::new(rust.join("xbuild-bin/cargo"))
+        .arg("-V")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("cargo 1."),
+        "{out:?}"
+    );
+}
+
+#[allow(clippy::disallowed_methods)] // the CI's setting, read directly
+fn debian13_root() -> Option<PathBuf> {
+    std::env::var_os("XBUILD_TEST_DEBIAN13_ROOT").map(PathBuf::from)
+}
+
+/// Mounts undone on drop.
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+/// A Debian 13 root made with `debootstrap --variant=minbase` (`.ci/run`
+/// makes one and sets XBUILD_TEST_DEBIAN13_ROOT): its apt sources are Debian
+/// 13's and it has neither libcurl nor libssh2, which cargo needs.
+/// OpenSSL). xbuild provisions the default
+/// pins there through its own apt configuration (the host's apt does not
+/// offer Debian 12's versions), builds the fixture (C build script included)
+/// for armv6l and runs it under the provisioned qemu. The root has no pip:
+/// zig's wheel is put into the root's cache from the host's, as
+/// `xbuild toolchain import` would. The host's std sysroots are shared (their
+/// keys hold no machine paths). A chroot cannot make user namespaces, so the
+/// build runs without the sandbox.
+#[test]
+fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l() {
+    let Some(root) = debian13_root() else {
+        eprintln!("skipped: XBUILD_TEST_DEBIAN13_ROOT is not set (.ci/run sets it)");
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "a chroot needs root");
+    let os = fs::read_to_string(root.join("etc/os-release")).unwrap();
+    assert!(os.contains("VERSION_CODENAME=trixie"), "{os}");
+    // (Debian 13's minbase has libsqlite3 and libssl, which its apt uses; the toolchain
+    // loads its own all the same, as the test above shows.)
+    for lib in ["libcurl.so.4", "libssh2.so.1"] {
+        for dir in ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"] {
+            assert!(!root.join(dir).join(lib).exists(), "the root has {lib}");
+        }
+    }
+    // xbuild, the workspace, and a cache holding only zig's wheel and the
+    // host's std sysroots
+    let bin = root.join("usr/local/bin/xbuild");
+    fs::copy(env!("CARGO_BIN_EXE_xbuild"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let work = root.join("work");
+    let _ = fs::remove_dir_all(&work);
+    copy_dir(
+        &repo_root().join("tests/fixtures/hello-ws"),
+        &work.join("ws"),
+    );
+    let cache = root.join("var/cache/xbuild-test");
+    let _ = fs::remove_dir_all(&cache);
+    fs::create_dir_all(cache.join("v1/downloads")).unwrap();
+    let zig_sha = {
+        let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("pypi = \"ziglang"))
+            .unwrap();
+        line.split("sha256 = \"").nth(1).unwrap()[..64].to_string()
+    };
+    let _ = component_dir("zig"); // the host's cache has the wheel
+    fs::copy(
+        cache_dir().join("v1/downloads").join(&zig_sha),
+        cache.join("v1/downloads").join(&zig_sha),
+    )
+    .unwrap();
+    let sysroots = cache_dir().join("v1/sysroots");
+    if sysroots.is_dir() {
+        sh(&format!(
+            "cp -a '{}' '{}'",
+            sysroots.display(),
+            cache.join("v1/sysroots").display()
+        ));
+    }
+    fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+    let mut mounts = Mounts(Vec::new());
+    for (what, args) in [("proc", "-t proc proc"), ("dev", "--bind /dev")] {
+        let at = root.join(what);
+        sh(&format!("mount {args} '{}'", at.display()));
+        mounts.0.push(at);
+    }
+    let chroot = |script: &str| {
+        run(Command::new("chroot").arg(&root).args([
+            "/usr/bin/env",
+            "-i",
+            "HOME=/root",
+            "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "XBUILD_CACHE_DIR=/var/cache/xbuild-test",
+            "/bin/sh",
+            "-c",
+            script,
+        ]))
+    };
+    let started = std::time::Instant::now();
+    let r =
+        chroot("cd /work/ws && xbuild --target armv6l-unknown-linux-musleabihf --out /work/out");
+    eprintln!(
+        "Debian 13 root: provision and build in {:.0}s\n{}",
+        started.elapsed().as_secs_f64(),
+        r.stderr
+    );
+    ok(&r);
+    assert!(
+        r.stderr.contains("Updating xbuild's apt lists"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("(the host's apt sources) did not work"),
+        "the root's own apt does not offer the pins: {}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("the durable archive,"), "{}", r.stderr);
+    let qemu = fs::read_dir(cache.join("v1/toolchains"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("qemu-"))
+        .unwrap()
+        .path()
+        .join("usr/bin/qemu-arm-static");
+    let inside = Path::new("/").join(qemu.strip_prefix(&root).unwrap());
+    let r = chroot(&format!(
+        "{} -cpu arm1176 /work/out/arm-unknown-linux-musleabihf/app",
+        inside.display()
+    ));
+    ok(&r);
+    assert_eq!(
+        r.stdout.trim(),
+        "app: c_add=42 arch=arm version=none",
+        "{}",
+        r.stderr
+    );
+}
