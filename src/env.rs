@@ -98,6 +98,7 @@ pub fn passthrough_for_fetchers() -> Vec<(String, OsString)> {
         "PIP_CERT",
         "SSL_CERT_FILE",
         "SSL_CERT_DIR",
+        "CARGO_HTTP_CAINFO",
         "APT_CONFIG",
         "CARGO_NET_GIT_FETCH_WITH_CLI",
         "CARGO_REGISTRIES_CRATES_IO_PROTOCOL",

@@ -29,59 +29,96 @@ pub fn spec(name: &str, version: &str, arch: Option<&str>) -> String {
     }
 }
 
-/// Ask apt (the host's configuration, or `private`) where `spec` is.
-pub fn locate(spec: &str, private: Option<&Private>) -> Result<Uri> {
+/// What apt said about each package of a batch, by package name.
+pub type Located = std::collections::HashMap<String, Result<Uri, String>>;
+
+/// Ask apt (the host's configuration, or `private`) where each of `specs`
+/// is, in one run: apt-get prints the URI of every version it has and an
+/// error line for each one it has not.
+pub fn locate_all(specs: &[String], private: Option<&Private>) -> Result<Located> {
     let mut cmd = Cmd::new("apt-get");
     cmd.envs(env::passthrough_for_fetchers());
     if let Some(p) = private {
         cmd.args(p.options());
     }
-    cmd.args(["download", "--print-uris", "-q", spec]);
+    cmd.args(["download", "--print-uris", "-q"]).args(specs);
     let out = cmd.output_unchecked().map_err(|e| {
         anyhow::anyhow!(
-            "cannot run apt-get ({}): this host has no apt; the durable archive is the next source",
+            "cannot run apt-get ({}): this host has no apt",
             e.stderr.trim()
         )
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success()
-        && let Some(uri) = parse_print_uris(&stdout)
-    {
-        return Ok(uri);
+    let mut found = Located::new();
+    for uri in parse_print_uris(&stdout) {
+        found.insert(uri.0, Ok(uri.1));
     }
-    let said = stderr
-        .lines()
-        .find(|l| l.starts_with("E:"))
-        .unwrap_or(stderr.trim())
-        .to_string();
-    if said.contains("Unable to locate package") || said.contains("has no installation candidate") {
+    for line in stderr.lines().filter(|l| l.starts_with("E:")) {
+        if let Some(name) = failed_package(line) {
+            let spec = specs
+                .iter()
+                .find(|s| s.split([':', '=']).next() == Some(name.as_str()))
+                .cloned()
+                .unwrap_or_else(|| name.clone());
+            found.insert(name, Err(explain(&spec, line)));
+        }
+    }
+    if found.is_empty() {
         bail!(
-            "these apt sources do not know the package ({said}); their lists may be missing or stale \
-             (`apt-get update` as root), or they are not the pin's Debian release"
+            "apt-get did not say where the packages are: {}",
+            stderr.trim()
         );
     }
-    if said.contains("Can't find a source") || said.contains("was not found") {
-        bail!(
+    Ok(found)
+}
+
+/// The package an `E:` line of apt-get is about.
+fn failed_package(line: &str) -> Option<String> {
+    if let Some(rest) = line.split("Unable to locate package ").nth(1) {
+        return Some(rest.trim().split(':').next()?.to_string());
+    }
+    // E: Version 'V' for 'NAME' was not found
+    let rest = line.split("' for '").nth(1)?;
+    Some(rest.split('\'').next()?.to_string())
+}
+
+fn explain(spec: &str, said: &str) -> String {
+    if said.contains("Unable to locate package") || said.contains("has no installation candidate") {
+        format!(
+            "these apt sources do not know the package ({said}); their lists may be missing or stale \
+             (`apt-get update` as root), or they are not the pin's Debian release"
+        )
+    } else if said.contains("Can't find a source") || said.contains("was not found") {
+        format!(
             "these apt sources do not offer {spec} ({said}): Debian keeps only the newest version of a \
              package in a suite, so an older pin is found through its `suite` and `pool` (xbuild's own apt \
              sources, then the durable archive)"
-        );
+        )
+    } else {
+        format!("apt-get did not say where {spec} is: {said}")
     }
-    bail!("apt-get did not say where {spec} is: {said}")
 }
 
-/// The first `'URL' FILE SIZE HASH` line of `apt-get --print-uris`.
-fn parse_print_uris(out: &str) -> Option<Uri> {
-    out.lines().find_map(|l| {
-        let rest = l.strip_prefix('\'')?;
-        let (url, tail) = rest.split_once('\'')?;
-        let size = tail.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        Some(Uri {
-            url: url.to_string(),
-            size,
+/// The `'URL' FILE SIZE HASH` lines of `apt-get --print-uris`, by package
+/// name (the file is `NAME_VERSION_ARCH.deb`).
+fn parse_print_uris(out: &str) -> Vec<(String, Uri)> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('\'')?;
+            let (url, tail) = rest.split_once('\'')?;
+            let mut words = tail.split_whitespace();
+            let name = words.next()?.split('_').next()?.to_string();
+            let size = words.next().and_then(|s| s.parse().ok());
+            Some((
+                name,
+                Uri {
+                    url: url.to_string(),
+                    size,
+                },
+            ))
         })
-    })
+        .collect()
 }
 
 /// The Debian mirror xbuild's own apt configuration asks: the `debian`
@@ -240,6 +277,8 @@ fn deb822_entries(text: &str) -> Vec<(String, String)> {
 /// (its sources, lists and status) is not touched.
 pub struct Private {
     dir: PathBuf,
+    /// Whether this run fetched the lists (else they are from an earlier run).
+    pub updated: bool,
 }
 
 impl Private {
@@ -277,9 +316,13 @@ impl Private {
         }
         let id = &crate::cache::hash_bytes(list.as_bytes())[..16];
         let dir = cache.apt().join(id);
-        let private = Private { dir };
+        let mut private = Private {
+            dir,
+            updated: false,
+        };
         let lists = private.dir.join("lists");
         if refresh || !lists.join("ready").is_file() {
+            private.updated = true;
             for d in ["lists/partial", "cache/archives/partial", "sources.list.d"] {
                 fs::create_dir_all(private.dir.join(d))
                     .with_context(|| format!("creating {}", private.dir.join(d).display()))?;
@@ -369,12 +412,23 @@ mod tests {
         let out = "'http://m/debian-security/pool/updates/main/r/rustc-web/rustc-web_1.96.0%2bdfsg1-1%7edeb12u2_amd64.deb' rustc-web_1.96.0+dfsg1-1~deb12u2_amd64.deb 3211264 SHA256:8fef\n";
         assert_eq!(
             parse_print_uris(out),
-            Some(Uri {
-                url: "http://m/debian-security/pool/updates/main/r/rustc-web/rustc-web_1.96.0%2bdfsg1-1%7edeb12u2_amd64.deb".into(),
-                size: Some(3211264)
-            })
+            vec![(
+                "rustc-web".to_string(),
+                Uri {
+                    url: "http://m/debian-security/pool/updates/main/r/rustc-web/rustc-web_1.96.0%2bdfsg1-1%7edeb12u2_amd64.deb".into(),
+                    size: Some(3211264)
+                }
+            )]
         );
-        assert_eq!(parse_print_uris(""), None);
+        assert!(parse_print_uris("").is_empty());
+        assert_eq!(
+            failed_package("E: Version '9.9' for 'hello' was not found").as_deref(),
+            Some("hello")
+        );
+        assert_eq!(
+            failed_package("E: Unable to locate package libfoo1:amd64").as_deref(),
+            Some("libfoo1")
+        );
     }
 
     #[test]

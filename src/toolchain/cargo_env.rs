@@ -13,6 +13,23 @@ use crate::process::Cmd;
 use crate::targets::Target;
 use crate::{env, zigcc};
 
+/// The host's CA certificate bundle: `SSL_CERT_FILE`, else where Debian,
+/// Fedora/RHEL, Arch or Alpine keep it.
+pub fn ca_bundle() -> Option<std::path::PathBuf> {
+    if let Some(f) = env::var_os("SSL_CERT_FILE") {
+        return Some(f.into());
+    }
+    [
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+        "/etc/ssl/cert.pem",
+    ]
+    .iter()
+    .map(Path::new)
+    .find(|p| p.is_file())
+    .map(Path::to_path_buf)
+}
+
 pub struct CargoEnv {
     pub vars: Vec<(String, OsString)>,
 }
@@ -41,7 +58,9 @@ impl CargoEnv {
     }
 
     /// For work that needs the network (`cargo fetch`, std's dependencies):
-    /// the user's PATH, HOME and proxy settings.
+    /// the user's PATH, HOME and proxy settings, and the host's CA
+    /// certificates (the pinned OpenSSL looks where Debian keeps them; cargo
+    /// is told where this host does).
     pub fn for_fetch(cache: &Cache, tc: &Toolchain) -> CargoEnv {
         let user = env::passthrough_for_fetchers();
         let path = user
@@ -52,6 +71,11 @@ impl CargoEnv {
         let have: Vec<String> = e.vars.iter().map(|(k, _)| k.clone()).collect();
         e.vars
             .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
+        if env::var("CARGO_HTTP_CAINFO").is_none()
+            && let Some(bundle) = ca_bundle()
+        {
+            e.set("CARGO_HTTP_CAINFO", bundle);
+        }
         e
     }
 

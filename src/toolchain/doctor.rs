@@ -75,6 +75,7 @@ pub fn run(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
     }
     checks.extend(sources);
     checks.push(pip_check(pins, installed));
+    checks.push(ca_check());
     checks.push(sandbox_check());
     checks.push(disk_check(cache, installed));
     checks.push(installed_check(cache, pins));
@@ -176,29 +177,9 @@ fn host_apt_check(specs: &[String]) -> Check {
             Some("nothing to do: the Debian pins come from the durable archive"),
         );
     }
-    let mut cmd = Cmd::new("apt-get");
-    cmd.envs(env::passthrough_for_fetchers())
-        .args(["download", "--print-uris", "-q"])
-        .args(specs);
-    let offered = cmd
-        .output_unchecked()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter(|l| l.starts_with('\''))
-                .count()
-        })
+    let offered = apt::locate_all(specs, None)
+        .map(|m| m.values().filter(|r| r.is_ok()).count())
         .unwrap_or(0);
-    // apt-get stops at the first version it cannot find: ask one by one
-    // only when the batch was incomplete
-    let offered = if offered == specs.len() {
-        offered
-    } else {
-        specs
-            .iter()
-            .filter(|s| apt::locate(s, None).is_ok())
-            .count()
-    };
     let state = if offered == specs.len() {
         State::Ok
     } else {
@@ -310,6 +291,21 @@ fn pip_check(pins: &Pins, installed: bool) -> Check {
             if installed { State::Warn } else { State::Fail },
             format!("pip: `{python} -m pip` does not run (zig is a PyPI wheel)"),
             Some("install python3 with pip (`apt-get install python3-pip`), or set XBUILD_MIRROR"),
+        ),
+    }
+}
+
+/// cargo (the pinned OpenSSL) needs the system's CA certificates to fetch
+/// crates over HTTPS.
+fn ca_check() -> Check {
+    match super::cargo_env::ca_bundle() {
+        Some(p) => check(State::Ok, format!("CA certificates: {}", p.display()), None),
+        None => check(
+            State::Fail,
+            "CA certificates: none found; cargo cannot fetch crates over HTTPS",
+            Some(
+                "install them (`apt-get install ca-certificates`, `dnf install ca-certificates`), or set SSL_CERT_FILE",
+            ),
         ),
     }
 }

@@ -123,7 +123,10 @@ pub struct Fetcher<'a> {
     cache: &'a Cache,
     pins: &'a Pins,
     mode: Mode,
-    private_apt: RefCell<Option<Result<apt::Private, String>>>,
+    /// What the host's apt and xbuild's apt configuration said about every
+    /// Debian pin, asked once per run.
+    host_apt: RefCell<Option<Result<apt::Located, String>>>,
+    private_apt: RefCell<Option<Result<apt::Located, String>>>,
     /// The kinds of source whose failure was already said: said once per
     /// run, not once per artifact.
     noted: RefCell<BTreeSet<&'static str>>,
@@ -135,6 +138,7 @@ impl<'a> Fetcher<'a> {
             cache,
             pins,
             mode,
+            host_apt: RefCell::new(None),
             private_apt: RefCell::new(None),
             noted: RefCell::new(BTreeSet::new()),
         }
@@ -296,11 +300,19 @@ impl<'a> Fetcher<'a> {
                 Err(last.expect("at least one name"))
             }
             Way::HostApt(spec) => {
-                let uri = apt::locate(spec, None)?;
+                if self.host_apt.borrow().is_none() {
+                    let said = apt::locate_all(&self.debian_specs(), None);
+                    *self.host_apt.borrow_mut() = Some(said.map_err(|e| format!("{e:#}")));
+                }
+                let uri = lookup(&self.host_apt, spec)?;
                 fetch_url(cache, a, &uri.url)
             }
             Way::PrivateApt { spec, suite } => {
-                let uri = self.with_private_apt(|p| apt::locate(spec, Some(p)), suite)?;
+                if self.private_apt.borrow().is_none() {
+                    let said = self.ask_private_apt(suite);
+                    *self.private_apt.borrow_mut() = Some(said.map_err(|e| format!("{e:#}")));
+                }
+                let uri = lookup(&self.private_apt, spec)?;
                 fetch_url(cache, a, &uri.url)
             }
             Way::Pip(requirement) => {
@@ -340,14 +352,28 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Run `f` with xbuild's apt configuration, prepared on first use for
-    /// every suite the pins name. When `f` fails on lists prepared earlier
-    /// (by another run), they are refreshed once and `f` is tried again.
-    fn with_private_apt<T>(
-        &self,
-        f: impl Fn(&apt::Private) -> Result<T>,
-        suite: &str,
-    ) -> Result<T> {
+    /// Every Debian pin, as apt-get takes it.
+    fn debian_specs(&self) -> Vec<String> {
+        self.pins
+            .components
+            .iter()
+            .flat_map(|c| &c.artifacts)
+            .filter_map(|a| match &a.source {
+                Source::Apt {
+                    name,
+                    version,
+                    arch,
+                    ..
+                } => Some(apt::spec(name, version, arch.as_deref())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Prepare xbuild's apt configuration for every suite the pins name and
+    /// ask it about every Debian pin. Lists kept from an earlier run that miss
+    /// a pin are fetched again once.
+    fn ask_private_apt(&self, suite: &str) -> Result<apt::Located> {
         let mirror = apt::DebianMirror::find(Path::new("/etc/apt"));
         if mirror.for_suite(suite).is_none() {
             bail!(
@@ -365,28 +391,31 @@ impl<'a> Fetcher<'a> {
                 _ => None,
             })
             .collect();
-        let fresh = self.private_apt.borrow().is_none();
-        if fresh {
-            let p = apt::Private::prepare(self.cache, &mirror, &suites, false)
-                .map_err(|e| format!("{e:#}"));
-            *self.private_apt.borrow_mut() = Some(p);
+        let specs = self.debian_specs();
+        let private = apt::Private::prepare(self.cache, &mirror, &suites, false)?;
+        let said = apt::locate_all(&specs, Some(&private));
+        let complete = said
+            .as_ref()
+            .is_ok_and(|m| m.len() == specs.len() && m.values().all(Result::is_ok));
+        if complete || private.updated {
+            return said;
         }
-        let first = match self.private_apt.borrow().as_ref().expect("prepared") {
-            Ok(p) => f(p),
-            Err(e) => bail!("{e}"),
-        };
-        match first {
-            Ok(v) => Ok(v),
-            Err(e) if fresh => {
-                // lists from an earlier run may be stale: fetch them again once
-                tracing::info!("retrying with fresh apt lists after: {e:#}");
-                let p = apt::Private::prepare(self.cache, &mirror, &suites, true)?;
-                let out = f(&p);
-                *self.private_apt.borrow_mut() = Some(Ok(p));
-                out
-            }
-            Err(e) => Err(e),
-        }
+        tracing::info!("xbuild's apt lists miss some pins: fetching them again");
+        let private = apt::Private::prepare(self.cache, &mirror, &suites, true)?;
+        apt::locate_all(&specs, Some(&private))
+    }
+}
+
+/// What one batch of apt said about `spec`'s package.
+fn lookup(said: &RefCell<Option<Result<apt::Located, String>>>, spec: &str) -> Result<apt::Uri> {
+    let name = spec.split([':', '=']).next().unwrap_or(spec);
+    match said.borrow().as_ref().expect("asked") {
+        Err(e) => bail!("{e}"),
+        Ok(map) => match map.get(name) {
+            Some(Ok(uri)) => Ok(uri.clone()),
+            Some(Err(e)) => bail!("{e}"),
+            None => bail!("apt-get said nothing about {spec}"),
+        },
     }
 }
 

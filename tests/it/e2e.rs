@@ -1171,6 +1171,40 @@ fn a_lockfile_with_an_old_cc_builds_and_runs_on_armv6l() {
     assert_eq!(p.stdout.trim(), "oldcc: square=49");
 }
 
+/// An autotools `-sys` crate from crates.io (libsodium-sys runs libsodium's
+/// `./configure` and make with the target's C compiler) on armv6l, the
+/// real-crates matrix's class most likely to regress (`bench/real-crates.sh`
+/// runs every class on every target). Locked when the test runs: nothing
+/// fetched is committed.
+#[test]
+fn an_autotools_crate_builds_and_runs_on_armv6l() {
+    provisioned();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("src")).unwrap();
+    fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"probe-sodium\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nlibsodium-sys = \"0.2\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("src/main.rs"),
+        "fn main() { let r = unsafe { libsodium_sys::sodium_init() }; println!(\"sodium {}\", r >= 0); }\n",
+    )
+    .unwrap();
+    ok(&run(Command::new("cargo")
+        .args(["generate-lockfile", "-q"])
+        .current_dir(dir.path())));
+    let t = "armv6l-unknown-linux-musleabihf";
+    let r = run(xbuild(dir.path()).args(["--release", "--target", t]));
+    ok(&r);
+    let exe = dir
+        .path()
+        .join("target/xbuild/arm-unknown-linux-musleabihf/probe-sodium");
+    let p = run_binary(t, &exe, &[]);
+    ok(&p);
+    assert_eq!(p.stdout.trim(), "sodium true");
+}
+
 fn git(dir: &Path, args: &[&str]) {
     ok(&run(Command::new("git")
         .args([

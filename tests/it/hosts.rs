@@ -144,8 +144,9 @@ fn sh(cmd: &str) {
     assert!(st.success(), "{cmd}");
 }
 
-/// A Debian 13 root made with `debootstrap --variant=minbase` (`.ci/run`
-/// makes one and sets XBUILD_TEST_DEBIAN13_ROOT): its apt sources are Debian
+/// A Debian 13 root made with `debootstrap --variant=minbase
+/// --include=ca-certificates` (`.ci/run` makes one and sets
+/// XBUILD_TEST_DEBIAN13_ROOT; cargo needs CA certificates for crates.io): its apt sources are Debian
 /// 13's and it has neither libcurl nor libssh2, which cargo needs.
 /// OpenSSL). xbuild provisions the default
 /// pins there through its own apt configuration (the host's apt does not
@@ -167,6 +168,10 @@ fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l
     assert!(os.contains("VERSION_CODENAME=trixie"), "{os}");
     // (Debian 13's minbase has libsqlite3 and libssl, which its apt uses; the toolchain
     // loads its own all the same, as the test above shows.)
+    assert!(
+        root.join("etc/ssl/certs/ca-certificates.crt").is_file(),
+        "cargo needs CA certificates: debootstrap --include=ca-certificates"
+    );
     for lib in ["libcurl.so.4", "libssh2.so.1"] {
         for dir in ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu"] {
             assert!(!root.join(dir).join(lib).exists(), "the root has {lib}");
@@ -209,6 +214,13 @@ fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l
         ));
     }
     fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf")).unwrap();
+    // the root trusts what this machine trusts (a network may intercept TLS
+    // with its own CA, which the host has and a fresh root has not)
+    fs::copy(
+        "/etc/ssl/certs/ca-certificates.crt",
+        root.join("etc/ssl/certs/ca-certificates.crt"),
+    )
+    .unwrap();
     let mut mounts = Mounts(Vec::new());
     for (what, args) in [("proc", "-t proc proc"), ("dev", "--bind /dev")] {
         let at = root.join(what);
