@@ -44,7 +44,7 @@ pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
     h.update([0]);
     h.update(STD_RECIPE);
     h.update([0]);
-    h.update(tc.pins.build_digest());
+    h.update(tc.pins.std_digest());
     h.update([0]);
     h.update(&target.rust);
     for f in rustflags {

@@ -108,6 +108,7 @@ pub fn build(
         writable: vec![cache.zig_cache()],
     };
     inputs.read_only.extend(tc.qemu_dir.clone());
+    inputs.read_only.extend(tc.tools_dir.clone());
     let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
     let _kept = if variant.reuse_deps {
         kept_target_dir(ctx, &mut sealed)?

@@ -38,6 +38,11 @@ impl CargoEnv {
     /// What every cargo child gets: the pinned toolchain and xbuild's cargo home.
     fn toolchain(cache: &Cache, tc: &Toolchain, path_tail: OsString) -> CargoEnv {
         let mut path = OsString::new();
+        // the pinned build tools (CMake, Ninja) come before the host's
+        if let Some(dir) = tc.tools_bin() {
+            path.push(dir);
+            path.push(":");
+        }
         if let Some(dir) = tc.rustc().parent() {
             path.push(dir);
             path.push(":");
@@ -53,6 +58,13 @@ impl CargoEnv {
             (env::XBUILD_ZIG.into(), tc.zig().into()),
             (env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()),
         ];
+        if let Some(dir) = tc.libclang_dir() {
+            vars.push(("LIBCLANG_PATH".into(), dir.into()));
+        }
+        if tc.tools_bin().is_some() {
+            // the `cmake` crate's generator: the pinned Ninja, not the host's make
+            vars.push(("CMAKE_GENERATOR".into(), "Ninja".into()));
+        }
         vars.extend(env::display_for_cargo());
         CargoEnv { vars }
     }
@@ -108,14 +120,35 @@ impl CargoEnv {
         cmd
     }
 
-    /// Make `target`'s C compiler, archiver and linker the zig wrappers.
+    /// Make `target`'s C and C++ compilers, archiver and linker the zig
+    /// wrappers, and give CMake and bindgen what they need to cross-compile.
     pub fn add_target(&mut self, cache: &Cache, tc: &Toolchain, target: &Target) -> Result<()> {
         let shims = zigcc::install_shims(cache, target, &tc.zig())?;
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
         self.set(&format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone());
         self.set(&format!("CC_{under}"), shims.cc);
+        self.set(&format!("CXX_{under}"), shims.cxx);
         self.set(&format!("AR_{under}"), shims.ar);
+        self.set(&format!("RANLIB_{under}"), shims.ranlib);
+        self.set(
+            &format!("CMAKE_TOOLCHAIN_FILE_{under}"),
+            shims.cmake_toolchain,
+        );
+        self.set(
+            &format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"),
+            zigcc::bindgen_args(target, &tc.zig()),
+        );
+        // build scripts and proc macros are linked for the host: by the
+        // host's `cc`, or by zig where there is none
+        if let Some(host) = zigcc::host_linker(cache)? {
+            let h = zigcc::HOST.replace('-', "_");
+            self.set(
+                &format!("CARGO_TARGET_{}_LINKER", h.to_ascii_uppercase()),
+                host.clone(),
+            );
+            self.set(&format!("CC_{h}"), host);
+        }
         Ok(())
     }
 }

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::manifest::RustLayout;
+use super::manifest::{RustLayout, ToolsLayout};
 use crate::elf;
 
 /// The launchers' directory inside the rust component.
@@ -62,6 +62,45 @@ pub fn write(layout: &RustLayout, root: &Path) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("making {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Launchers for every program in the build tools' `bin-dirs`. They give
+/// the program its real path as `argv[0]` (CMake finds its modules from it).
+pub fn write_tools(layout: &ToolsLayout, root: &Path) -> Result<()> {
+    let dir = root.join(DIR);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for bin in &layout.bin_dirs {
+        let entries = fs::read_dir(root.join(bin))
+            .with_context(|| format!("reading {}", root.join(bin).display()))?;
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_exe = e.file_type().is_ok_and(|t| t.is_file())
+                && e.metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0);
+            let Ok(bytes) = fs::read(&path) else { continue };
+            if !is_exe || !bytes.starts_with(b"\x7fELF") {
+                continue;
+            }
+            let loader = if layout.library_path.is_empty() {
+                None
+            } else {
+                elf::inspect(&bytes)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .interpreter
+            };
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = format!("{bin}/{name}");
+            let text = script(loader.as_deref(), &layout.library_path, &rel).replace(
+                "--argv0 \"$0\"",
+                &format!("--argv0 \"$d/{}\"", quote_inner(&rel)),
+            );
+            let launcher = dir.join(&name);
+            fs::write(&launcher, text)
+                .with_context(|| format!("writing {}", launcher.display()))?;
+            fs::set_permissions(&launcher, fs::Permissions::from_mode(0o755))?;
+        }
     }
     Ok(())
 }

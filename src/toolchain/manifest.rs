@@ -35,6 +35,8 @@ struct Raw {
     rust: RawComponent<RustLayout>,
     zig: RawComponent<ZigLayout>,
     qemu: RawComponent<QemuLayout>,
+    #[serde(rename = "build-tools")]
+    build_tools: Option<RawComponent<ToolsLayout>>,
     #[serde(default)]
     sources: RawSources,
 }
@@ -128,6 +130,21 @@ pub struct ZigLayout {
     pub zig: String,
 }
 
+/// Native tools build scripts run (CMake, Ninja) and libclang for bindgen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ToolsLayout {
+    /// Directories whose programs go on the build's PATH, ahead of the host's
+    /// (each through a launcher, see `launchers`).
+    pub bin_dirs: Vec<String>,
+    /// The directory holding `libclang.so` (`LIBCLANG_PATH`).
+    #[serde(default)]
+    pub libclang_dir: Option<String>,
+    /// Where the programs load their shared libraries from.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub library_path: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct QemuLayout {
@@ -186,6 +203,8 @@ pub enum ComponentKind {
     Rust,
     Zig,
     Qemu,
+    #[serde(rename = "build-tools")]
+    Tools,
 }
 
 impl ComponentKind {
@@ -194,6 +213,7 @@ impl ComponentKind {
             ComponentKind::Rust => "rust",
             ComponentKind::Zig => "zig",
             ComponentKind::Qemu => "qemu",
+            ComponentKind::Tools => "build-tools",
         }
     }
 }
@@ -240,6 +260,8 @@ pub struct Pins {
     pub rust_layout: RustLayout,
     pub zig_layout: ZigLayout,
     pub qemu_layout: QemuLayout,
+    /// `[build-tools]`, when pinned.
+    pub tools_layout: Option<ToolsLayout>,
     pub components: Vec<Component>,
     pub sources: Sources,
 }
@@ -249,7 +271,11 @@ impl Pins {
         self.components
             .iter()
             .find(|c| c.kind == kind)
-            .expect("every component kind is pinned")
+            .expect("the component kind is pinned")
+    }
+
+    pub fn has(&self, kind: ComponentKind) -> bool {
+        self.components.iter().any(|c| c.kind == kind)
     }
 
     /// A digest of every pin, for cache keys built on top of the toolchain.
@@ -261,13 +287,23 @@ impl Pins {
         hex::encode(h.finalize())[..16].to_string()
     }
 
-    /// A digest of the pins that can change compiled code (rust and zig):
-    /// what the std sysroots and kept dependencies are keyed on. qemu only
-    /// runs tests, so a new qemu does not rebuild std.
+    /// A digest of the pins that can change compiled code (rust, zig and the
+    /// build tools): what kept dependencies are keyed on. qemu only runs
+    /// tests, so a new qemu rebuilds nothing.
     pub fn build_digest(&self) -> String {
+        self.digest_of(|k| k != ComponentKind::Qemu)
+    }
+
+    /// A digest of the pins std is compiled with (rust and zig): what the
+    /// std sysroots are keyed on.
+    pub fn std_digest(&self) -> String {
+        self.digest_of(|k| matches!(k, ComponentKind::Rust | ComponentKind::Zig))
+    }
+
+    fn digest_of(&self, which: impl Fn(ComponentKind) -> bool) -> String {
         let mut h = Sha256::new();
         for c in &self.components {
-            if c.kind != ComponentKind::Qemu {
+            if which(c.kind) {
                 h.update(c.pin_hash());
             }
         }
@@ -355,7 +391,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             .to_string(),
         debian_snapshot: raw.sources.debian_snapshot.clone(),
     };
-    let components = vec![
+    let mut components = vec![
         Component {
             kind: ComponentKind::Rust,
             artifacts: artifacts(&raw.rust.artifacts)?,
@@ -372,11 +408,19 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             layout: layout(&raw.qemu.layout),
         },
     ];
+    if let Some(tools) = &raw.build_tools {
+        components.push(Component {
+            kind: ComponentKind::Tools,
+            artifacts: artifacts(&tools.artifacts)?,
+            layout: layout(&tools.layout),
+        });
+    }
     Ok(Pins {
         origin: file.to_string(),
         rust_layout: raw.rust.layout,
         zig_layout: raw.zig.layout,
         qemu_layout: raw.qemu.layout,
+        tools_layout: raw.build_tools.map(|t| t.layout),
         components,
         sources,
     })
@@ -558,7 +602,9 @@ mod tests {
     #[test]
     fn builtin_pins_parse() {
         let p = Pins::builtin();
-        assert_eq!(p.components.len(), 3);
+        assert_eq!(p.components.len(), 4);
+        assert!(p.has(ComponentKind::Tools));
+        assert_ne!(p.build_digest(), p.std_digest(), "the build tools are not std's");
         let rust = p.component(ComponentKind::Rust);
         assert_eq!(rust.artifacts.len(), 49);
         // every Debian pin can be found without the host's apt sources: its

@@ -54,6 +54,8 @@ pub struct Toolchain {
     pub rust_dir: PathBuf,
     pub zig_dir: PathBuf,
     pub qemu_dir: Option<PathBuf>,
+    /// The build tools (CMake, Ninja, libclang), when pinned.
+    pub tools_dir: Option<PathBuf>,
 }
 
 impl Toolchain {
@@ -70,6 +72,16 @@ impl Toolchain {
     }
     pub fn zig(&self) -> PathBuf {
         self.zig_dir.join(&self.pins.zig_layout.zig)
+    }
+    /// The launchers of the build tools: what goes on a build's PATH first.
+    pub fn tools_bin(&self) -> Option<PathBuf> {
+        self.tools_dir.as_ref().map(|d| d.join(launchers::DIR))
+    }
+    /// The directory of `libclang.so`, for bindgen (`LIBCLANG_PATH`).
+    pub fn libclang_dir(&self) -> Option<PathBuf> {
+        let dir = self.tools_dir.as_ref()?;
+        let rel = self.pins.tools_layout.as_ref()?.libclang_dir.as_ref()?;
+        Some(dir.join(rel))
     }
 }
 
@@ -95,6 +107,13 @@ pub fn provision(
     {
         glibc::check(glibc::host_version().as_deref(), floor, &pins.origin)?;
     }
+    // builds get the pinned build tools (CMake, Ninja, libclang) whenever
+    // they are pinned
+    let mut kinds = kinds.to_vec();
+    if kinds.contains(&ComponentKind::Rust) && pins.has(ComponentKind::Tools) {
+        kinds.push(ComponentKind::Tools);
+    }
+    let kinds = &kinds[..];
     let wanted: Vec<&Component> = kinds.iter().map(|k| pins.component(*k)).collect();
     if !wanted.iter().all(|c| is_installed(cache, c)) {
         let _lock = cache.lock("provisioning the toolchain")?;
@@ -128,6 +147,9 @@ pub fn provision(
         qemu_dir: kinds
             .contains(&ComponentKind::Qemu)
             .then(|| dir(ComponentKind::Qemu)),
+        tools_dir: kinds
+            .contains(&ComponentKind::Tools)
+            .then(|| dir(ComponentKind::Tools)),
     })
 }
 
@@ -178,8 +200,10 @@ fn install(cache: &Cache, pins: &Pins, c: &Component, fetcher: &fetch::Fetcher) 
     }
     meter.finish();
     check_layout(pins, c, staging.path())?;
-    if c.kind == ComponentKind::Rust {
-        launchers::write(&pins.rust_layout, staging.path())?;
+    match (c.kind, &pins.tools_layout) {
+        (ComponentKind::Rust, _) => launchers::write(&pins.rust_layout, staging.path())?,
+        (ComponentKind::Tools, Some(layout)) => launchers::write_tools(layout, staging.path())?,
+        _ => {}
     }
     let marker = serde_json::json!({
         "component": c.kind.name(),
@@ -222,6 +246,12 @@ fn check_layout(pins: &Pins, c: &Component, root: &Path) -> Result<()> {
         ],
         ComponentKind::Zig => vec![&pins.zig_layout.zig],
         ComponentKind::Qemu => vec![&pins.qemu_layout.bin_dir],
+        ComponentKind::Tools => pins
+            .tools_layout
+            .iter()
+            .flat_map(|l| l.bin_dirs.iter().chain(&l.libclang_dir))
+            .map(String::as_str)
+            .collect(),
     };
     for rel in required {
         if !root.join(rel).exists() {

@@ -28,14 +28,23 @@ use crate::targets::{self, Target};
 const RT_SOURCE: &str = include_str!("atomic.c");
 
 const CC_PREFIX: &str = "xbuild-zig-cc--";
+const CXX_PREFIX: &str = "xbuild-zig-c++--";
 const AR_PREFIX: &str = "xbuild-zig-ar--";
+const RANLIB_PREFIX: &str = "xbuild-zig-ranlib--";
+/// zig as the host's C compiler and linker (build scripts, proc macros),
+/// for hosts without one; the suffix is the glibc version to link against.
+const HOST_CC_PREFIX: &str = "xbuild-zig-host-cc--";
+/// The Rust triple of the machine xbuild runs on (x86_64 Linux only).
+pub const HOST: &str = "x86_64-unknown-linux-gnu";
 /// xbuild as `RUSTC_WRAPPER` while std is built (see `std_rustc_wrapper`).
 const STD_WRAPPER: &str = "xbuild-rustc-wrapper--std";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Cc,
+    Cxx,
     Ar,
+    Ranlib,
 }
 
 /// If this process was started through a wrapper name, run the wrapper and
@@ -47,12 +56,27 @@ pub fn dispatch(argv0: &std::ffi::OsStr) -> Option<i32> {
     }
     let (role, triple) = if let Some(t) = name.strip_prefix(CC_PREFIX) {
         (Role::Cc, t)
+    } else if let Some(t) = name.strip_prefix(CXX_PREFIX) {
+        (Role::Cxx, t)
     } else if let Some(t) = name.strip_prefix(AR_PREFIX) {
         (Role::Ar, t)
+    } else if let Some(t) = name.strip_prefix(RANLIB_PREFIX) {
+        (Role::Ranlib, t)
+    } else if name.starts_with(HOST_CC_PREFIX) {
+        (Role::Cc, HOST)
     } else {
         return None;
     };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Some(glibc) = name.strip_prefix(HOST_CC_PREFIX) {
+        return Some(match host_cc(glibc, args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("xbuild (as {name}): {e:#}");
+                1
+            }
+        });
+    }
     Some(match run(role, triple, args, argv0) {
         Ok(code) => code,
         Err(e) => {
@@ -85,7 +109,10 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
         Role::Ar => {
             cmd.arg("ar").args(args);
         }
-        Role::Cc => {
+        Role::Ranlib => {
+            cmd.arg("ranlib").args(args);
+        }
+        Role::Cc | Role::Cxx => {
             let mut zig_args = match cc_args(target, args) {
                 Ok(a) => a,
                 Err(why) => {
@@ -93,17 +120,60 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
                     return Ok(1);
                 }
             };
+            let mut driver = if role == Role::Cxx { "c++" } else { "cc" };
             if is_link(&zig_args) {
+                // A C++ standard library asked for by name (`cc` makes rustc
+                // pass -lstdc++ for a crate that compiles C++) is zig's libc++
+                // and libc++abi, linked statically by its C++ driver.
+                if take_cxx_stdlib(&mut zig_args) {
+                    driver = "c++";
+                }
                 let rt = rt_archive(Path::new(&name_dir(argv0)?), target, Path::new(&zig));
                 if rt.is_file() {
                     zig_args.push(rt.into());
                 }
             }
-            cmd.arg("cc").args(zig_args);
+            cmd.arg(driver).args(zig_args);
         }
     }
     let status = cmd.status()?;
     Ok(status.code().unwrap_or(1))
+}
+
+/// `zig cc` for the host: glibc `version` (this machine's), so that build
+/// scripts and proc macros link without a host C toolchain.
+fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
+    let zig = env::var_os(env::XBUILD_ZIG).with_context(|| {
+        format!(
+            "{} is not set; this wrapper runs under xbuild only",
+            env::XBUILD_ZIG
+        )
+    })?;
+    let mut cmd = Cmd::new(&zig);
+    cmd.envs(env::passthrough_for_compiler());
+    if let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE) {
+        cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
+            .env("ZIG_LOCAL_CACHE_DIR", &cache);
+    }
+    cmd.args(["cc", "-target", &format!("x86_64-linux-gnu.{version}")])
+        .args(args);
+    Ok(cmd.status()?.code().unwrap_or(1))
+}
+
+/// When the host has no C compiler (`cc` on PATH), zig is the host's
+/// linker and C compiler: the link to xbuild that runs it. `None` when the
+/// host has one (it stays the host's, as cargo expects).
+pub fn host_linker(cache: &Cache) -> Result<Option<PathBuf>> {
+    if which::which("cc").is_ok() {
+        return Ok(None);
+    }
+    let Some(version) = crate::toolchain::glibc::host_version() else {
+        return Ok(None);
+    };
+    let version: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+    let dir = cache.shims();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    link_to_self(cache, &dir.join(format!("{HOST_CC_PREFIX}{version}"))).map(Some)
 }
 
 /// The arguments for `zig cc`: the target first, then the caller's, each
@@ -132,6 +202,36 @@ fn cc_args(target: &Target, args: Vec<OsString>) -> Result<Vec<OsString>, String
         }
     }
     Ok(out)
+}
+
+/// Remove the C++ standard library's `-l` flags (`-lstdc++`, `-lc++`,
+/// `-lc++abi`, any spelling `cc` or a build script uses); returns whether
+/// there was one.
+fn take_cxx_stdlib(args: &mut Vec<OsString>) -> bool {
+    const NAMES: &[&str] = &["stdc++", "c++", "c++abi", "supc++"];
+    let before = args.len();
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = std::mem::take(args).into_iter().peekable();
+    while let Some(a) = it.next() {
+        let s = a.to_str().unwrap_or_default();
+        if let Some(name) = s.strip_prefix("-l")
+            && NAMES.contains(&name)
+        {
+            continue;
+        }
+        if s == "-l"
+            && it
+                .peek()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| NAMES.contains(&n))
+        {
+            it.next();
+            continue;
+        }
+        out.push(a);
+    }
+    *args = out;
+    args.len() != before
 }
 
 /// Whether a `zig cc` call links (rather than compiles, preprocesses or asks).
@@ -267,7 +367,11 @@ fn link_to_self(cache: &Cache, path: &Path) -> Result<PathBuf> {
 /// The wrapper paths for a target, creating the links if needed.
 pub struct Shims {
     pub cc: PathBuf,
+    pub cxx: PathBuf,
     pub ar: PathBuf,
+    pub ranlib: PathBuf,
+    /// The CMake toolchain file for the target.
+    pub cmake_toolchain: PathBuf,
 }
 
 /// The wrappers for `target` (links to xbuild in the cache's shims bucket)
@@ -277,10 +381,67 @@ pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     ensure_rt(cache, target, zig)?;
     let link = |prefix: &str| link_to_self(cache, &dir.join(format!("{prefix}{}", target.rust)));
-    Ok(Shims {
+    let shims = Shims {
         cc: link(CC_PREFIX)?,
+        cxx: link(CXX_PREFIX)?,
         ar: link(AR_PREFIX)?,
-    })
+        ranlib: link(RANLIB_PREFIX)?,
+        cmake_toolchain: dir.join(format!("xbuild-cmake--{}.cmake", target.rust)),
+    };
+    let text = cmake_toolchain(target, &shims);
+    if fs::read_to_string(&shims.cmake_toolchain).ok().as_deref() != Some(text.as_str()) {
+        crate::cache::write_atomic(cache, &shims.cmake_toolchain, text.as_bytes())?;
+    }
+    Ok(shims)
+}
+
+/// A CMake toolchain file that cross-compiles for `target` with the zig
+/// wrappers, statically, finding nothing of the host's libraries or headers
+/// (the `cmake` crate passes it through `CMAKE_TOOLCHAIN_FILE_<target>`).
+fn cmake_toolchain(target: &Target, shims: &Shims) -> String {
+    let processor = target.nix.split('-').next().unwrap_or("unknown");
+    let q = |p: &Path| p.display().to_string().replace('"', "\\\"");
+    format!(
+        "# Written by xbuild for {rust}: cross-compiling with zig, statically.\n\
+         set(CMAKE_SYSTEM_NAME Linux)\n\
+         set(CMAKE_SYSTEM_PROCESSOR {processor})\n\
+         set(CMAKE_C_COMPILER \"{cc}\")\n\
+         set(CMAKE_CXX_COMPILER \"{cxx}\")\n\
+         set(CMAKE_ASM_COMPILER \"{cc}\")\n\
+         set(CMAKE_AR \"{ar}\" CACHE FILEPATH \"xbuild\")\n\
+         set(CMAKE_RANLIB \"{ranlib}\" CACHE FILEPATH \"xbuild\")\n\
+         set(CMAKE_EXE_LINKER_FLAGS_INIT \"-static\")\n\
+         set(BUILD_SHARED_LIBS OFF CACHE BOOL \"xbuild: static\")\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)\n\
+         set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)\n",
+        rust = target.rust,
+        cc = q(&shims.cc),
+        cxx = q(&shims.cxx),
+        ar = q(&shims.ar),
+        ranlib = q(&shims.ranlib),
+    )
+}
+
+/// The clang arguments bindgen needs for `target`: the target's musl headers
+/// and clang's own, both from zig, and none of the host's.
+pub fn bindgen_args(target: &Target, zig: &Path) -> String {
+    let lib = zig.parent().unwrap_or(Path::new("/")).join("lib");
+    let arch = target.cc.zig_target.split('-').next().unwrap_or("");
+    let any_arch = if arch == "x86_64" { "x86" } else { arch };
+    let mut args = vec!["-nostdlibinc".to_string()];
+    let dirs = [
+        lib.join("include"),
+        lib.join(format!("libc/include/{arch}-linux-musl")),
+        lib.join("libc/include/generic-musl"),
+        lib.join(format!("libc/include/{any_arch}-linux-any")),
+        lib.join("libc/include/any-linux-any"),
+    ];
+    for d in dirs {
+        args.push(format!("-isystem{}", d.display()));
+    }
+    args.join(" ")
 }
 
 #[cfg(test)]

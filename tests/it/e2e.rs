@@ -1171,6 +1171,38 @@ fn a_lockfile_with_an_old_cc_builds_and_runs_on_armv6l() {
     assert_eq!(p.stdout.trim(), "oldcc: square=49");
 }
 
+/// C++ and CMake on every target in the table: a build script compiling C++
+/// (containers, strings, exceptions, RTTI) with the `cc` crate's defaults,
+/// and a -sys crate built by the pinned CMake and Ninja through the `cmake`
+/// crate. The fixture fails to compile unless the C++ is zig's (libc++) and
+/// CMake is the pinned one with Ninja, so a pass shows the pinned tools were
+/// the ones called (this machine has the host's g++ and make, and no cmake).
+/// Each binary is static (checked by xbuild) and prints the right answer.
+#[test]
+fn cxx_and_cmake_build_and_run_on_every_target() {
+    provisioned();
+    let ws = fixture("native-ws");
+    let mut args = vec!["--release", "--out", "dist"];
+    for t in table() {
+        args.extend(["--target", t["nix"].as_str().unwrap()]);
+    }
+    let r = run(xbuild(ws.path()).args(&args));
+    ok(&r);
+    for t in table() {
+        let (rust, nix) = (t["rust"].as_str().unwrap(), t["nix"].as_str().unwrap());
+        let exe = ws.path().join("dist").join(rust).join("native");
+        let (_, _, _, interp) = elf_form(&exe);
+        assert!(!interp, "{rust}: no program interpreter");
+        let p = run_binary(nix, &exe, &[]);
+        ok(&p);
+        assert_eq!(
+            p.stdout.trim(),
+            "native: sum=6 caught=boom rtti=true cmake=49",
+            "{rust}"
+        );
+    }
+}
+
 /// An autotools `-sys` crate from crates.io (libsodium-sys runs libsodium's
 /// `./configure` and make with the target's C compiler) on armv6l, the
 /// real-crates matrix's class most likely to regress (`bench/real-crates.sh`

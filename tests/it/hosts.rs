@@ -152,8 +152,9 @@ fn sh(cmd: &str) {
 /// pins there through its own apt configuration (the host's apt does not
 /// offer Debian 12's versions), builds the fixture (C build script included)
 /// for armv6l and runs it under the provisioned qemu. The root has no pip:
-/// zig's wheel is put into the root's cache from the host's, as
-/// `xbuild toolchain import` would. The host's std sysroots are shared (their
+/// the PyPI wheels are put into the root's cache from the host's, as
+/// `xbuild toolchain import` would. It has no C compiler either: zig links
+/// the build scripts. The host's std sysroots are shared (their
 /// keys hold no machine paths). A chroot cannot make user namespaces, so the
 /// build runs without the sandbox.
 #[test]
@@ -191,20 +192,18 @@ fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l
     let cache = root.join("var/cache/xbuild-test");
     let _ = fs::remove_dir_all(&cache);
     fs::create_dir_all(cache.join("v1/downloads")).unwrap();
-    let zig_sha = {
-        let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
-        let line = text
-            .lines()
-            .find(|l| l.contains("pypi = \"ziglang"))
-            .unwrap();
-        line.split("sha256 = \"").nth(1).unwrap()[..64].to_string()
-    };
-    let _ = component_dir("zig"); // the host's cache has the wheel
-    fs::copy(
-        cache_dir().join("v1/downloads").join(&zig_sha),
-        cache.join("v1/downloads").join(&zig_sha),
-    )
-    .unwrap();
+    // the PyPI wheels (zig, CMake, Ninja, libclang), as `xbuild toolchain
+    // import` would put them there: the root has no pip
+    let _ = component_dir("zig"); // the host's cache has them
+    let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
+    for line in text.lines().filter(|l| l.contains("{ pypi = ")) {
+        let sha = &line.split("sha256 = \"").nth(1).unwrap()[..64];
+        fs::copy(
+            cache_dir().join("v1/downloads").join(sha),
+            cache.join("v1/downloads").join(sha),
+        )
+        .unwrap();
+    }
     let sysroots = cache_dir().join("v1/sysroots");
     if sysroots.is_dir() {
         sh(&format!(
@@ -259,6 +258,9 @@ fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l
         r.stderr
     );
     assert!(!r.stderr.contains("the durable archive,"), "{}", r.stderr);
+    // qemu too comes through xbuild's apt sources
+    let r = chroot("xbuild toolchain fetch --target armv6l-unknown-linux-musleabihf");
+    ok(&r);
     let qemu = fs::read_dir(cache.join("v1/toolchains"))
         .unwrap()
         .flatten()
