@@ -604,7 +604,11 @@ mod tests {
         let p = Pins::builtin();
         assert_eq!(p.components.len(), 4);
         assert!(p.has(ComponentKind::Tools));
-        assert_ne!(p.build_digest(), p.std_digest(), "the build tools are not std's");
+        assert_ne!(
+            p.build_digest(),
+            p.std_digest(),
+            "the build tools are not std's"
+        );
         let rust = p.component(ComponentKind::Rust);
         assert_eq!(rust.artifacts.len(), 49);
         // every Debian pin can be found without the host's apt sources: its
