@@ -45,20 +45,7 @@ const NEEDED_BYTES: u64 = 1_600 * 1024 * 1024;
 pub fn run(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
     let installed = pins.components.iter().all(|c| is_installed(cache, c));
     let mut checks = vec![glibc_check(pins)];
-    let debian: Vec<String> = pins
-        .components
-        .iter()
-        .flat_map(|c| &c.artifacts)
-        .filter_map(|a| match &a.source {
-            Source::Apt {
-                name,
-                version,
-                arch,
-                ..
-            } => Some(apt::spec(name, version, arch.as_deref())),
-            _ => None,
-        })
-        .collect();
+    let debian = super::fetch::debian_specs(pins);
     let mut sources = Vec::new();
     sources.push(mirror_check());
     if !debian.is_empty() {

@@ -352,22 +352,10 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Every Debian pin, as apt-get takes it.
+    /// Every Debian pin, as apt-get takes it, once (two components may pin
+    /// the same package).
     fn debian_specs(&self) -> Vec<String> {
-        self.pins
-            .components
-            .iter()
-            .flat_map(|c| &c.artifacts)
-            .filter_map(|a| match &a.source {
-                Source::Apt {
-                    name,
-                    version,
-                    arch,
-                    ..
-                } => Some(apt::spec(name, version, arch.as_deref())),
-                _ => None,
-            })
-            .collect()
+        debian_specs(self.pins)
     }
 
     /// Prepare xbuild's apt configuration for every suite the pins name and
@@ -404,6 +392,25 @@ impl<'a> Fetcher<'a> {
         let private = apt::Private::prepare(self.cache, &mirror, &suites, true)?;
         apt::locate_all(&specs, Some(&private))
     }
+}
+
+/// Every Debian pin of `pins`, as apt-get takes it, once.
+pub fn debian_specs(pins: &Pins) -> Vec<String> {
+    let specs: BTreeSet<String> = pins
+        .components
+        .iter()
+        .flat_map(|c| &c.artifacts)
+        .filter_map(|a| match &a.source {
+            Source::Apt {
+                name,
+                version,
+                arch,
+                ..
+            } => Some(apt::spec(name, version, arch.as_deref())),
+            _ => None,
+        })
+        .collect();
+    specs.into_iter().collect()
 }
 
 /// What one batch of apt said about `spec`'s package.
@@ -652,4 +659,26 @@ fn from_fetcher_dir(cache: &Cache, a: &Artifact, dir: &Path) -> Result<PathBuf> 
         })?;
     let mut f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     store(cache, a, &mut f, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_package_two_components_pin_is_asked_for_once() {
+        let pins = Pins::builtin();
+        let specs = debian_specs(&pins);
+        let all = pins
+            .components
+            .iter()
+            .flat_map(|c| &c.artifacts)
+            .filter(|a| matches!(a.source, Source::Apt { .. }))
+            .count();
+        assert!(all > specs.len(), "libstdc++6 is in rust and build-tools");
+        let mut sorted = specs.clone();
+        sorted.dedup();
+        assert_eq!(sorted, specs);
+        assert!(specs.iter().any(|s| s.starts_with("libstdc++6:amd64=")));
+    }
 }
