@@ -512,4 +512,48 @@ mod tests {
         assert!(!is_link(&a(&["-E", "x.c"])));
         assert!(!is_link(&a(&["--version"])));
     }
+
+    #[test]
+    fn the_cxx_standard_library_by_any_name_is_taken_out() {
+        let a = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let mut args = a(&["x.o", "-lstdc++", "-l", "c++abi", "-lc", "-lm", "-o", "app"]);
+        assert!(take_cxx_stdlib(&mut args));
+        assert_eq!(args, a(&["x.o", "-lc", "-lm", "-o", "app"]));
+        let mut plain = a(&["x.o", "-lz", "-o", "app"]);
+        assert!(!take_cxx_stdlib(&mut plain));
+        assert_eq!(plain, a(&["x.o", "-lz", "-o", "app"]));
+    }
+
+    #[test]
+    fn the_cmake_toolchain_names_the_wrappers_and_the_target() {
+        let t = targets::lookup("armv6l-unknown-linux-musleabihf").unwrap();
+        let shims = Shims {
+            cc: "/c/xbuild-zig-cc--arm".into(),
+            cxx: "/c/xbuild-zig-c++--arm".into(),
+            ar: "/c/xbuild-zig-ar--arm".into(),
+            ranlib: "/c/xbuild-zig-ranlib--arm".into(),
+            cmake_toolchain: "/c/t.cmake".into(),
+        };
+        let text = cmake_toolchain(t, &shims);
+        for line in [
+            "set(CMAKE_SYSTEM_NAME Linux)",
+            "set(CMAKE_SYSTEM_PROCESSOR armv6l)",
+            "set(CMAKE_CXX_COMPILER \"/c/xbuild-zig-c++--arm\")",
+            "set(CMAKE_RANLIB \"/c/xbuild-zig-ranlib--arm\" CACHE FILEPATH \"xbuild\")",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let b = bindgen_args(t, Path::new("/z/zig"));
+        assert!(b.starts_with("-nostdlibinc -isystem/z/lib/include "), "{b}");
+        assert!(
+            b.contains("-isystem/z/lib/libc/include/arm-linux-musl"),
+            "{b}"
+        );
+        let x = bindgen_args(
+            targets::lookup("x86_64-unknown-linux-musl").unwrap(),
+            Path::new("/z/zig"),
+        );
+        assert!(x.contains("/libc/include/x86-linux-any"), "{x}");
+    }
 }
