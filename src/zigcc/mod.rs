@@ -91,20 +91,7 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
         .iter()
         .find(|t| t.rust == triple)
         .with_context(|| format!("no target {triple} in the table"))?;
-    let zig = env::var_os(env::XBUILD_ZIG).with_context(|| {
-        format!(
-            "{} is not set; this wrapper runs under xbuild only",
-            env::XBUILD_ZIG
-        )
-    })?;
-    let mut cmd = Cmd::new(&zig);
-    // zig gets what the compiler driver needs from the caller's environment
-    // (cargo's, already an explicit list), not less
-    cmd.envs(env::passthrough_for_compiler());
-    if let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE) {
-        cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
-            .env("ZIG_LOCAL_CACHE_DIR", &cache);
-    }
+    let (zig, mut cmd) = zig_command()?;
     match role {
         Role::Ar => {
             cmd.arg("ar").args(args);
@@ -140,9 +127,9 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
     Ok(status.code().unwrap_or(1))
 }
 
-/// `zig cc` for the host: glibc `version` (this machine's), so that build
-/// scripts and proc macros link without a host C toolchain.
-fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
+/// The zig xbuild set for its wrappers, as a command with the compiler
+/// driver's environment (cargo's, already an explicit list) and zig's cache.
+fn zig_command() -> Result<(OsString, Cmd)> {
     let zig = env::var_os(env::XBUILD_ZIG).with_context(|| {
         format!(
             "{} is not set; this wrapper runs under xbuild only",
@@ -155,6 +142,13 @@ fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
         cmd.env("ZIG_GLOBAL_CACHE_DIR", &cache)
             .env("ZIG_LOCAL_CACHE_DIR", &cache);
     }
+    Ok((zig, cmd))
+}
+
+/// `zig cc` for the host: glibc `version` (this machine's), so that build
+/// scripts and proc macros link without a host C toolchain.
+fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
+    let (_, mut cmd) = zig_command()?;
     cmd.args(["cc", "-target", &format!("x86_64-linux-gnu.{version}")])
         .args(args);
     Ok(cmd.status()?.code().unwrap_or(1))
