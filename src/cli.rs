@@ -109,6 +109,14 @@ pub struct BuildArgs {
     /// cached outputs of an earlier build with the same inputs
     #[arg(long)]
     pub check_determinism: bool,
+    /// With --check-determinism: instead of a second local build, compare this sealed build
+    /// with the signed outputs the shared store holds for the same inputs (what CI published)
+    #[arg(long, requires = "check_determinism")]
+    pub against_store: bool,
+    /// The shared cache store: s3://BUCKET/PREFIX (with the AWS_* variables), file:///DIR, or a
+    /// read-only https:// URL
+    #[arg(long, env = "XBUILD_CACHE_URL", value_name = "URL")]
+    pub cache_url: Option<String>,
     /// Keep the sealed build directories (for debugging) and print their paths; builds from
     /// scratch, so that the kept directory holds the whole target dir
     #[arg(long)]
@@ -174,6 +182,22 @@ pub enum CacheCommand {
         /// Like 500M or 2G (bytes without a suffix)
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         max_size: u64,
+    },
+    /// Make a signing key for the shared store: the secret key goes to FILE, the public key
+    /// (NAME:KEY, for XBUILD_CACHE_TRUSTED_KEYS) is printed on stdout
+    #[command(after_help = "\
+Example (once, for the machine that writes the store, e.g. CI):
+  $ xbuild cache keygen ci.example.org-1 --out ~/.config/xbuild/ci.secret
+  ci.example.org-1:Gj7Vr0n2...=
+Writers set XBUILD_CACHE_SIGNING_KEY=~/.config/xbuild/ci.secret; every reader
+sets XBUILD_CACHE_TRUSTED_KEYS to the printed line. FILE is created with mode
+0600 and never overwritten.")]
+    Keygen {
+        /// The key's name, recorded in every signature (letters, digits, `-`, `_`, `.`)
+        name: String,
+        /// Where to write the secret key (must not exist)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 

@@ -103,6 +103,8 @@ pub struct Verdict {
 
 pub const SECOND_BUILD: &str = "second build";
 pub const CACHED_OUTPUTS: &str = "cached outputs";
+/// The signed outputs in the shared store for the same inputs.
+pub const STORE: &str = "the shared store";
 
 /// Compare the primary build's `a` with the second build's `b`.
 /// `sealed_roots` are the two sealed directories, to look for in the bytes.
@@ -296,10 +298,10 @@ fn nearby_crate(bytes: &[u8], at: usize) -> Option<String> {
 }
 
 pub fn print(v: &Verdict) {
-    let with = if v.against == CACHED_OUTPUTS {
-        " to the cached outputs"
-    } else {
-        ""
+    let with = match v.against {
+        CACHED_OUTPUTS => " to the cached outputs",
+        STORE => " to the shared store's outputs",
+        _ => "",
     };
     if v.identical {
         ui::status(

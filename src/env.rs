@@ -22,6 +22,17 @@ pub const XBUILD_MIRROR: &str = "XBUILD_MIRROR";
 pub const XBUILD_DEBIAN_MIRROR: &str = "XBUILD_DEBIAN_MIRROR";
 /// The durable Debian archive (`[sources] debian-archive` in toolchains.toml).
 pub const XBUILD_DEBIAN_ARCHIVE: &str = "XBUILD_DEBIAN_ARCHIVE";
+/// The shared store (`s3://BUCKET/PREFIX`, `file:///DIR`, read-only
+/// `https://…`), as `--cache-url`; S3 takes the standard `AWS_*` variables.
+pub const XBUILD_CACHE_URL: &str = "XBUILD_CACHE_URL";
+/// A secret key file (`xbuild cache keygen`): with it, xbuild writes to the
+/// store and signs what it writes; without it, it only reads.
+pub const XBUILD_CACHE_SIGNING_KEY: &str = "XBUILD_CACHE_SIGNING_KEY";
+/// The public keys (`NAME:KEY`, separated by spaces or commas) whose
+/// manifests a reader accepts.
+pub const XBUILD_CACHE_TRUSTED_KEYS: &str = "XBUILD_CACHE_TRUSTED_KEYS";
+/// Seconds a store request may wait for an answer (default 30).
+pub const XBUILD_CACHE_TIMEOUT: &str = "XBUILD_CACHE_TIMEOUT";
 /// Seconds to wait for another xbuild holding a cache lock (default 600).
 pub const XBUILD_LOCK_TIMEOUT: &str = "XBUILD_LOCK_TIMEOUT";
 /// The bubblewrap binary that sandboxes builds (default: `bwrap` on PATH).

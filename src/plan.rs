@@ -52,6 +52,10 @@ pub struct Plan {
     pub keep_sealed: bool,
     /// Build even when the cache holds outputs for the same inputs.
     pub rebuild: bool,
+    /// `--against-store`: compare one sealed build with the shared store's outputs.
+    pub against_store: bool,
+    /// `--cache-url` (or `XBUILD_CACHE_URL`): the shared store.
+    pub cache_url: Option<String>,
     /// Fail when builds cannot be sandboxed.
     pub require_sandbox: bool,
     pub pins: Pins,
@@ -149,6 +153,8 @@ impl Plan {
             check_determinism: args.check_determinism,
             keep_sealed: args.keep_sealed,
             rebuild: args.rebuild,
+            against_store: args.against_store,
+            cache_url: args.cache_url.clone(),
             require_sandbox: args.require_sandbox,
             pins,
             mode: if args.pins.offline {
@@ -201,7 +207,12 @@ impl Plan {
     /// `.cargo/config.toml` rustflags as cargo would pick them (read from the
     /// snapshot at `src`), then what the toolchain needs. Settings of the
     /// workspace that xbuild overrides are said once, here.
-    pub fn rustflags(&self, tc: &Toolchain, target: &Target, src: &Path) -> Result<RustFlags> {
+    pub fn rustflags(
+        &self,
+        tools: &toolchain::Lazy<'_>,
+        target: &Target,
+        src: &Path,
+    ) -> Result<RustFlags> {
         if self.user_rustflags.is_some() {
             return Ok(RustFlags {
                 flags: self.std_rustflags(target),
@@ -209,7 +220,8 @@ impl Plan {
             });
         }
         let cfg = if src.join(".cargo").is_dir() {
-            rustc_cfg(tc, target)?
+            // `target.'cfg(…)'.rustflags` needs rustc's answer
+            rustc_cfg(tools.get()?, target)?
         } else {
             Vec::new()
         };
@@ -460,6 +472,8 @@ mod tests {
                 check_determinism: false,
                 keep_sealed: false,
                 rebuild: false,
+                against_store: false,
+                cache_url: None,
                 require_sandbox: false,
                 pins: Pins::builtin(),
                 mode: Mode::Online,

@@ -9,13 +9,13 @@
 //! beside it for `panic = "abort"` profiles.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, Cache};
+use crate::cache::{self, Cache, remote};
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
 use crate::toolchain::cargo_env::CargoEnv;
@@ -66,7 +66,8 @@ pub fn ensure(
 ) -> Result<PathBuf> {
     let mut rustflags = flags.to_vec();
     rustflags.extend(STD_RUSTFLAGS.iter().map(|s| s.to_string()));
-    let dir = cache.sysroot(&key(tc, target, &rustflags));
+    let sysroot_key = key(tc, target, &rustflags);
+    let dir = cache.sysroot(&sysroot_key);
     // std's own paths are remapped like the workspace's, so that no build
     // depends on where the cache is.
     for (from, to) in [
@@ -76,10 +77,15 @@ pub fn ensure(
         rustflags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
     if dir.join(cache::MARKER).is_file() {
+        // a sysroot built before the store was set up is offered to it too
+        push_shared(cache, &dir, &sysroot_key);
         return Ok(dir);
     }
     let _lock = cache.lock("building std")?;
     if dir.join(cache::MARKER).is_file() {
+        return Ok(dir);
+    }
+    if fetch_shared(cache, target, &sysroot_key, &dir)? {
         return Ok(dir);
     }
     let started = Instant::now();
@@ -159,6 +165,7 @@ pub fn ensure(
             deps.display()
         );
     }
+    push_shared(cache, &staged, &sysroot_key);
     fs::write(staged.join(cache::MARKER), format!("{}\n", target.rust))?;
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -176,4 +183,64 @@ pub fn ensure(
         ),
     );
     Ok(dir)
+}
+
+/// The sysroot from the shared store, when it has a trusted one for this
+/// key (its key holds nothing machine-specific): fetched, every library
+/// checked against its sha256, then moved into place like a built one.
+fn fetch_shared(cache: &Cache, target: &Target, key: &str, dir: &Path) -> Result<bool> {
+    let Some(store) = cache.remote() else {
+        return Ok(false);
+    };
+    let work = cache.temp_dir("std-from-store")?;
+    let staged = work.path().join("sysroot");
+    if store.fetch(cache, remote::SYSROOT, key, &staged).is_none() {
+        return Ok(false);
+    }
+    fs::write(staged.join(cache::MARKER), format!("{}\n", target.rust))?;
+    fs::create_dir_all(cache.sysroots())
+        .with_context(|| format!("creating {}", cache.sysroots().display()))?;
+    fs::rename(&staged, dir)
+        .with_context(|| format!("moving the sysroot into {}", dir.display()))?;
+    ui::status(
+        "Fetched",
+        &format!(
+            "std for {} from the shared store {} (not built)",
+            target.rust, store.url
+        ),
+    );
+    Ok(true)
+}
+
+/// Offer a sysroot just built to the shared store (best effort: a failure
+/// is a warning from the store).
+fn push_shared(cache: &Cache, staged: &Path, key: &str) {
+    let Some(store) = cache.remote().filter(|s| s.writes()) else {
+        return;
+    };
+    if store.has(remote::SYSROOT, key) {
+        return;
+    }
+    let mut paths = Vec::new();
+    let lib = walk_files(staged, &mut paths);
+    match lib.and_then(|()| remote::files_of(staged, &paths)) {
+        Ok(files) => {
+            if let remote::Pushed::Written = store.push(cache, remote::SYSROOT, key, &files, true) {
+                ui::status("Pushed", &format!("std ({key}) to {}", store.url));
+            }
+        }
+        Err(e) => tracing::warn!("not pushing std: {e:#}"),
+    }
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk_files(&path, out)?;
+        } else if path.file_name() != Some(cache::MARKER.as_ref()) {
+            out.push(path);
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,11 @@
 //! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
 //! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
 //! <root>/v1/lock                      held while provisioning and building std
+//! <root>/v1/store-last-run.json       what the last run got from the shared store
 //! ```
+//! Behind it, optionally, the shared store ([`remote`]): asked on a local
+//! miss for outputs, std sysroots and toolchain artifacts, and given what a
+//! run built.
 //! Callers ask for a bucket (a method of [`Cache`]) and never join a path
 //! under the root themselves. Every temp dir is made by [`Cache::temp_dir`]
 //! inside `v1/tmp`, so what a killed process leaves is removed by the next
@@ -22,6 +26,7 @@
 pub mod deps;
 pub mod keys;
 pub mod outputs;
+pub mod remote;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -39,6 +44,9 @@ pub const MARKER: &str = ".xbuild-installed";
 #[derive(Debug, Clone)]
 pub struct Cache {
     pub root: PathBuf,
+    /// The shared store, when one is configured: the second tier, asked on a
+    /// local miss (see [`remote`]).
+    remote: Option<std::sync::Arc<remote::Remote>>,
 }
 
 impl Cache {
@@ -51,7 +59,7 @@ impl Cache {
     }
 
     pub fn at(root: PathBuf) -> Result<Cache> {
-        let cache = Cache { root };
+        let cache = Cache { root, remote: None };
         for dir in [cache.downloads(), cache.toolchains(), cache.tmp()] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -64,6 +72,16 @@ impl Cache {
             )?;
         }
         Ok(cache)
+    }
+
+    /// This cache with a shared store behind it.
+    pub fn with_remote(mut self, remote: Option<remote::Remote>) -> Cache {
+        self.remote = remote.map(std::sync::Arc::new);
+        self
+    }
+
+    pub fn remote(&self) -> Option<&remote::Remote> {
+        self.remote.as_deref()
     }
 
     fn v1(&self) -> PathBuf {

@@ -3,15 +3,22 @@
 use anyhow::Result;
 
 use crate::cache::Cache;
+use crate::cache::remote::Remote;
 use crate::cli::BuildArgs;
 use crate::pipeline::{self, report};
 use crate::plan::Plan;
+use crate::toolchain::fetch::Mode;
 use crate::{determinism, exit, ui};
 
 /// Returns the exit code: 0, [`exit::TESTS_FAILED`] or [`exit::NOT_DETERMINISTIC`].
 pub fn build(args: BuildArgs) -> Result<u8> {
     let plan = Plan::resolve(args)?;
-    let cache = Cache::from_env()?;
+    // --offline never touches the shared store
+    let remote = match plan.mode {
+        Mode::Offline => None,
+        Mode::Online => Remote::from_env(plan.cache_url.as_deref())?,
+    };
+    let cache = Cache::from_env()?.with_remote(remote);
     let outcomes = pipeline::run(&plan, &cache)?;
     if let Some(kib) = peak_memory_kib() {
         // xbuild's own, not cargo's or rustc's (they are other processes)
@@ -48,13 +55,17 @@ pub fn build(args: BuildArgs) -> Result<u8> {
                 determinism::CACHED_OUTPUTS,
                 "against the cached outputs of an earlier build with the same inputs",
             ),
+            (
+                determinism::STORE,
+                "against the shared store's signed outputs for the same inputs",
+            ),
         ] {
             let of: Vec<_> = outcomes
                 .determinism
                 .iter()
                 .filter(|v| v.against == against)
                 .collect();
-            if of.is_empty() && against == determinism::CACHED_OUTPUTS {
+            if of.is_empty() && against != determinism::SECOND_BUILD {
                 continue;
             }
             let different = of.iter().filter(|v| !v.identical).count();

@@ -4,13 +4,32 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::cache::remote::sign::SecretKey;
+use crate::cache::remote::{self, Remote};
 use crate::cache::{self, Cache, deps, outputs};
 use crate::cli::CacheCommand;
+use crate::env;
 use crate::ui;
 
 pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
+    if let CacheCommand::Keygen { name, out: file } = &cmd {
+        let key = SecretKey::generate(name)?;
+        key.write_new(file)?;
+        writeln!(out, "{}", key.public())?;
+        ui::status(
+            "Wrote",
+            &format!(
+                "the secret key to {}: give it to writers as {}; readers trust the line above in {}",
+                file.display(),
+                env::XBUILD_CACHE_SIGNING_KEY,
+                env::XBUILD_CACHE_TRUSTED_KEYS
+            ),
+        );
+        return Ok(());
+    }
     let cache = Cache::from_env()?;
     match cmd {
+        CacheCommand::Keygen { .. } => unreachable!("handled above"),
         CacheCommand::List => {
             writeln!(out, "cache: {}", cache.root.display())?;
             let mut total = 0;
@@ -39,10 +58,47 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
                     cache::human_size(set.size)
                 )?;
             }
+            list_store(out, &cache)?;
         }
         CacheCommand::Gc { max_size } => {
             let freed = cache::trim(&cache, max_size)?;
             ui::status("Freed", &cache::human_size(freed));
+        }
+    }
+    Ok(())
+}
+
+/// The shared store's settings and what the last run got from it.
+fn list_store(out: &mut dyn Write, cache: &Cache) -> Result<()> {
+    match Remote::from_env(None)? {
+        Some(store) => {
+            for line in store.describe() {
+                writeln!(out, "{line}")?;
+            }
+        }
+        None => writeln!(
+            out,
+            "store: none ({} or --cache-url sets one)",
+            env::XBUILD_CACHE_URL
+        )?,
+    }
+    if let Some(s) = remote::last_run(cache) {
+        writeln!(out, "last run with a store ({}):", s.store)?;
+        writeln!(
+            out,
+            "  outputs: {} hits, {} misses; std: {} hits, {} misses; toolchain artifacts: {} hits",
+            s.output_hits, s.output_misses, s.std_hits, s.std_misses, s.artifact_hits
+        )?;
+        writeln!(
+            out,
+            "  {} down, {} up, {} manifests pushed, {} not reproducible",
+            cache::human_size(s.bytes_down),
+            cache::human_size(s.bytes_up),
+            s.manifests_pushed,
+            s.not_reproducible
+        )?;
+        for w in &s.warnings {
+            writeln!(out, "  warning: {w}")?;
         }
     }
     Ok(())

@@ -1,9 +1,11 @@
 //! The pipeline of one `xbuild` run, stage by stage:
 //!
 //! resolve (`plan`) → provision (`toolchain`) → snapshot (`sandbox::snapshot`)
-//! → per target: outputs cache hit? → std (`stdlib`) → seal + build
-//! (`sealed`, `cargo`) → verify (`verify`) → determinism (`determinism`) or
-//! tests (`testrun`) → report and publish (`report`, `publish`).
+//! → per target: outputs cache hit, local or shared (`verify`)? → std
+//! (`stdlib`) → seal + build (`sealed`, `cargo`) → verify (`verify`) →
+//! determinism (`determinism`) or tests (`testrun`) → compared with and
+//! pushed to the shared store (`shared`) → report and publish (`report`,
+//! `publish`). The toolchain is provisioned when a target first needs it.
 //!
 //! [`run`] reads as that list; each stage lives in its own module.
 
@@ -12,6 +14,7 @@ mod launcher;
 pub mod publish;
 pub mod report;
 pub mod sealed;
+mod shared;
 pub mod verify;
 
 use std::path::Path;
@@ -28,7 +31,7 @@ use crate::plan::Plan;
 use crate::sandbox::{Snapshot, sources};
 use crate::targets::Target;
 use crate::testrun::{Outcome, Status};
-use crate::toolchain::{self, Toolchain};
+use crate::toolchain;
 use crate::{determinism, env, stdlib, ui};
 
 /// What a run produced: the verified executables, and per target the test
@@ -43,9 +46,10 @@ pub struct Outcomes {
 }
 
 /// Run the plan: every target into a staging tree, then publish it whole.
+/// The toolchain is provisioned only when a target must be built.
 pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
     let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
-    let tc = provision(plan, cache)?;
+    let tools = provision(plan, cache);
     announce(plan);
     let snapshot = Snapshot::take(cache, &plan.workspace_root)?;
     let epoch = sources::source_date_epoch(&plan.workspace_root);
@@ -56,36 +60,33 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             bail!("interrupted");
         }
         let started = Instant::now();
-        let flags = plan.rustflags(&tc, target, &snapshot.root)?;
-        let key = outputs_key(
-            plan,
-            &tc,
-            target,
-            &flags.flags,
-            &snapshot,
-            &epoch,
-            sandboxed,
-        );
-        let ctx = TargetCtx {
-            plan,
-            cache,
-            tc: &tc,
-            target,
-            snapshot: &snapshot,
-            epoch: &epoch,
-            key,
-            flags_source: flags.source,
-            flags: flags.flags,
-            sandboxed,
-        };
+        let flags = plan.rustflags(&tools, target, &snapshot.root)?;
+        let key = outputs_key(plan, target, &flags.flags, &snapshot, &epoch, sandboxed);
         let dir = staging.dir_for(target)?;
-        let cached = verify::from_cache(&ctx, &dir, staging.path())?;
+        let cached = verify::from_cache(plan, cache, target, &key, &dir, staging.path())?;
         let hit = cached.is_some();
         match cached {
             Some(artifacts) => out.artifacts.extend(artifacts),
-            None => build_target(&ctx, &dir, &staging, &mut out)?,
+            None => {
+                let ctx = TargetCtx {
+                    plan,
+                    cache,
+                    tc: tools.get()?,
+                    target,
+                    snapshot: &snapshot,
+                    epoch: &epoch,
+                    key,
+                    flags: flags.flags.clone(),
+                    sandboxed,
+                };
+                build_target(&ctx, &dir, &staging, &mut out)?;
+            }
         }
-        out.reports.push(TargetReport::new(&ctx, started, hit));
+        out.reports
+            .push(TargetReport::new(target, flags, started, hit, sandboxed));
+    }
+    if let Some(remote) = cache.remote() {
+        remote.save_stats(cache);
     }
     if out.artifacts.is_empty() && plan.test.is_none() {
         bail!(
@@ -93,7 +94,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
             plan.describe_selection()
         );
     }
-    report::write(plan, &tc, &epoch, &out, staging.path())?;
+    report::write(plan, &epoch, &out, staging.path())?;
     staging.publish(&plan.out_dir)?;
     if out.built_any {
         report::cache_size(cache);
@@ -119,14 +120,20 @@ fn build_target(
         out.tests.push((target.rust.clone(), tests));
     }
     let mut deterministic = true;
-    if plan.check_determinism {
+    // --against-store: the store's outputs are the other build
+    if plan.check_determinism && !plan.against_store {
         let verdicts = determinism::check(ctx, &sysroot, &primary, staging)?;
         deterministic = verdicts.iter().all(|v| v.identical);
         out.determinism.extend(verdicts);
     }
-    if plan.test.is_none() && deterministic {
+    if plan.test.is_none() {
         let entries = verify::entries(&artifacts, staging.path());
-        outputs::store(ctx.cache, &ctx.key, &entries)?;
+        if deterministic {
+            outputs::store(ctx.cache, &ctx.key, &entries)?;
+        }
+        // the shared store: compared with what it holds, given what it lacks
+        out.determinism
+            .extend(shared::compare_and_push(ctx, &entries, deterministic)?);
     }
     out.artifacts.extend(artifacts);
     let secs = started.elapsed().as_secs_f64();
@@ -134,14 +141,15 @@ fn build_target(
     Ok(())
 }
 
-/// Stage "provision": the pinned toolchain, with qemu only when tests run.
-fn provision(plan: &Plan, cache: &Cache) -> Result<Toolchain> {
+/// Stage "provision": the pinned toolchain, with qemu only when tests run;
+/// provisioned when first needed.
+fn provision<'a>(plan: &'a Plan, cache: &'a Cache) -> toolchain::Lazy<'a> {
     use crate::toolchain::manifest::ComponentKind;
     let kinds = match &plan.test {
         Some(t) if !t.no_run => toolchain::components_for(&plan.targets),
         _ => vec![ComponentKind::Rust, ComponentKind::Zig],
     };
-    toolchain::provision(cache, &plan.pins, &kinds, plan.mode)
+    toolchain::Lazy::new(cache, &plan.pins, kinds, plan.mode)
 }
 
 /// What the user should know before the run starts.
@@ -163,7 +171,6 @@ fn announce(plan: &Plan) {
 /// the snapshot's digest among them.
 fn outputs_key(
     plan: &Plan,
-    tc: &Toolchain,
     target: &Target,
     flags: &[String],
     snapshot: &Snapshot,
@@ -171,7 +178,7 @@ fn outputs_key(
     sandboxed: bool,
 ) -> String {
     keys::outputs(&[
-        &tc.pins.digest(),
+        &plan.pins.digest(),
         &target.rust,
         &flags.join("\x1f"),
         &plan.selection_key(),

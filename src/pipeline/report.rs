@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::Outcomes;
-use super::sealed::TargetCtx;
 use super::verify::Artifact;
 use crate::cache::{self, Cache};
 use crate::plan::Plan;
+use crate::plan::RustFlags;
+use crate::targets::Target;
 use crate::testrun::{Outcome, Status};
-use crate::toolchain::Toolchain;
 use crate::ui;
 
 #[derive(Debug, Serialize)]
@@ -31,21 +31,28 @@ pub struct TargetReport {
 }
 
 impl TargetReport {
-    pub fn new(ctx: &TargetCtx<'_>, started: Instant, cached: bool) -> Self {
+    pub fn new(
+        target: &Target,
+        flags: RustFlags,
+        started: Instant,
+        cached: bool,
+        sandboxed: bool,
+    ) -> Self {
         TargetReport {
-            nix_target: ctx.target.nix.clone(),
-            rust_target: ctx.target.rust.clone(),
-            rustflags: ctx.flags.clone(),
-            rustflags_source: ctx.flags_source.clone(),
+            nix_target: target.nix.clone(),
+            rust_target: target.rust.clone(),
+            rustflags: flags.flags,
+            rustflags_source: flags.source,
             duration_secs: started.elapsed().as_secs_f64(),
             cached,
-            sandboxed: ctx.sandboxed,
+            sandboxed,
         }
     }
 }
 
 /// `SHA256SUMS` and `report.json` into the staging tree.
-pub fn write(plan: &Plan, tc: &Toolchain, epoch: &str, out: &Outcomes, dir: &Path) -> Result<()> {
+pub fn write(plan: &Plan, epoch: &str, out: &Outcomes, dir: &Path) -> Result<()> {
+    let pins = &plan.pins;
     super::publish::write_sums(dir, &out.artifacts)?;
     let report = serde_json::json!({
         "xbuild": env!("CARGO_PKG_VERSION"),
@@ -53,9 +60,9 @@ pub fn write(plan: &Plan, tc: &Toolchain, epoch: &str, out: &Outcomes, dir: &Pat
         "source_date_epoch": epoch,
         "profile": plan.profile(),
         "toolchain": {
-            "pins": tc.pins.origin,
-            "digest": tc.pins.digest(),
-            "components": tc.pins.components.iter().map(|c| serde_json::json!({
+            "pins": pins.origin,
+            "digest": pins.digest(),
+            "components": pins.components.iter().map(|c| serde_json::json!({
                 "component": c.kind.name(),
                 "pin_hash": c.pin_hash(),
                 "artifacts": c.artifacts.iter().map(|a| serde_json::json!({"label": a.label(), "sha256": a.sha256})).collect::<Vec<_>>(),

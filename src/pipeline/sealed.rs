@@ -29,8 +29,6 @@ pub struct TargetCtx<'a> {
     /// The target's RUSTFLAGS (the table's and the workspace's, or the
     /// user's; and the toolchain's).
     pub flags: Vec<String>,
-    /// Where `flags` came from, for the report.
-    pub flags_source: String,
     /// Whether builds run in the sandbox.
     pub sandboxed: bool,
     /// The outputs key of this target's build.

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::sealed::{Output, TargetCtx};
-use crate::cache::{self, outputs};
+use super::sealed::Output;
+use crate::cache::{self, Cache, outputs, remote};
 use crate::elf::{self, ElfInfo};
+use crate::plan::Plan;
 use crate::targets::Target;
 use crate::ui;
 
@@ -80,20 +81,48 @@ pub fn entries(artifacts: &[Artifact], staging: &Path) -> Vec<(outputs::Entry, P
         .collect()
 }
 
-/// The cached outputs of exactly these inputs, copied into `dir` and
-/// verified; `None` when there are none or the run must build.
+/// The cached outputs of exactly these inputs, from the local cache or else
+/// the shared store (kept locally first), copied into `dir` and verified;
+/// `None` when there are none or the run must build.
 pub fn from_cache(
-    ctx: &TargetCtx<'_>,
+    plan: &Plan,
+    cache: &Cache,
+    target: &Target,
+    key: &str,
     dir: &Path,
     staging: &Path,
 ) -> Result<Option<Vec<Artifact>>> {
-    let plan = ctx.plan;
     let cacheable =
         plan.test.is_none() && !plan.check_determinism && !plan.rebuild && !plan.keep_sealed;
     if !cacheable {
         return Ok(None);
     }
-    let Some((cached, entries)) = outputs::lookup(ctx.cache, &ctx.key)? else {
+    let mut from = "the cache";
+    let mut found = outputs::lookup(cache, key)?;
+    if found.is_none()
+        && let Some(remote) = cache.remote()
+    {
+        let tmp = cache.temp_dir("from-store")?;
+        if let Some(body) = remote.fetch(cache, remote::OUTPUTS, key, tmp.path()) {
+            let entries: Vec<_> = body
+                .files
+                .iter()
+                .map(|f| {
+                    let entry = outputs::Entry {
+                        name: f.path.clone(),
+                        package: f.package.clone().unwrap_or_default(),
+                        kind: f.kind.clone().unwrap_or_else(|| "bin".into()),
+                        sha256: f.sha256.clone(),
+                    };
+                    (entry, tmp.path().join(&f.path))
+                })
+                .collect();
+            outputs::store(cache, key, &entries)?;
+            found = outputs::lookup(cache, key)?;
+            from = "the shared store";
+        }
+    }
+    let Some((cached, entries)) = found else {
         return Ok(None);
     };
     let mut artifacts = Vec::new();
@@ -107,13 +136,17 @@ pub fn from_cache(
             kind: e.kind,
             path: dest,
         };
-        artifacts.push(artifact(ctx.target, &out, staging, e.sha256)?);
+        artifacts.push(artifact(target, &out, staging, e.sha256)?);
     }
+    let whence = match cache.remote() {
+        Some(r) if from == "the shared store" => format!("{from} {}", r.url),
+        _ => from.to_string(),
+    };
     ui::status(
         "Fresh",
         &format!(
-            "{}: inputs unchanged, outputs from the cache (sha256 re-checked; --rebuild to build)",
-            ctx.target.rust
+            "{}: inputs unchanged, outputs from {whence} (sha256 re-checked; --rebuild to build)",
+            target.rust
         ),
     );
     Ok(Some(artifacts))

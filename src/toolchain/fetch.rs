@@ -79,8 +79,13 @@ impl fmt::Display for AllSourcesFailed {
 enum Way {
     MirrorDir(PathBuf),
     MirrorUrl(String),
+    /// The shared store (`XBUILD_CACHE_URL`), which keeps artifacts by sha256.
+    Store(String),
     HostApt(String),
-    PrivateApt { spec: String, suite: String },
+    PrivateApt {
+        spec: String,
+        suite: String,
+    },
     Pip(String),
     Url(String),
     Path(PathBuf),
@@ -92,6 +97,7 @@ impl Way {
         match self {
             Way::MirrorDir(_) => "mirror directory",
             Way::MirrorUrl(_) => "mirror URL",
+            Way::Store(_) => "shared store",
             Way::HostApt(_) => "host apt",
             Way::PrivateApt { .. } => "xbuild's apt",
             Way::Pip(_) => "pip",
@@ -105,6 +111,7 @@ impl Way {
         match self {
             Way::MirrorDir(d) => format!("mirror {}", d.display()),
             Way::MirrorUrl(u) => format!("mirror {u}"),
+            Way::Store(u) => format!("the shared store {u}"),
             Way::HostApt(spec) => format!("apt-get download {spec} (the host's apt sources)"),
             Way::PrivateApt { spec, suite } => {
                 format!("apt-get download {spec} (xbuild's apt sources: {suite})")
@@ -167,13 +174,24 @@ impl<'a> Fetcher<'a> {
         let mut tried: Vec<(Way, anyhow::Error)> = Vec::new();
         for (i, way) in ways.iter().enumerate() {
             match self.fetch_from(a, way) {
-                Ok(path) => return Ok(path),
+                Ok(path) => {
+                    // the store serves it to the next machine
+                    if let Some(store) = self.cache.remote()
+                        && !matches!(way, Way::Store(_))
+                    {
+                        store.push_blob(&a.sha256, &path);
+                    }
+                    return Ok(path);
+                }
                 Err(e) => {
                     if env::interrupted() {
                         return Err(e);
                     }
                     let first_time = self.noted.borrow_mut().insert(way.kind());
-                    if i + 1 < ways.len() && !matches!(way, Way::MirrorDir(_)) && first_time {
+                    if i + 1 < ways.len()
+                        && !matches!(way, Way::MirrorDir(_) | Way::Store(_))
+                        && first_time
+                    {
                         ui::note(&format!(
                             "{}: {} did not work ({}); trying the next source (said once; later artifacts may do the same)",
                             a.label(),
@@ -226,6 +244,9 @@ impl<'a> Fetcher<'a> {
         }
         if self.mode == Mode::Offline {
             return ways;
+        }
+        if let Some(store) = self.cache.remote().filter(|s| s.usable()) {
+            ways.push(Way::Store(store.url.clone()));
         }
         match &a.source {
             Source::Apt {
@@ -298,6 +319,15 @@ impl<'a> Fetcher<'a> {
                     }
                 }
                 Err(last.expect("at least one name"))
+            }
+            Way::Store(_) => {
+                let remote = cache.remote().expect("a store way comes from the store");
+                let tmp = cache.temp_file(&format!("store-{}", &a.sha256[..12]))?;
+                remote.artifact(&a.sha256, tmp.path())?;
+                ui::status("Copied", &format!("{} from the shared store", a.file_name));
+                let mut f = File::open(tmp.path())?;
+                let total = f.metadata().ok().map(|m| m.len());
+                store(cache, a, &mut f, total)
             }
             Way::HostApt(spec) => {
                 if self.host_apt.borrow().is_none() {

@@ -85,6 +85,37 @@ impl Toolchain {
     }
 }
 
+/// The toolchain of a run, provisioned the first time something needs it:
+/// a run whose every target comes from the cache (local or shared)
+/// provisions nothing.
+pub struct Lazy<'a> {
+    cache: &'a Cache,
+    pins: &'a Pins,
+    kinds: Vec<ComponentKind>,
+    mode: Mode,
+    tc: std::cell::OnceCell<Toolchain>,
+}
+
+impl<'a> Lazy<'a> {
+    pub fn new(cache: &'a Cache, pins: &'a Pins, kinds: Vec<ComponentKind>, mode: Mode) -> Self {
+        Lazy {
+            cache,
+            pins,
+            kinds,
+            mode,
+            tc: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> Result<&Toolchain> {
+        if let Some(tc) = self.tc.get() {
+            return Ok(tc);
+        }
+        let tc = provision(self.cache, self.pins, &self.kinds, self.mode)?;
+        Ok(self.tc.get_or_init(|| tc))
+    }
+}
+
 fn installed_dir(cache: &Cache, c: &Component) -> PathBuf {
     cache.toolchains().join(c.install_name())
 }
