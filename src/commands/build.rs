@@ -16,7 +16,8 @@ pub fn build(args: BuildArgs) -> Result<u8> {
     // --offline never touches the shared store
     let remote = match plan.mode {
         Mode::Offline => None,
-        Mode::Online => Remote::from_env(plan.cache_url.as_deref())?,
+        Mode::Online => Remote::from_env(plan.cache_url.as_deref())
+            .map_err(|e| exit::Usage(format!("{e:#}")))?,
     };
     let cache = Cache::from_env()?.with_remote(remote);
     let outcomes = pipeline::run(&plan, &cache)?;

@@ -196,3 +196,72 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     let installed = std::fs::read_dir(&cache).map_or(0, |d| d.count());
     assert_eq!(installed, 0, "nothing was provisioned");
 }
+
+/// `xbuild cache keygen`: the public key on stdout, the secret key in a new
+/// file only its owner reads, never overwritten; a bad store setting is a
+/// usage error (exit 2) before anything is provisioned.
+#[test]
+fn cache_keygen_and_store_settings() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("ci.secret");
+    let r = crate::support::run(
+        crate::support::xbuild(&home)
+            .args(["cache", "keygen", "ci-1", "--out"])
+            .arg(&file),
+    );
+    crate::support::ok(&r);
+    let public = r.stdout.trim();
+    let (name, key) = public.split_once(':').expect("NAME:KEY");
+    assert_eq!(name, "ci-1");
+    assert_eq!(key.len(), 44, "32 bytes of base64: {key}");
+    let secret = std::fs::read_to_string(&file).unwrap();
+    assert!(secret.starts_with("ci-1:") && !secret.contains(key));
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = crate::support::run(
+        crate::support::xbuild(&home)
+            .args(["cache", "keygen", "ci-1", "--out"])
+            .arg(&file),
+    );
+    assert_ne!(again.status, Some(0));
+    assert!(
+        again.stderr.contains("never overwritten"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
+
+    let ws = home.path().join("ws");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
+    let bad = crate::support::run(
+        crate::support::xbuild(&home)
+            .current_dir(&ws)
+            .args(["--cache-url", "ftp://host/x"]),
+    );
+    assert_eq!(bad.status, Some(2), "{}", bad.stderr);
+    assert!(bad.stderr.contains("s3://BUCKET/PREFIX"), "{}", bad.stderr);
+    let wrong_key = crate::support::run(
+        crate::support::xbuild(&home)
+            .current_dir(&ws)
+            .args(["--cache-url", "file:///tmp/nowhere"])
+            .env("XBUILD_CACHE_TRUSTED_KEYS", "ci-1:short"),
+    );
+    assert_eq!(wrong_key.status, Some(2), "{}", wrong_key.stderr);
+    assert!(
+        wrong_key.stderr.contains("XBUILD_CACHE_TRUSTED_KEYS"),
+        "{}",
+        wrong_key.stderr
+    );
+    let cache = home.path().join("cache/v1/toolchains");
+    assert_eq!(std::fs::read_dir(&cache).map_or(0, |d| d.count()), 0);
+}

@@ -59,7 +59,10 @@ pub(crate) fn xbuild(cwd: &Path) -> Command {
     c.current_dir(cwd)
         .env("XBUILD_CACHE_DIR", cache_dir())
         .env_remove("RUSTFLAGS")
-        .env_remove("XBUILD_LOG");
+        .env_remove("XBUILD_LOG")
+        .env_remove("XBUILD_CACHE_URL")
+        .env_remove("XBUILD_CACHE_SIGNING_KEY")
+        .env_remove("XBUILD_CACHE_TRUSTED_KEYS");
     c
 }
 

@@ -10,5 +10,7 @@ mod fixtures;
 mod hosts;
 #[cfg(feature = "e2e")]
 mod sandbox;
+#[cfg(feature = "e2e")]
+mod store;
 mod support;
 mod toolchain;

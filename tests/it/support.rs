@@ -10,6 +10,9 @@ pub fn xbuild(home: &tempfile::TempDir) -> Command {
     cmd.env("HOME", home.path())
         .env("XBUILD_CACHE_DIR", home.path().join("cache"))
         .env_remove("XBUILD_LOG")
+        .env_remove("XBUILD_CACHE_URL")
+        .env_remove("XBUILD_CACHE_SIGNING_KEY")
+        .env_remove("XBUILD_CACHE_TRUSTED_KEYS")
         .env_remove("RUST_LOG")
         .env_remove("RUSTFLAGS")
         .env("COLUMNS", "100");

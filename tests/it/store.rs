@@ -1,0 +1,530 @@
+//! The shared store against a real S3 server on loopback: `s3s-fs` from
+//! crates.io (`cargo install s3s-fs --version 0.14.1 --features binary
+//! --locked`; `XBUILD_TEST_S3S_FS` names the binary, else it is looked up on
+//! PATH). One server serves every test of the run, each test in its own
+//! prefix; the test of a server stopped mid-run starts its own.
+//!
+//! Writers are the run's shared cache (toolchain, std and kept dependencies
+//! warm); readers are fresh caches, some with the toolchain linked in.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::e2e::{cache_dir, provisioned, sums, workspace, xbuild};
+use crate::support::{Run, ok, run};
+
+const T: &str = "aarch64-unknown-linux-musl";
+const KEY_ID: &str = "xbuild-test";
+const SECRET: &str = "xbuild-test-secret";
+
+#[allow(clippy::disallowed_methods)] // the test reads CI's setting directly
+fn s3s_fs() -> PathBuf {
+    std::env::var_os("XBUILD_TEST_S3S_FS")
+        .map(PathBuf::from)
+        .or_else(|| which_s3s_fs())
+        .expect(
+            "the store tests need s3s-fs: `cargo install s3s-fs --version 0.14.1 --features binary --locked`, \
+             then put it on PATH or set XBUILD_TEST_S3S_FS",
+        )
+}
+
+fn which_s3s_fs() -> Option<PathBuf> {
+    let r = run(Command::new("sh").args(["-c", "command -v s3s-fs"]));
+    (r.status == Some(0)).then(|| PathBuf::from(r.stdout.trim()))
+}
+
+struct Server {
+    endpoint: String,
+    root: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    /// A new s3s-fs on a free loopback port, serving `root` (each directory
+    /// in it is a bucket), with credentials.
+    fn start(root: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        fs::create_dir_all(root.join("team")).unwrap();
+        let child = Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", KEY_ID, "--secret-key", SECRET])
+            .arg(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server {
+                    endpoint,
+                    root: root.to_path_buf(),
+                    child,
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("s3s-fs did not listen on {endpoint}");
+    }
+}
+
+/// The run's server: started once, and kept until the test process ends
+/// (a thread holds it; the kernel kills it with the process).
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let root = tempfile::Builder::new()
+            .prefix("xbuild-s3-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let s = Server::start(&root);
+        let pid = s.child.id();
+        // the server must not outlive the test process
+        std::thread::spawn(move || {
+            let parent = std::process::id();
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill {pid}"
+                ))
+                .status();
+        });
+        s
+    })
+}
+
+/// A signing key made with `xbuild cache keygen`: (secret key file, public key).
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(format!("{name}.secret"));
+    let r = run(xbuild(dir)
+        .args(["cache", "keygen", name, "--out"])
+        .arg(&file));
+    ok(&r);
+    (file, r.stdout.trim().to_string())
+}
+
+/// A store in its own prefix of the run's server, and a team key.
+struct Store {
+    url: String,
+    endpoint: String,
+    /// Where the server keeps this store's objects.
+    files: PathBuf,
+    key: PathBuf,
+    public: String,
+    _keys: tempfile::TempDir,
+}
+
+fn store(prefix: &str) -> Store {
+    let s = server();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "team-ci");
+    Store {
+        url: format!("s3://team/{prefix}"),
+        endpoint: s.endpoint.clone(),
+        files: s.root.join("team").join(prefix),
+        key,
+        public,
+        _keys: keys,
+    }
+}
+
+impl Store {
+    /// `cmd` configured for this store: credentials, trust, and the signing
+    /// key when `writes`.
+    fn on<'a>(&self, cmd: &'a mut Command, writes: bool) -> &'a mut Command {
+        cmd.env("XBUILD_CACHE_URL", &self.url)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("XBUILD_CACHE_TRUSTED_KEYS", &self.public)
+            .env("XBUILD_CACHE_TIMEOUT", "10");
+        if writes {
+            cmd.env("XBUILD_CACHE_SIGNING_KEY", &self.key);
+        }
+        cmd
+    }
+
+    fn manifests(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.files.join("outputs"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A fresh cache dir; with `toolchain`, the run's toolchain linked in
+/// (`cp -al`), and std too with `std`.
+fn fresh_cache(toolchain: bool, std: bool) -> tempfile::TempDir {
+    provisioned();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("v1")).unwrap();
+    let mut buckets = Vec::new();
+    if toolchain {
+        buckets.push("toolchains");
+    }
+    if std {
+        buckets.push("sysroots");
+    }
+    for bucket in buckets {
+        ok(&run(Command::new("cp")
+            .arg("-al")
+            .arg(cache_dir().join("v1").join(bucket))
+            .arg(dir.path().join("v1").join(bucket))));
+    }
+    dir
+}
+
+fn build(ws: &Path, cache: Option<&Path>, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = xbuild(ws);
+    cmd.args(["--target", T, "--out"]).arg(out).args(extra);
+    if let Some(c) = cache {
+        cmd.env("XBUILD_CACHE_DIR", c);
+    }
+    cmd
+}
+
+/// The fixture, made unique to one test (a comment in `rel`), so that no
+/// other test's cached outputs answer for it.
+fn unique(ws: tempfile::TempDir, rel: &str, tag: &str) -> tempfile::TempDir {
+    let file = ws.path().join(rel);
+    let source = fs::read_to_string(&file).unwrap();
+    fs::write(&file, format!("{source}\n// store test: {tag}\n")).unwrap();
+    ws
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// The writer builds and pushes; an empty cache then gets the outputs from
+/// the store with no toolchain, no cargo and no std; a cache with only the
+/// toolchain builds an edited workspace with std from the store.
+#[test]
+fn a_second_machine_gets_outputs_and_std_from_the_store() {
+    let st = store("second-machine");
+    let ws = unique(workspace(), "app/src/main.rs", "second-machine");
+    let out1 = tempfile::tempdir().unwrap();
+    let pushed = run(st.on(&mut build(ws.path(), None, out1.path(), &[]), true));
+    ok(&pushed);
+    assert!(
+        pushed
+            .stderr
+            .contains(&format!("Pushed {T} outputs to {}", st.url)),
+        "{}",
+        pushed.stderr
+    );
+    assert_eq!(st.manifests().len(), 1);
+    assert!(
+        fs::read_dir(st.files.join("sysroots")).unwrap().count() >= 1,
+        "std went to the store as well"
+    );
+
+    // an empty cache: outputs from the store, nothing provisioned or built
+    let empty = fresh_cache(false, false);
+    let out2 = tempfile::tempdir().unwrap();
+    let hit = run(st.on(
+        &mut build(ws.path(), Some(empty.path()), out2.path(), &[]),
+        false,
+    ));
+    ok(&hit);
+    assert!(
+        hit.stderr
+            .contains(&format!("outputs from the shared store {}", st.url)),
+        "{}",
+        hit.stderr
+    );
+    for said in ["Compiling", "Building std", "Installed", "Downloading"] {
+        assert!(!hit.stderr.contains(said), "{said}:\n{}", hit.stderr);
+    }
+    for bucket in ["toolchains", "sysroots", "downloads"] {
+        let dir = empty.path().join("v1").join(bucket);
+        assert_eq!(
+            fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0),
+            0,
+            "{bucket} is empty"
+        );
+    }
+    assert_eq!(sums(out1.path()), sums(out2.path()));
+    let listed = run(st
+        .on(&mut xbuild(ws.path()), false)
+        .env("XBUILD_CACHE_DIR", empty.path())
+        .args(["cache", "list"]));
+    ok(&listed);
+    assert!(
+        listed.stdout.contains("outputs: 1 hits, 0 misses"),
+        "{}",
+        listed.stdout
+    );
+
+    // the toolchain but no std, and an edit: std comes from the store
+    let main = ws.path().join("app/src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{source}\n// edited\n")).unwrap();
+    let tc_only = fresh_cache(true, false);
+    let out3 = tempfile::tempdir().unwrap();
+    let miss = run(st.on(
+        &mut build(ws.path(), Some(tc_only.path()), out3.path(), &[]),
+        false,
+    ));
+    ok(&miss);
+    assert!(
+        miss.stderr
+            .contains(&format!("Fetched std for {T} from the shared store")),
+        "{}",
+        miss.stderr
+    );
+    assert!(!miss.stderr.contains("Building std"), "{}", miss.stderr);
+    assert!(miss.stderr.contains("Compiling"), "{}", miss.stderr);
+}
+
+/// A tampered blob and a manifest signed by an untrusted key are misses
+/// that build locally, each with a warning naming the key and the reason.
+#[test]
+fn tampered_blobs_and_untrusted_signers_are_misses_that_build_locally() {
+    let st = store("tampered");
+    let ws = unique(workspace(), "app/src/main.rs", "tampered");
+    let out = tempfile::tempdir().unwrap();
+    ok(&run(
+        st.on(&mut build(ws.path(), None, out.path(), &[]), true)
+    ));
+    let manifest = &st.manifests()[0];
+    let key = manifest.file_name().unwrap().to_str().unwrap().to_string();
+    let good = sums(out.path());
+
+    // a signer the reader does not trust
+    let keys = tempfile::tempdir().unwrap();
+    let (_, stranger) = keygen(keys.path(), "stranger");
+    let reader = fresh_cache(true, true);
+    let r = run(st
+        .on(
+            &mut build(ws.path(), Some(reader.path()), out.path(), &[]),
+            false,
+        )
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &stranger));
+    ok(&r);
+    assert!(
+        r.stderr.contains(&format!(
+            "the outputs manifest {key} is not used: no trusted key signed it (signed by team-ci"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Compiling"), "{}", r.stderr);
+    assert_eq!(sums(out.path()), good, "the local build has the same bytes");
+
+    // a blob whose bytes were changed in the store
+    let text = fs::read_to_string(manifest).unwrap();
+    let body: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let sha = body["files"][0]["sha256"].as_str().unwrap();
+    let blob = st.files.join("blobs").join(sha);
+    let mut bytes = fs::read(&blob).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+    let reader = fresh_cache(true, true);
+    let r = run(st.on(
+        &mut build(ws.path(), Some(reader.path()), out.path(), &[]),
+        false,
+    ));
+    ok(&r);
+    assert!(
+        r.stderr.contains(&format!("the outputs {key} is not used"))
+            && r.stderr.contains("tampered with or truncated"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Compiling"), "{}", r.stderr);
+    assert_eq!(sums(out.path()), good);
+}
+
+/// Two writers of the same inputs at once: one manifest, both succeed.
+#[test]
+fn two_concurrent_writers_of_one_key_leave_one_manifest() {
+    let st = store("concurrent");
+    let ws = unique(workspace(), "app/src/main.rs", "concurrent");
+    let caches = [fresh_cache(true, true), fresh_cache(true, true)];
+    let outs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|i| {
+                let mut cmd = build(ws.path(), Some(caches[i].path()), outs[i].path(), &[]);
+                st.on(&mut cmd, true);
+                s.spawn(move || run(&mut cmd))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &runs {
+        ok(r);
+        assert!(
+            r.stderr.contains("Pushed") || r.stderr.contains("Reproduced"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert_eq!(st.manifests().len(), 1);
+    assert_eq!(sums(outs[0].path()), sums(outs[1].path()));
+}
+
+/// A build whose bytes differ from the store's signed outputs for the same
+/// inputs (a build script embeds the clock): NOT REPRODUCIBLE, diagnosed,
+/// the store's manifest kept; exit 4 with --check-determinism.
+#[test]
+fn other_bytes_than_the_store_holds_are_not_reproducible_and_kept() {
+    let st = store("not-reproducible");
+    let ws = unique(crate::e2e::fixture("clock-ws"), "src/main.rs", "clock");
+    let out = tempfile::tempdir().unwrap();
+    ok(&run(
+        st.on(&mut build(ws.path(), None, out.path(), &[]), true)
+    ));
+    let manifest = st.manifests()[0].clone();
+    let before = fs::read(&manifest).unwrap();
+
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let warned = run(st.on(
+        &mut build(ws.path(), None, out.path(), &["--rebuild"]),
+        true,
+    ));
+    ok(&warned);
+    assert!(
+        warned.stderr.contains("NOT REPRODUCIBLE"),
+        "{}",
+        warned.stderr
+    );
+    assert!(
+        warned.stderr.contains("to the shared store's outputs"),
+        "{}",
+        warned.stderr
+    );
+
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let checked = run(st.on(
+        &mut build(
+            ws.path(),
+            None,
+            out.path(),
+            &["--check-determinism", "--against-store"],
+        ),
+        false,
+    ));
+    assert_eq!(checked.status, Some(4), "{}", checked.stderr);
+    assert!(
+        checked.stderr.contains(
+            "determinism: 0 identical, 1 different (against the shared store's signed outputs"
+        ),
+        "{}",
+        checked.stderr
+    );
+    assert!(
+        !checked.stderr.contains("second sealed directory"),
+        "no second local build: {}",
+        checked.stderr
+    );
+    assert_eq!(
+        fs::read(&manifest).unwrap(),
+        before,
+        "the store's manifest is kept"
+    );
+    assert_eq!(st.manifests().len(), 1);
+}
+
+/// Wrong credentials: one loud warning with the status, the build goes on.
+/// The server stopped while cargo runs: one warning, the build succeeds.
+#[test]
+fn a_store_that_rejects_or_stops_leaves_a_local_build_with_one_warning() {
+    let st = store("failing");
+    let ws = unique(workspace(), "app/src/main.rs", "failing");
+    let out = tempfile::tempdir().unwrap();
+    let reader = fresh_cache(true, true);
+    let r = run(st
+        .on(
+            &mut build(ws.path(), Some(reader.path()), out.path(), &[]),
+            true,
+        )
+        .env("AWS_SECRET_ACCESS_KEY", "wrong"));
+    ok(&r);
+    assert_eq!(
+        count(&r.stderr, "warning: the cache store"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "the cache store {} failed (reading outputs/",
+            st.url
+        )) && r.stderr.contains("access denied: HTTP 403"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Compiling"), "{}", r.stderr);
+
+    // a private server, stopped once cargo compiles
+    let root = tempfile::tempdir().unwrap();
+    let mut own = Server::start(root.path());
+    let main = ws.path().join("app/src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{source}\n// stopped\n")).unwrap();
+    let mut cmd = build(ws.path(), Some(reader.path()), out.path(), &[]);
+    st.on(&mut cmd, true)
+        .env("AWS_ENDPOINT_URL", &own.endpoint)
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("Compiling") && own.child.try_wait().unwrap().is_none() {
+            own.child.kill().unwrap();
+            own.child.wait().unwrap();
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("Compiling"), "{stderr}");
+    assert_eq!(count(&stderr, "warning: the cache store"), 1, "{stderr}");
+    assert!(stderr.contains("unreachable"), "{stderr}");
+}
+
+/// A directory store (file://, e.g. on NFS): the same hit as S3.
+#[test]
+fn a_file_store_gives_the_same_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "nfs");
+    let url = format!("file://{}", dir.path().display());
+    let ws = unique(workspace(), "app/src/main.rs", "file-store");
+    let out1 = tempfile::tempdir().unwrap();
+    ok(&run(build(ws.path(), None, out1.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_SIGNING_KEY", &key)));
+    let empty = fresh_cache(false, false);
+    let out2 = tempfile::tempdir().unwrap();
+    let hit = run(build(ws.path(), Some(empty.path()), out2.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &public));
+    ok(&hit);
+    assert!(
+        hit.stderr
+            .contains(&format!("outputs from the shared store {url}")),
+        "{}",
+        hit.stderr
+    );
+    assert!(!hit.stderr.contains("Compiling"), "{}", hit.stderr);
+    assert_eq!(
+        fs::read_dir(empty.path().join("v1/toolchains"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
+    assert_eq!(sums(out1.path()), sums(out2.path()));
+}
