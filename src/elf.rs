@@ -31,20 +31,59 @@ pub struct ElfInfo {
 struct Reader<'a> {
     b: &'a [u8],
     wide: bool,
+    /// Big-endian (s390x); every other target in the table is little-endian.
+    big: bool,
 }
 
 impl Reader<'_> {
+    /// A reader for a whole ELF file, by its identification bytes.
+    fn of(bytes: &[u8]) -> Result<Reader<'_>> {
+        if bytes.get(..4) != Some(b"\x7fELF") {
+            bail!("not an ELF file");
+        }
+        let wide = match bytes.get(4) {
+            Some(1) => false,
+            Some(2) => true,
+            other => bail!("unknown ELF class {other:?}"),
+        };
+        let big = match bytes.get(5) {
+            Some(1) => false,
+            Some(2) => true,
+            other => bail!("unknown ELF data encoding {other:?}"),
+        };
+        Ok(Reader {
+            b: bytes,
+            wide,
+            big,
+        })
+    }
+    fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N]> {
+        let s = self.b.get(at..at + N).context("truncated ELF file")?;
+        Ok(s.try_into().expect("N bytes"))
+    }
     fn u16(&self, at: usize) -> Result<u16> {
-        let s = self.b.get(at..at + 2).context("truncated ELF file")?;
-        Ok(u16::from_le_bytes([s[0], s[1]]))
+        let b = self.bytes(at)?;
+        Ok(if self.big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
     fn u32(&self, at: usize) -> Result<u32> {
-        let s = self.b.get(at..at + 4).context("truncated ELF file")?;
-        Ok(u32::from_le_bytes(s.try_into().expect("4 bytes")))
+        let b = self.bytes(at)?;
+        Ok(if self.big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
     fn u64(&self, at: usize) -> Result<u64> {
-        let s = self.b.get(at..at + 8).context("truncated ELF file")?;
-        Ok(u64::from_le_bytes(s.try_into().expect("8 bytes")))
+        let b = self.bytes(at)?;
+        Ok(if self.big {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
     }
     /// An address-sized word.
     fn word(&self, at: usize) -> Result<u64> {
@@ -56,23 +95,10 @@ impl Reader<'_> {
     }
 }
 
-/// Parse the parts of a little-endian ELF file that the policy looks at.
+/// Parse the parts of an ELF file that the policy looks at.
 pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
-    if bytes.get(..4) != Some(b"\x7fELF") {
-        bail!("not an ELF file");
-    }
-    let class = match bytes.get(4) {
-        Some(1) => 32,
-        Some(2) => 64,
-        other => bail!("unknown ELF class {other:?}"),
-    };
-    if bytes.get(5) != Some(&1) {
-        bail!("not a little-endian ELF file");
-    }
-    let r = Reader {
-        b: bytes,
-        wide: class == 64,
-    };
+    let r = Reader::of(bytes)?;
+    let class = if r.wide { 64 } else { 32 };
     let e_type = r.u16(16)?;
     let machine = r.u16(18)?;
     let (phoff, phentsize, phnum) = if r.wide {
@@ -104,6 +130,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfInfo> {
                 let dynr = Reader {
                     b: seg,
                     wide: r.wide,
+                    big: r.big,
                 };
                 for k in 0..len / entry {
                     let tag = dynr.word(k * entry)?;
@@ -140,15 +167,9 @@ pub struct Section {
     pub size: u64,
 }
 
-/// The sections of a little-endian ELF file, from its section headers.
+/// The sections of an ELF file, from its section headers.
 pub fn sections(bytes: &[u8]) -> Result<Vec<Section>> {
-    if bytes.get(..4) != Some(b"\x7fELF") {
-        bail!("not an ELF file");
-    }
-    let r = Reader {
-        b: bytes,
-        wide: bytes.get(4) == Some(&2),
-    };
+    let r = Reader::of(bytes)?;
     let (shoff, shentsize, shnum, shstrndx) = if r.wide {
         (r.u64(40)?, r.u16(58)?, r.u16(60)?, r.u16(62)?)
     } else {
@@ -240,8 +261,42 @@ mod tests {
     use super::*;
 
     /// A minimal ELF image: header, program headers, and their segments.
+    fn e16(v: u16, big: bool) -> [u8; 2] {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+    fn e32(v: u32, big: bool) -> [u8; 4] {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+    fn e64(v: u64, big: bool) -> [u8; 8] {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
     fn image(
         class64: bool,
+        e_type: u16,
+        machine: u16,
+        interp: Option<&str>,
+        needed: usize,
+    ) -> Vec<u8> {
+        image_in(class64, false, e_type, machine, interp, needed)
+    }
+
+    /// The same, big-endian when `big` (s390x).
+    fn image_in(
+        class64: bool,
+        big: bool,
         e_type: u16,
         machine: u16,
         interp: Option<&str>,
@@ -255,11 +310,11 @@ mod tests {
         let mut dynamic = Vec::new();
         for _ in 0..needed {
             if class64 {
-                dynamic.extend(1u64.to_le_bytes());
-                dynamic.extend(7u64.to_le_bytes());
+                dynamic.extend(e64(1u64, big));
+                dynamic.extend(e64(7u64, big));
             } else {
-                dynamic.extend(1u32.to_le_bytes());
-                dynamic.extend(7u32.to_le_bytes());
+                dynamic.extend(e32(1u32, big));
+                dynamic.extend(e32(7u32, big));
             }
         }
         dynamic.extend(vec![0u8; if class64 { 16 } else { 8 }]);
@@ -267,30 +322,30 @@ mod tests {
         let mut b = vec![0u8; ehsize];
         b[..4].copy_from_slice(b"\x7fELF");
         b[4] = if class64 { 2 } else { 1 };
-        b[5] = 1;
-        b[16..18].copy_from_slice(&e_type.to_le_bytes());
-        b[18..20].copy_from_slice(&machine.to_le_bytes());
+        b[5] = if big { 2 } else { 1 };
+        b[16..18].copy_from_slice(&e16(e_type, big));
+        b[18..20].copy_from_slice(&e16(machine, big));
         let phoff = ehsize;
         let mut data_at = phoff + phentsize * phdrs.len();
         if class64 {
-            b[32..40].copy_from_slice(&(phoff as u64).to_le_bytes());
-            b[54..56].copy_from_slice(&(phentsize as u16).to_le_bytes());
-            b[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+            b[32..40].copy_from_slice(&e64(phoff as u64, big));
+            b[54..56].copy_from_slice(&e16(phentsize as u16, big));
+            b[56..58].copy_from_slice(&e16(phdrs.len() as u16, big));
         } else {
-            b[28..32].copy_from_slice(&(phoff as u32).to_le_bytes());
-            b[42..44].copy_from_slice(&(phentsize as u16).to_le_bytes());
-            b[44..46].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
+            b[28..32].copy_from_slice(&e32(phoff as u32, big));
+            b[42..44].copy_from_slice(&e16(phentsize as u16, big));
+            b[44..46].copy_from_slice(&e16(phdrs.len() as u16, big));
         }
         let mut tail: Vec<u8> = Vec::new();
         for (t, seg) in &phdrs {
             let mut ph = vec![0u8; phentsize];
-            ph[..4].copy_from_slice(&t.to_le_bytes());
+            ph[..4].copy_from_slice(&e32(*t, big));
             if class64 {
-                ph[8..16].copy_from_slice(&(data_at as u64).to_le_bytes());
-                ph[32..40].copy_from_slice(&(seg.len() as u64).to_le_bytes());
+                ph[8..16].copy_from_slice(&e64(data_at as u64, big));
+                ph[32..40].copy_from_slice(&e64(seg.len() as u64, big));
             } else {
-                ph[4..8].copy_from_slice(&(data_at as u32).to_le_bytes());
-                ph[16..20].copy_from_slice(&(seg.len() as u32).to_le_bytes());
+                ph[4..8].copy_from_slice(&e32(data_at as u32, big));
+                ph[16..20].copy_from_slice(&e32(seg.len() as u32, big));
             }
             b.extend(ph);
             tail.extend(seg);
@@ -383,5 +438,25 @@ mod tests {
     fn garbage_is_not_elf() {
         assert!(inspect(b"#!/bin/sh\n").is_err());
         assert!(inspect(b"\x7fELF\x02\x01").is_err());
+    }
+
+    #[test]
+    fn big_endian_files_are_read_as_big_endian() {
+        // s390x: EM_S390 = 22, a static executable and one with a library
+        let ok = image_in(true, true, ET_EXEC, 22, None, 0);
+        let info = inspect(&ok).unwrap();
+        assert_eq!(
+            (info.class, info.e_machine, info.elf_type.as_str()),
+            (64, 22, "EXEC")
+        );
+        assert_eq!(info.needed, 0);
+        let dynamic = image_in(true, true, ET_DYN, 22, Some("/lib/ld64.so.1"), 2);
+        let info = inspect(&dynamic).unwrap();
+        assert_eq!(info.needed, 2);
+        assert_eq!(info.interpreter.as_deref(), Some("/lib/ld64.so.1"));
+        // the same bytes read as little-endian are another machine, or garbage
+        let mut swapped = ok.clone();
+        swapped[5] = 1;
+        assert!(inspect(&swapped).map_or(true, |i| i.e_machine != 22));
     }
 }

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 /// that no cache entry made by an earlier xbuild of the same version is reused.
 /// 2: sealed builds with `CARGO_INCREMENTAL=0`.
 /// 3: the workspace's own config rustflags; std with bitcode.
-pub const RECIPE: &str = "3";
+/// 4: zig seen at a fixed path in the sandbox (debug builds named its path).
+/// 5: and zig's cache too, in a new bucket.
+pub const RECIPE: &str = "5";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();

@@ -8,7 +8,7 @@
 //! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib)
 //! <root>/v1/shims/                    links to xbuild named as a target's cc/ar (see zigcc)
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
-//! <root>/v1/zig/                      zig's own cache (musl crt and libc builds)
+//! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
 //! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
 //! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
@@ -104,8 +104,12 @@ impl Cache {
     pub fn cargo_home(&self) -> PathBuf {
         self.v1().join("cargo-home")
     }
+    /// zig's own cache. `zig2`: its entries since sealed builds see it (and
+    /// zig) at fixed paths; zig's keys do not hold the paths, so entries
+    /// made before (in `zig`, which `xbuild cache gc` removes) would bring the
+    /// old paths into debug builds.
     pub fn zig_cache(&self) -> PathBuf {
-        self.v1().join("zig")
+        self.v1().join("zig2")
     }
     pub fn tmp(&self) -> PathBuf {
         self.v1().join("tmp")

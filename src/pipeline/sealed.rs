@@ -16,7 +16,7 @@ use crate::targets::Target;
 use crate::testrun::{self, Outcome};
 use crate::toolchain::Toolchain;
 use crate::toolchain::cargo_env::CargoEnv;
-use crate::ui;
+use crate::{ui, zigcc};
 
 /// What every build of one target in this run shares.
 pub struct TargetCtx<'a> {
@@ -94,17 +94,41 @@ pub fn build(
         target,
         ..
     } = *ctx;
+    // zig at a fixed path in the sandbox (see FIXED_ZIG); the shims and the
+    // runtime archive are made with the real one first
+    zigcc::install_shims(cache, target, &tc.zig())?;
+    let mut zig_view = tc.zig_dir.clone();
+    let mut zig_cache_view = cache.zig_cache();
+    let (mut mapped, mut writable_mapped, mut writable) = (Vec::new(), Vec::new(), Vec::new());
+    if ctx.sandboxed
+        && let Some(name) = tc.zig_dir.file_name()
+    {
+        zig_view = Path::new(sandbox::FIXED_ZIG).join(name);
+        mapped.push((tc.zig_dir.clone(), zig_view.clone()));
+        zig_cache_view = PathBuf::from(sandbox::FIXED_ZIG_CACHE);
+        writable_mapped.push((cache.zig_cache(), zig_cache_view.clone()));
+    } else {
+        writable.push(cache.zig_cache());
+    }
+    let seen = Toolchain {
+        zig_dir: zig_view.clone(),
+        ..tc.clone()
+    };
     let mut inputs = sandbox::Inputs {
         read_only: vec![
             tc.rust_dir.clone(),
-            tc.zig_dir.clone(),
             sysroot.to_path_buf(),
             cache.shims(),
             cache.cargo_home(),
             std::env::current_exe().context("finding xbuild's own executable")?,
         ],
-        writable: vec![cache.zig_cache()],
+        writable,
+        mapped,
+        writable_mapped,
     };
+    if zig_view == tc.zig_dir {
+        inputs.read_only.push(tc.zig_dir.clone());
+    }
     inputs.read_only.extend(tc.qemu_dir.clone());
     inputs.read_only.extend(tc.tools_dir.clone());
     let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
@@ -117,12 +141,16 @@ pub fn build(
 
     let mut env = CargoEnv::sealed(
         cache,
-        tc,
+        &seen,
         &sealed.view_of("home"),
         &sealed.view_of("tmp"),
         ctx.epoch,
     );
-    env.add_target(cache, tc, target)?;
+    env.add_target(cache, &seen, target)?;
+    env.set(
+        crate::env::XBUILD_ZIG_CACHE,
+        &zig_cache_view.display().to_string(),
+    );
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);
     }

@@ -118,6 +118,11 @@ impl Sandbox {
         self.bind_op("--ro-bind", path, path);
     }
 
+    /// `from`, read-only, at `to`.
+    pub fn ro_at(&mut self, from: &Path, to: &Path) {
+        self.bind_op("--ro-bind", from, to);
+    }
+
     /// `path`, writable, at the same path.
     pub fn rw(&mut self, path: &Path) {
         self.bind_op("--bind", path, path);

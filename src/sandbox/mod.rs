@@ -34,7 +34,18 @@ pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 pub struct Inputs {
     pub read_only: Vec<PathBuf>,
     pub writable: Vec<PathBuf>,
+    /// Read-only, at another path: (real path, path in the sandbox).
+    pub mapped: Vec<(PathBuf, PathBuf)>,
+    /// Writable, at another path.
+    pub writable_mapped: Vec<(PathBuf, PathBuf)>,
 }
+
+/// Where a sealed build sees zig (`<FIXED_ZIG>/<its directory's name>`) and
+/// zig's cache: zig compiles musl, libunwind and compiler_rt with debug
+/// information that names both, so a debug build would otherwise depend on
+/// where the cache is.
+pub const FIXED_ZIG: &str = "/tmp/xbuild-zig";
+pub const FIXED_ZIG_CACHE: &str = "/tmp/xbuild-zig-cache";
 
 impl Inputs {
     /// Bind them: a read-only input that does not exist yet has nothing to
@@ -46,6 +57,14 @@ impl Inputs {
         for p in &self.writable {
             if fs::create_dir_all(p).is_ok() {
                 sb.rw(p);
+            }
+        }
+        for (from, to) in &self.mapped {
+            sb.ro_at(from, to);
+        }
+        for (from, to) in &self.writable_mapped {
+            if fs::create_dir_all(from).is_ok() {
+                sb.bind(from, to);
             }
         }
     }

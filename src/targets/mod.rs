@@ -83,6 +83,10 @@ pub struct CcSpec {
     /// The float ABI (`hard`); another `-mfloat-abi=` is an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub float_abi: Option<String>,
+    /// The calling convention `-mabi=` names (`lp64d` on RISC-V); another
+    /// one is an error (zig would take it and mix ABIs with Rust's code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi: Option<String>,
 }
 
 /// How binaries for the target run on an x86_64 Linux host.
@@ -182,7 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_table_parses_and_has_the_four_targets() {
+    fn builtin_table_parses_with_the_default_first() {
         let names: Vec<_> = all().iter().map(|t| t.rust.as_str()).collect();
         assert_eq!(
             names,
@@ -190,7 +194,12 @@ mod tests {
                 "x86_64-unknown-linux-musl",
                 "aarch64-unknown-linux-musl",
                 "arm-unknown-linux-musleabihf",
-                "i686-unknown-linux-musl"
+                "armv7-unknown-linux-musleabihf",
+                "i686-unknown-linux-musl",
+                "loongarch64-unknown-linux-musl",
+                "powerpc64le-unknown-linux-musl",
+                "riscv64gc-unknown-linux-musl",
+                "s390x-unknown-linux-musl",
             ]
         );
     }
@@ -245,16 +254,25 @@ mod tests {
         for (name, path) in listing::target_files(&repo).unwrap() {
             std::fs::copy(path, copy.path().join(name)).unwrap();
         }
-        let riscv = std::fs::read_to_string(repo.join("aarch64-unknown-linux-musl.toml"))
+        let mips = std::fs::read_to_string(repo.join("aarch64-unknown-linux-musl.toml"))
             .unwrap()
-            .replace("aarch64-unknown-linux-musl", "riscv64-unknown-linux-musl")
-            .replace("rust = \"riscv64-", "rust = \"riscv64gc-")
-            .replace("e-machine = 183", "e-machine = 243");
-        std::fs::write(copy.path().join("riscv64-unknown-linux-musl.toml"), riscv).unwrap();
+            .replace(
+                "aarch64-unknown-linux-musl",
+                "mips64el-unknown-linux-muslabi64",
+            )
+            .replace("e-machine = 183", "e-machine = 8");
+        std::fs::write(
+            copy.path().join("mips64el-unknown-linux-muslabi64.toml"),
+            mips,
+        )
+        .unwrap();
         // what build.rs does, on the copy
         let files = listing::target_files(copy.path()).unwrap();
         let code = listing::render(&files);
-        assert!(code.contains("riscv64-unknown-linux-musl.toml"), "{code}");
+        assert!(
+            code.contains("mips64el-unknown-linux-muslabi64.toml"),
+            "{code}"
+        );
         let texts: Vec<(String, String)> = files
             .iter()
             .map(|(n, p)| (n.clone(), std::fs::read_to_string(p).unwrap()))
@@ -272,7 +290,10 @@ mod tests {
         let mut out = Vec::new();
         crate::commands::targets_of(&table, false, &mut out).unwrap();
         let listed = String::from_utf8(out).unwrap();
-        assert!(listed.contains("riscv64gc-unknown-linux-musl"), "{listed}");
+        assert!(
+            listed.contains("mips64el-unknown-linux-muslabi64"),
+            "{listed}"
+        );
         // and the repository's own table is exactly what build.rs compiled in
         assert_eq!(listing::target_files(&repo).unwrap().len(), BUILTIN.len());
     }

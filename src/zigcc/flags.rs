@@ -105,6 +105,15 @@ pub fn translate(target: &Target, arg: &str) -> Flag {
             target.rust
         ));
     }
+    if let Some(abi) = arg.strip_prefix("-mabi=")
+        && let Some(want) = &cc.abi
+        && abi != want
+    {
+        return Flag::Reject(format!(
+            "`{arg}` would change the calling convention: {} uses -mabi={want}",
+            target.rust
+        ));
+    }
     Flag::Keep
 }
 
@@ -256,6 +265,68 @@ mod tests {
             "cc 1.2 (clang-like)",
             &["--target=aarch64-unknown-linux-musl", "-fPIC"],
             &["-fPIC"],
+        ),
+        // armv7l (Raspberry Pi 2/3, 32-bit)
+        (
+            "armv7l-unknown-linux-musleabihf",
+            "cc 1.0.83",
+            &["-march=armv7-a", "-mfpu=vfpv3-d16", "-ffunction-sections"],
+            &["-mfpu=vfpv3-d16", "-ffunction-sections"],
+        ),
+        (
+            "armv7l-unknown-linux-musleabihf",
+            "a build script asking for ARMv8",
+            &["-march=armv8-a", "-mfloat-abi=softfp"],
+            &["!", "!"],
+        ),
+        // riscv64
+        (
+            "riscv64-unknown-linux-musl",
+            "cc 1.0.83",
+            &["-march=rv64gc", "-mabi=lp64d", "-mcmodel=medany", "-fPIC"],
+            &["-mabi=lp64d", "-mcmodel=medany", "-fPIC"],
+        ),
+        (
+            "riscv64-unknown-linux-musl",
+            "a soft-float ABI",
+            &["-mabi=lp64"],
+            &["!"],
+        ),
+        // powerpc64le, s390x, loongarch64: cc passes -m64 on POWER, nothing
+        // target-specific on the others
+        (
+            "powerpc64le-unknown-linux-musl",
+            "cc 1.0.83",
+            &["-m64", "-ffunction-sections", "-fPIC"],
+            &["-ffunction-sections", "-fPIC"],
+        ),
+        (
+            "powerpc64le-unknown-linux-musl",
+            "wrong width",
+            &["-m32"],
+            &["!"],
+        ),
+        (
+            "s390x-unknown-linux-musl",
+            "cc 1.2",
+            &["--target=s390x-unknown-linux-musl", "-fPIC"],
+            &["-fPIC"],
+        ),
+        (
+            "loongarch64-unknown-linux-musl",
+            "cc 1.2",
+            &[
+                "--target=loongarch64-unknown-linux-musl",
+                "-mabi=lp64d",
+                "-fPIC",
+            ],
+            &["-mabi=lp64d", "-fPIC"],
+        ),
+        (
+            "loongarch64-unknown-linux-musl",
+            "a soft-float ABI",
+            &["-mabi=lp64s"],
+            &["!"],
         ),
     ];
 

@@ -252,12 +252,17 @@ fn name_dir(argv0: &std::ffi::OsStr) -> Result<PathBuf> {
 }
 
 /// Where the runtime archive of `target` for this zig lives: next to the
-/// wrappers, named by the source and the zig it was compiled with.
+/// wrappers, named by the source and the zig it was compiled with (its
+/// installed directory's name, which holds the pin's digest, and not where
+/// it is: a sealed build sees zig at another path).
 fn rt_archive(shims: &Path, target: &Target, zig: &Path) -> PathBuf {
     let mut h = Sha256::new();
     h.update(RT_SOURCE);
-    h.update([0]);
-    h.update(zig.as_os_str().as_encoded_bytes());
+    let tail: Vec<_> = zig.components().rev().take(3).collect();
+    for c in tail {
+        h.update([0]);
+        h.update(c.as_os_str().as_encoded_bytes());
+    }
     let digest = &hex::encode(h.finalize())[..16];
     shims.join(format!("xbuild-rt--{}--{digest}.a", target.rust))
 }

@@ -116,14 +116,34 @@ fn elf_form(path: &Path) -> (u8, u16, u16, bool) {
     let b = fs::read(path).unwrap();
     assert_eq!(&b[..4], b"\x7fELF", "{}", path.display());
     let wide = b[4] == 2;
-    let u16at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u32at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    // s390x is big-endian
+    let big = b[5] == 2;
+    let u16at = |o: usize| {
+        let v = [b[o], b[o + 1]];
+        if big {
+            u16::from_be_bytes(v)
+        } else {
+            u16::from_le_bytes(v)
+        }
+    };
+    let u32at = |o: usize| {
+        let v = b[o..o + 4].try_into().unwrap();
+        if big {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        }
+    };
+    let u64at = |o: usize| {
+        let v = b[o..o + 8].try_into().unwrap();
+        if big {
+            u64::from_be_bytes(v)
+        } else {
+            u64::from_le_bytes(v)
+        }
+    };
     let (phoff, phentsize, phnum) = if wide {
-        (
-            u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize,
-            u16at(54) as usize,
-            u16at(56) as usize,
-        )
+        (u64at(32) as usize, u16at(54) as usize, u16at(56) as usize)
     } else {
         (u32at(28) as usize, u16at(42) as usize, u16at(44) as usize)
     };
@@ -154,6 +174,7 @@ fn runner(target: &str) -> Vec<String> {
 fn rust_arch(triple: &str) -> &str {
     match triple.split('-').next().unwrap() {
         "i686" | "i586" => "x86",
+        "armv7" => "arm",
         "riscv64gc" => "riscv64",
         "powerpc64le" => "powerpc64",
         arch => arch,
