@@ -49,8 +49,8 @@ for target in $targets; do
     built=ok
     [[ " $check " == *" $target "* ]] && repro="yes"
   else
-    built="failed: \`$(grep -m 1 -E 'error|differ' "$work/$target.log" | cut -c 1-120)\`"
-    grep -q 'differ' "$work/$target.log" && repro="no"
+    built="failed: \`$(grep -m 1 -E '^error|DIFFERENT' "$work/$target.log" | cut -c 1-120)\`"
+    grep -q 'DIFFERENT' "$work/$target.log" && repro="no"
   fi
   exe="$work/out/$target/garage"
   runs="-"

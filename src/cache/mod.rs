@@ -6,7 +6,7 @@
 //! <root>/v1/downloads/<sha256>        verified archives, named by digest
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
 //! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib)
-//! <root>/v1/shims/                    links to xbuild named as a target's cc/ar (see zigcc)
+//! <root>/v1/shims/<exe>/              links to xbuild named as a target's cc/ar (see zigcc), per xbuild executable
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
@@ -118,9 +118,14 @@ impl Cache {
     pub fn apt(&self) -> PathBuf {
         self.v1().join("apt")
     }
-    /// The links through which xbuild runs as a target's C compiler and archiver.
+    /// The links through which xbuild runs as a target's C compiler and
+    /// archiver: one directory per xbuild executable (by its path), so that
+    /// two xbuilds sharing the cache (another version, a fresh `cargo
+    /// install`) never re-point the links a running build uses.
     pub fn shims(&self) -> PathBuf {
-        self.v1().join("shims")
+        let exe = std::env::current_exe().unwrap_or_default();
+        let id = &hash_bytes(exe.as_os_str().as_encoded_bytes())[..12];
+        self.v1().join("shims").join(id)
     }
     /// One std sysroot, by its key.
     pub fn sysroot(&self, key: &str) -> PathBuf {

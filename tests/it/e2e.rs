@@ -930,7 +930,7 @@ fn a_pin_change_is_a_miss_and_a_new_qemu_reuses_std_and_dependencies() {
     let qemu = pins_dir.path().join("qemu.tar.gz");
     fs::write(&qemu, b"another qemu").unwrap();
     let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
-    let at = text.find("{ apt = \"qemu-user-static").unwrap();
+    let at = text.find("{ apt = \"qemu-user=").unwrap();
     let end = at + text[at..].find('}').unwrap() + 1;
     let other = text.replace(
         &text[at..end],

@@ -113,7 +113,7 @@ pub fn artifacts() -> Artifacts {
             ("ziglang/zig", exe, 0o755),
             ("ziglang/lib/musl.txt", b"m", 0o644),
         ]),
-        qemu: deb(&[("./usr/bin/qemu-aarch64-static", exe, 0o755)]),
+        qemu: deb(&[("./usr/bin/qemu-aarch64", exe, 0o755)]),
     }
 }
 

@@ -267,7 +267,7 @@ fn a_debian_13_root_provisions_through_xbuilds_apt_sources_and_builds_for_armv6l
         .find(|e| e.file_name().to_string_lossy().starts_with("qemu-"))
         .unwrap()
         .path()
-        .join("usr/bin/qemu-arm-static");
+        .join("usr/bin/qemu-arm");
     let inside = Path::new("/").join(qemu.strip_prefix(&root).unwrap());
     let r = chroot(&format!(
         "{} -cpu arm1176 /work/out/arm-unknown-linux-musleabihf/app",
