@@ -61,7 +61,12 @@ fn targets_json_is_machine_readable() {
             "x86_64-unknown-linux-musl",
             "aarch64-unknown-linux-musl",
             "arm-unknown-linux-musleabihf",
-            "i686-unknown-linux-musl"
+            "armv7-unknown-linux-musleabihf",
+            "i686-unknown-linux-musl",
+            "loongarch64-unknown-linux-musl",
+            "powerpc64le-unknown-linux-musl",
+            "riscv64gc-unknown-linux-musl",
+            "s390x-unknown-linux-musl",
         ]
     );
     insta::assert_snapshot!(r.stdout);
