@@ -115,7 +115,12 @@ pub struct BuildArgs {
     pub against_store: bool,
     /// The shared cache store: s3://BUCKET/PREFIX (with the AWS_* variables), file:///DIR, or a
     /// read-only https:// URL
-    #[arg(long, env = "XBUILD_CACHE_URL", hide_env_values = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "XBUILD_CACHE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub cache_url: Option<String>,
     /// Keep the sealed build directories (for debugging) and print their paths; builds from
     /// scratch, so that the kept directory holds the whole target dir

@@ -149,7 +149,7 @@ pub fn build(
     env.add_target(cache, &seen, target)?;
     env.set(
         crate::env::XBUILD_ZIG_CACHE,
-        &zig_cache_view.display().to_string(),
+        zig_cache_view.display().to_string(),
     );
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);

@@ -25,7 +25,7 @@ const SECRET: &str = "xbuild-test-secret";
 fn s3s_fs() -> PathBuf {
     std::env::var_os("XBUILD_TEST_S3S_FS")
         .map(PathBuf::from)
-        .or_else(|| which_s3s_fs())
+        .or_else(which_s3s_fs)
         .expect(
             "the store tests need s3s-fs: `cargo install s3s-fs --version 0.14.1 --features binary --locked`, \
              then put it on PATH or set XBUILD_TEST_S3S_FS",
@@ -53,7 +53,7 @@ impl Server {
             .unwrap()
             .port();
         fs::create_dir_all(root.join("team")).unwrap();
-        let child = Command::new(s3s_fs())
+        let mut child = Command::new(s3s_fs())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", KEY_ID, "--secret-key", SECRET])
             .arg(root)
@@ -72,7 +72,16 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("s3s-fs did not listen on {endpoint}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

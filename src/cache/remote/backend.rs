@@ -60,8 +60,8 @@ pub enum Backend {
     Dir(PathBuf),
     Http(String),
     S3 {
-        bucket: Bucket,
-        credentials: Option<Credentials>,
+        bucket: Box<Bucket>,
+        credentials: Option<Box<Credentials>>,
         prefix: String,
     },
 }
@@ -124,15 +124,15 @@ impl Backend {
         let bucket = Bucket::new(endpoint, style, name.to_string(), region)
             .map_err(|e| format!("`{url}`: {e}"))?;
         let credentials = match (s3.key_id, s3.secret) {
-            (Some(k), Some(s)) => Some(match s3.session_token {
+            (Some(k), Some(s)) => Some(Box::new(match s3.session_token {
                 Some(t) => Credentials::new_with_token(k, s, t),
                 None => Credentials::new(k, s),
-            }),
+            })),
             _ => None,
         };
         let prefix = prefix.trim_matches('/');
         Ok(Backend::S3 {
-            bucket,
+            bucket: Box::new(bucket),
             credentials,
             prefix: if prefix.is_empty() {
                 String::new()
@@ -182,7 +182,7 @@ impl Backend {
             } => {
                 let object = format!("{prefix}{name}");
                 let url = bucket
-                    .get_object(credentials.as_ref(), &object)
+                    .get_object(credentials.as_deref(), &object)
                     .sign(PRESIGN);
                 http_get(t, url.as_str(), dest, limit)
             }
@@ -201,7 +201,7 @@ impl Backend {
             } => {
                 let object = format!("{prefix}{name}");
                 let url = bucket
-                    .head_object(credentials.as_ref(), &object)
+                    .head_object(credentials.as_deref(), &object)
                     .sign(PRESIGN);
                 http_head(t, url.as_str())
             }
@@ -229,7 +229,7 @@ impl Backend {
                 prefix,
             } => {
                 let object = format!("{prefix}{name}");
-                let mut action = bucket.put_object(credentials.as_ref(), &object);
+                let mut action = bucket.put_object(credentials.as_deref(), &object);
                 if only_if_absent {
                     action.headers_mut().insert("if-none-match", "*");
                 }
