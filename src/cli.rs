@@ -234,7 +234,7 @@ pub struct PinArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ToolchainCommand {
-    /// Download, verify and install what the targets need (default: all four)
+    /// Download, verify and install what the targets need (default: every target)
     #[command(after_help = "\
 Examples:
   xbuild toolchain fetch                                   # rust, zig and qemu

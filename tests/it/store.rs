@@ -1,7 +1,7 @@
-//! The shared store against a real S3 server on loopback: `s3s-fs` from
-//! crates.io (`cargo install s3s-fs --version 0.14.1 --features binary
-//! --locked`; `XBUILD_TEST_S3S_FS` names the binary, else it is looked up on
-//! PATH). One server serves every test of the run, each test in its own
+//! The shared store against a real S3 server on loopback: `s3s-fs` 0.14.1
+//! from crates.io (`XBUILD_TEST_S3S_FS` names the binary, else it is looked
+//! up on PATH, else installed once with `cargo install` into the tests' temp
+//! dir). One server serves every test of the run, each test in its own
 //! prefix; the test of a server stopped mid-run starts its own.
 //!
 //! Writers are the run's shared cache (toolchain, std and kept dependencies
@@ -21,20 +21,42 @@ const T: &str = "aarch64-unknown-linux-musl";
 const KEY_ID: &str = "xbuild-test";
 const SECRET: &str = "xbuild-test-secret";
 
+/// The S3 server: `XBUILD_TEST_S3S_FS`, else `s3s-fs` on PATH, else
+/// installed once from crates.io into the test's temp dir (minutes, once).
 #[allow(clippy::disallowed_methods)] // the test reads CI's setting directly
 fn s3s_fs() -> PathBuf {
-    std::env::var_os("XBUILD_TEST_S3S_FS")
-        .map(PathBuf::from)
-        .or_else(which_s3s_fs)
-        .expect(
-            "the store tests need s3s-fs: `cargo install s3s-fs --version 0.14.1 --features binary --locked`, \
-             then put it on PATH or set XBUILD_TEST_S3S_FS",
-        )
-}
-
-fn which_s3s_fs() -> Option<PathBuf> {
-    let r = run(Command::new("sh").args(["-c", "command -v s3s-fs"]));
-    (r.status == Some(0)).then(|| PathBuf::from(r.stdout.trim()))
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(p) = std::env::var_os("XBUILD_TEST_S3S_FS") {
+            return PathBuf::from(p);
+        }
+        let r = run(Command::new("sh").args(["-c", "command -v s3s-fs"]));
+        if r.status == Some(0) {
+            return PathBuf::from(r.stdout.trim());
+        }
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("s3s-fs");
+        let exe = root.join("bin/s3s-fs");
+        if !exe.is_file() {
+            eprintln!(
+                "installing s3s-fs 0.14.1 from crates.io into {} (once)",
+                root.display()
+            );
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            ok(&run(Command::new(cargo)
+                .args([
+                    "install",
+                    "--locked",
+                    "--quiet",
+                    "s3s-fs",
+                    "--version",
+                    "0.14.1",
+                ])
+                .args(["--features", "binary", "--root"])
+                .arg(&root)));
+        }
+        exe
+    })
+    .clone()
 }
 
 struct Server {
