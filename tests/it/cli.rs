@@ -270,3 +270,16 @@ fn cache_keygen_and_store_settings() {
     let cache = home.path().join("cache/v1/toolchains");
     assert_eq!(std::fs::read_dir(&cache).map_or(0, |d| d.count()), 0);
 }
+
+/// Every target in the table is reachable by its Nix name.
+#[test]
+fn triple_maps_every_tables_nix_name() {
+    let r = xb(&["targets", "--json"]);
+    crate::support::ok(&r);
+    let table: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    for t in table.as_array().unwrap() {
+        let m = xb(&["triple", t["nix"].as_str().unwrap()]);
+        crate::support::ok(&m);
+        assert_eq!(m.stdout.trim(), t["rust"].as_str().unwrap(), "{}", t["nix"]);
+    }
+}
