@@ -73,6 +73,6 @@ echo "| first build of the fixture for $target, empty local cache | seconds | vs
 echo "|---|---|---|"
 echo "| cold: no store (provision, std, build) | $cold | 1.00 |"
 awk -v c="$cold" -v h="$hit" -v m="$miss" -v n="$reps" 'BEGIN {
-  printf "| warm store, same inputs (median of %d) | %.2f | %.3f |\n", n, h / 1000, h / 1000 / c
+  printf "| warm store, same inputs (median of %d) | %.2f | %.4f |\n", n, h / 1000, h / 1000 / c
   printf "| warm store, one file edited: toolchain and std from the store, cargo builds (median of %d) | %.1f | %.2f |\n", n, m / 1000, m / 1000 / c
 }'
