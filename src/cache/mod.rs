@@ -5,7 +5,8 @@
 //! <root>/CACHEDIR.TAG
 //! <root>/v1/downloads/<sha256>        verified archives, named by digest
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
-//! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib)
+//! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib), libtest layered on
+//! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
 //! <root>/v1/shims/<exe>/              links to xbuild named as a target's cc/ar (see zigcc), per xbuild executable
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
@@ -127,6 +128,12 @@ impl Cache {
         let id = &hash_bytes(exe.as_os_str().as_encoded_bytes())[..12];
         self.v1().join("shims").join(id)
     }
+    /// Where cargo's target dir of one sysroot's std build is kept, until
+    /// libtest is layered on it (see stdlib).
+    pub fn std_tree(&self, key: &str) -> PathBuf {
+        self.v1().join("std-trees").join(key)
+    }
+
     /// One std sysroot, by its key.
     pub fn sysroot(&self, key: &str) -> PathBuf {
         self.sysroots().join(key)
@@ -165,6 +172,10 @@ impl Cache {
             ("apt lists", self.apt()),
             ("toolchains", self.toolchains()),
             ("std sysroots", self.sysroots()),
+            (
+                "std build trees (until --test)",
+                self.v1().join("std-trees"),
+            ),
             ("zig's cache", self.zig_cache()),
             ("crates (cargo home)", self.cargo_home()),
             ("kept dependencies", self.deps_root()),

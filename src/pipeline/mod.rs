@@ -11,6 +11,7 @@
 
 mod cargo;
 mod launcher;
+mod prewarm;
 pub mod publish;
 pub mod report;
 pub mod sealed;
@@ -112,8 +113,21 @@ fn build_target(
 ) -> Result<()> {
     let (plan, target, started) = (ctx.plan, ctx.target, Instant::now());
     let std_flags = plan.std_rustflags(target);
-    let sysroot = stdlib::ensure(ctx.cache, ctx.tc, target, &std_flags, ctx.sandboxed)?;
-    let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true)?;
+    let std = stdlib::Std::new(ctx.cache, ctx.tc, target, &std_flags, plan.test.is_some());
+    // while std compiles, zig's C runtime for the target, for the first link
+    let warming = if std.ready() {
+        None
+    } else {
+        prewarm::start(ctx)
+            .inspect_err(|e| tracing::info!("not warming zig's cache: {e:#}"))
+            .ok()
+    };
+    let sysroot = std.ensure(ctx.sandboxed)?;
+    let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true);
+    if let Some(w) = warming {
+        let _ = w.join();
+    }
+    let primary = primary?;
     let artifacts = verify::outputs(target, &primary.files, staging.path())?;
     out.built_any = true;
     if let Some(tests) = primary.outcomes.clone() {

@@ -77,6 +77,56 @@ pub struct SealedOutput {
     pub sealed_root: PathBuf,
 }
 
+/// Where a sealed build sees zig and zig's cache: at fixed paths in the
+/// sandbox (see `sandbox::FIXED_ZIG`), so that nothing zig builds depends on
+/// where the cache is; where they are without one.
+pub struct ZigView {
+    /// zig's directory as the build sees it.
+    pub dir: PathBuf,
+    /// zig's cache as the build sees it.
+    pub cache: PathBuf,
+    pub read_only: Vec<PathBuf>,
+    pub writable: Vec<PathBuf>,
+    pub mapped: Vec<(PathBuf, PathBuf)>,
+    pub writable_mapped: Vec<(PathBuf, PathBuf)>,
+}
+
+impl ZigView {
+    pub fn of(ctx: &TargetCtx<'_>) -> ZigView {
+        let (tc, cache) = (ctx.tc, ctx.cache);
+        if ctx.sandboxed
+            && let Some(name) = tc.zig_dir.file_name()
+        {
+            let dir = Path::new(sandbox::FIXED_ZIG).join(name);
+            let view = PathBuf::from(sandbox::FIXED_ZIG_CACHE);
+            return ZigView {
+                mapped: vec![(tc.zig_dir.clone(), dir.clone())],
+                writable_mapped: vec![(cache.zig_cache(), view.clone())],
+                dir,
+                cache: view,
+                read_only: Vec::new(),
+                writable: Vec::new(),
+            };
+        }
+        ZigView {
+            dir: tc.zig_dir.clone(),
+            cache: cache.zig_cache(),
+            read_only: vec![tc.zig_dir.clone()],
+            writable: vec![cache.zig_cache()],
+            mapped: Vec::new(),
+            writable_mapped: Vec::new(),
+        }
+    }
+
+    /// The toolchain as the build sees it.
+    pub fn toolchain(&self, tc: &Toolchain) -> Toolchain {
+        Toolchain {
+            zig_dir: self.dir.clone(),
+            ..tc.clone()
+        }
+    }
+}
+
 /// Copy the snapshot into a sealed directory, fetch its dependencies into
 /// xbuild's cargo home, build there offline, copy the executables into
 /// `dest`, and (for the primary build with --test) run the tests.
@@ -94,26 +144,9 @@ pub fn build(
         target,
         ..
     } = *ctx;
-    // zig at a fixed path in the sandbox (see FIXED_ZIG); the shims and the
-    // runtime archive are made with the real one first
     zigcc::install_shims(cache, target, &tc.zig())?;
-    let mut zig_view = tc.zig_dir.clone();
-    let mut zig_cache_view = cache.zig_cache();
-    let (mut mapped, mut writable_mapped, mut writable) = (Vec::new(), Vec::new(), Vec::new());
-    if ctx.sandboxed
-        && let Some(name) = tc.zig_dir.file_name()
-    {
-        zig_view = Path::new(sandbox::FIXED_ZIG).join(name);
-        mapped.push((tc.zig_dir.clone(), zig_view.clone()));
-        zig_cache_view = PathBuf::from(sandbox::FIXED_ZIG_CACHE);
-        writable_mapped.push((cache.zig_cache(), zig_cache_view.clone()));
-    } else {
-        writable.push(cache.zig_cache());
-    }
-    let seen = Toolchain {
-        zig_dir: zig_view.clone(),
-        ..tc.clone()
-    };
+    let zig = ZigView::of(ctx);
+    let seen = zig.toolchain(tc);
     let mut inputs = sandbox::Inputs {
         read_only: vec![
             tc.rust_dir.clone(),
@@ -122,13 +155,11 @@ pub fn build(
             cache.cargo_home(),
             std::env::current_exe().context("finding xbuild's own executable")?,
         ],
-        writable,
-        mapped,
-        writable_mapped,
+        writable: zig.writable.clone(),
+        mapped: zig.mapped.clone(),
+        writable_mapped: zig.writable_mapped.clone(),
     };
-    if zig_view == tc.zig_dir {
-        inputs.read_only.push(tc.zig_dir.clone());
-    }
+    inputs.read_only.extend(zig.read_only.clone());
     inputs.read_only.extend(tc.qemu_dir.clone());
     inputs.read_only.extend(tc.tools_dir.clone());
     let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
@@ -149,7 +180,7 @@ pub fn build(
     env.add_target(cache, &seen, target)?;
     env.set(
         crate::env::XBUILD_ZIG_CACHE,
-        zig_cache_view.display().to_string(),
+        zig.cache.display().to_string(),
     );
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);

@@ -285,7 +285,8 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
 
 /// A std build (forced by RUSTFLAGS, which gives std a key of its own) does
 /// not read `~/.cargo/config.toml` or `/tmp/.cargo/config.toml` either, as
-/// root and as the ordinary user (whose cache is its own).
+/// root and as the ordinary user (whose cache is its own). It warms zig's
+/// cache meanwhile, leaves libtest out, and `--test` layers libtest on it.
 #[test]
 fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     provisioned();
@@ -295,30 +296,83 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
         let ws = tempfile::tempdir().unwrap();
         let none = Path::new("/nonexistent");
         probe(ws.path(), 9, none, none, none);
-        let mut cmd = xbuild_as(who, ws.path());
         if let Some(u) = who {
             hostile_config(&u.home);
             give(u, &u.home.join(".cargo"));
             give(u, ws.path());
-        } else {
-            // root's own HOME is not touched: a private one with the config,
-            // and a cache of its own (the toolchain linked in) without std
+        }
+        // root's own HOME is not touched: a private one with the config,
+        // and a cache of its own (the toolchain linked in) without std
+        let root_home = who.is_none().then(|| {
             let h = tempfile::tempdir().unwrap().keep();
             hostile_config(&h);
-            let cache = h.join("cache");
-            fs::create_dir_all(cache.join("v1")).unwrap();
+            fs::create_dir_all(h.join("cache/v1")).unwrap();
             ok(&run(Command::new("cp")
                 .arg("-al")
                 .arg(cache_dir().join("v1/toolchains"))
-                .arg(cache.join("v1/toolchains"))));
-            cmd.env("HOME", &h).env("XBUILD_CACHE_DIR", &cache);
-        }
-        let flags = "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
-        let r = run(cmd
-            .args(["--target", T, "--require-sandbox"])
-            .env("RUSTFLAGS", flags));
+                .arg(h.join("cache/v1/toolchains"))));
+            h
+        });
+        let cache = root_home
+            .as_ref()
+            .map_or_else(|| who.unwrap().cache.clone(), |h| h.join("cache"));
+        let xbuild_here = |args: &[&str]| {
+            let mut cmd = xbuild_as(who, ws.path());
+            if let Some(h) = &root_home {
+                cmd.env("HOME", h).env("XBUILD_CACHE_DIR", h.join("cache"));
+            }
+            let flags =
+                "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
+            run(cmd
+                .args(args)
+                .args(["--target", T, "--require-sandbox"])
+                .env("RUSTFLAGS", flags))
+        };
+        let r = xbuild_here(&["-v"]);
         ok(&r);
         assert!(r.stderr.contains("Building std"), "{}", r.stderr);
+        // zig's runtime was built while std compiled, in the sealed view
+        assert!(
+            r.stderr.contains(&format!("zig's runtime for {T} ready")),
+            "{}",
+            r.stderr
+        );
+        // std without libtest; cargo's tree kept for it
+        let libs = |name: &str| {
+            let mut found = Vec::new();
+            // this run's sysroot: not one the user's cache got from root's
+            let shared = cache_dir().join("v1/sysroots");
+            for s in fs::read_dir(cache.join("v1/sysroots")).unwrap().flatten() {
+                if shared.join(s.file_name()).exists() {
+                    continue;
+                }
+                let lib = s.path().join("lib/rustlib").join(T).join("lib");
+                for f in fs::read_dir(lib).into_iter().flatten().flatten() {
+                    let n = f.file_name().to_string_lossy().into_owned();
+                    if n.starts_with(&format!("lib{name}-")) {
+                        found.push(fs::read(f.path()).unwrap());
+                    }
+                }
+            }
+            found
+        };
+        let std_before = libs("std");
+        assert_eq!(std_before.len(), 1);
+        assert!(libs("test").is_empty(), "libtest was built for a build");
+        let trees = || {
+            fs::read_dir(cache.join("v1/std-trees"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        assert_eq!(trees(), 1);
+        // --test adds libtest on top, without building std again
+        let t = xbuild_here(&["--test"]);
+        ok(&t);
+        assert!(t.stderr.contains("Building libtest"), "{}", t.stderr);
+        assert!(!t.stderr.contains("Building std"), "{}", t.stderr);
+        assert_eq!(libs("test").len(), 1);
+        assert_eq!(libs("std"), std_before, "std changed under libtest");
+        assert_eq!(trees(), 0, "the tree outlived its use");
     }
 }
 
