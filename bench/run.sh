@@ -107,7 +107,7 @@ row() { rows+=("| $1 | $2 | $3 | $4 |"); }
 against_czb() {
   local what=$1 label=$2 limit=$3 x=$4 z r; shift 4
   z="$(median "$@")"
-  row "$what: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s"
+  row "$what: cargo-zigbuild -Zbuild-std" "$ws" "$triple" "$z s (runs: $*)"
   r="$(ratio "$x" "$z")"
   row "ratio xbuild / cargo-zigbuild, $label" "$ws" "$triple" "${r}× $(met "$r" "<=" "$limit")"
 }
@@ -159,7 +159,7 @@ for target in "${targets[@]}"; do
     done
     if [ "$first_reps" -gt 0 ]; then
       f="$(median "${first[@]}")"
-      row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s"
+      row "first build, std not cached, median of $first_reps: xbuild" "$ws" "$triple" "$f s (runs: ${first[*]})"
       [ -z "$czb" ] || against_czb "first build" "first build (target ≤ 1.0×)" 1.0 "$f" "${zfirst[@]}"
     fi
     [[ "$steps" == *" repeated "* ]] || continue
