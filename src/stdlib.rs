@@ -205,17 +205,7 @@ impl<'a> Std<'a> {
             );
         }
         self.push_shared(&staged, &self.key, None);
-        fs::write(
-            staged.join(cache::MARKER),
-            format!("{}\n", self.target.rust),
-        )?;
-        if self.dir.exists() {
-            fs::remove_dir_all(&self.dir)?;
-        }
-        fs::create_dir_all(self.cache.sysroots())
-            .with_context(|| format!("creating {}", self.cache.sysroots().display()))?;
-        fs::rename(&staged, &self.dir)
-            .with_context(|| format!("moving the sysroot into {}", self.dir.display()))?;
+        self.install(&staged)?;
         ui::status(
             "Cached",
             &format!(
@@ -383,17 +373,7 @@ impl<'a> Std<'a> {
         {
             return Ok(false);
         }
-        fs::write(
-            staged.join(cache::MARKER),
-            format!("{}\n", self.target.rust),
-        )?;
-        fs::create_dir_all(self.cache.sysroots())
-            .with_context(|| format!("creating {}", self.cache.sysroots().display()))?;
-        if self.dir.exists() {
-            fs::remove_dir_all(&self.dir)?;
-        }
-        fs::rename(&staged, &self.dir)
-            .with_context(|| format!("moving the sysroot into {}", self.dir.display()))?;
+        self.install(&staged)?;
         ui::status(
             "Fetched",
             &format!(
@@ -402,6 +382,22 @@ impl<'a> Std<'a> {
             ),
         );
         Ok(true)
+    }
+
+    /// Mark a staged sysroot complete and move it into place (replacing
+    /// an incomplete one).
+    fn install(&self, staged: &Path) -> Result<()> {
+        fs::write(
+            staged.join(cache::MARKER),
+            format!("{}\n", self.target.rust),
+        )?;
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir)?;
+        }
+        fs::create_dir_all(self.cache.sysroots())
+            .with_context(|| format!("creating {}", self.cache.sysroots().display()))?;
+        fs::rename(staged, &self.dir)
+            .with_context(|| format!("moving the sysroot into {}", self.dir.display()))
     }
 
     /// libtest's layer from the shared store, added to the sysroot.
