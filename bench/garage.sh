@@ -8,7 +8,7 @@
 #   bench/garage.sh                 every target of `xbuild targets --json`
 #   TARGETS="x86_64-unknown-linux-musl" bench/garage.sh
 #   CHECK="a b"                     targets checked with --check-determinism
-#                                   (default: x86_64 and aarch64)
+#                                   (default: x86_64 and aarch64; CHECK= for none)
 #   XBUILD=xbuild  KEEP=1           the xbuild to run; keep the work directory
 set -euo pipefail
 xbuild="${XBUILD:-xbuild}"
@@ -27,7 +27,7 @@ echo "garage $version: $(grep -c '^name = ' "$work/garage/Cargo.lock") packages 
 
 table="$("$xbuild" targets --json)"
 targets="${TARGETS:-$(printf '%s' "$table" | python3 -c 'import json,sys; print(" ".join(t["rust"] for t in json.load(sys.stdin)))')}"
-check="${CHECK:-x86_64-unknown-linux-musl aarch64-unknown-linux-musl}"
+check="${CHECK-x86_64-unknown-linux-musl aarch64-unknown-linux-musl}"   # CHECK= checks none
 runner() {
   printf '%s' "$table" | python3 -c '
 import json, sys

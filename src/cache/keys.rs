@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 /// 3: the workspace's own config rustflags; std with bitcode.
 /// 4: zig seen at a fixed path in the sandbox (debug builds named its path).
 /// 5: and zig's cache too, in a new bucket.
-pub const RECIPE: &str = "5";
+/// 6: configure scripts get the target's GNU triple through `CONFIG_SITE`.
+pub const RECIPE: &str = "6";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();

@@ -135,6 +135,8 @@ impl CargoEnv {
             &format!("CMAKE_TOOLCHAIN_FILE_{under}"),
             shims.cmake_toolchain,
         );
+        // one target per cargo run, so one site file (see zigcc::config_site)
+        self.set("CONFIG_SITE", shims.config_site);
         self.set(
             &format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"),
             zigcc::bindgen_args(target, &tc.zig()),

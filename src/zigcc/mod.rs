@@ -371,6 +371,8 @@ pub struct Shims {
     pub ranlib: PathBuf,
     /// The CMake toolchain file for the target.
     pub cmake_toolchain: PathBuf,
+    /// The autoconf site file for the target (`CONFIG_SITE`).
+    pub config_site: PathBuf,
 }
 
 /// The wrappers for `target` (links to xbuild in the cache's shims bucket)
@@ -386,12 +388,46 @@ pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims
         ar: link(AR_PREFIX)?,
         ranlib: link(RANLIB_PREFIX)?,
         cmake_toolchain: dir.join(format!("xbuild-cmake--{}.cmake", target.rust)),
+        config_site: dir.join(format!("xbuild-config-site--{}.sh", target.rust)),
     };
-    let text = cmake_toolchain(target, &shims);
-    if fs::read_to_string(&shims.cmake_toolchain).ok().as_deref() != Some(text.as_str()) {
-        crate::cache::write_atomic(cache, &shims.cmake_toolchain, text.as_bytes())?;
+    for (path, text) in [
+        (&shims.cmake_toolchain, cmake_toolchain(target, &shims)),
+        (&shims.config_site, config_site(target)),
+    ] {
+        if fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+            crate::cache::write_atomic(cache, path, text.as_bytes())?;
+        }
     }
     Ok(shims)
+}
+
+/// An autoconf site file for `target`, which every `configure` sources before
+/// it works out the host system. Build scripts (libsodium-sys, for one) pass
+/// Rust's triple as `--host`, and the `config.sub` that autotools packages ship
+/// rejects some of them (`riscv64gc-unknown-linux-musl`: "machine
+/// `riscv64gc-unknown' not recognized"). Where Rust's name differs from the
+/// GNU one, the site file presets configure's canonical host (`ac_cv_host`,
+/// its documented cache variable) to the target's Nix name, which is the GNU
+/// triple: configure then sees the host the seed's Nix build gave it. It does
+/// so only for a `--host` that is exactly the target's Rust name, so a
+/// configure run for the build machine is untouched. The file also stands in
+/// for the host's own site files, which a sealed build must not read.
+fn config_site(target: &Target) -> String {
+    let mut text = format!(
+        "# Written by xbuild for {rust}: autoconf's configure sources this (CONFIG_SITE).\n",
+        rust = target.rust
+    );
+    if target.rust != target.nix {
+        text.push_str(&format!(
+            "# Rust's name for the target is not one config.sub is sure to know; the GNU one is.\n\
+             if test \"x$host_alias\" = \"x{rust}\"; then\n\
+             \x20 ac_cv_host={nix}\n\
+             fi\n",
+            rust = target.rust,
+            nix = target.nix,
+        ));
+    }
+    text
 }
 
 /// A CMake toolchain file that cross-compiles for `target` with the zig
@@ -532,6 +568,7 @@ mod tests {
             ar: "/c/xbuild-zig-ar--arm".into(),
             ranlib: "/c/xbuild-zig-ranlib--arm".into(),
             cmake_toolchain: "/c/t.cmake".into(),
+            config_site: "/c/site.sh".into(),
         };
         let text = cmake_toolchain(t, &shims);
         for line in [
@@ -554,5 +591,42 @@ mod tests {
             Path::new("/z/zig"),
         );
         assert!(x.contains("/libc/include/x86-linux-any"), "{x}");
+    }
+
+    /// What configure's canonical host is after `/bin/sh` sources the site
+    /// file, with `--host` given as `host_alias`.
+    fn configured_host(target: &Target, host_alias: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.sh");
+        fs::write(&site, config_site(target)).unwrap();
+        let out = crate::process::Cmd::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "host_alias='{host_alias}'; . '{}'; printf '%s' \"$ac_cv_host\"",
+                site.display()
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn configure_gets_the_gnu_host_for_rusts_name_and_nothing_else() {
+        for t in targets::all() {
+            let got = configured_host(t, &t.rust);
+            if t.rust == t.nix {
+                assert_eq!(got, "", "{}", t.rust);
+            } else {
+                assert_eq!(got, t.nix, "{}", t.rust);
+            }
+            // configure for the build machine (no --host), or another host
+            assert_eq!(configured_host(t, ""), "", "{}", t.rust);
+            assert_eq!(configured_host(t, "x86_64-pc-linux-gnu"), "", "{}", t.rust);
+        }
+        let riscv = targets::lookup("riscv64gc-unknown-linux-musl").unwrap();
+        assert_eq!(
+            configured_host(riscv, "riscv64gc-unknown-linux-musl"),
+            "riscv64-unknown-linux-musl"
+        );
     }
 }
