@@ -330,7 +330,7 @@ impl<'a> Std<'a> {
             for p in [&tc.rust_dir, &tc.zig_dir, &cache.shims()] {
                 sb.ro(p);
             }
-            sb.ro(&std::env::current_exe().context("finding xbuild's own executable")?);
+            sb.ro(&cache.own_exe()?);
             sb.chdir(&project);
             let mut cmd = sb.command(tc.cargo().as_os_str());
             cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));

@@ -7,7 +7,7 @@
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
 //! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib), libtest layered on
 //! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
-//! <root>/v1/shims/<exe>/              links to xbuild named as a target's cc/ar (see zigcc), per xbuild executable
+//! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
@@ -120,14 +120,47 @@ impl Cache {
         self.v1().join("apt")
     }
     /// The links through which xbuild runs as a target's C compiler and
-    /// archiver: one directory per xbuild executable (by its path), so that
-    /// two xbuilds sharing the cache (another version, a fresh `cargo
-    /// install`) never re-point the links a running build uses.
+    /// archiver, and the executable they run: one directory per xbuild
+    /// executable (by its file's identity, see [`own_exe_id`]), so that two
+    /// xbuilds sharing the cache (another version, a fresh `cargo install`)
+    /// never re-point the links a running build uses.
     pub fn shims(&self) -> PathBuf {
-        let exe = std::env::current_exe().unwrap_or_default();
-        let id = &hash_bytes(exe.as_os_str().as_encoded_bytes())[..12];
-        self.v1().join("shims").join(id)
+        self.v1().join("shims").join(own_exe_id())
     }
+
+    /// The running xbuild, at a path in the shims bucket that stays what this
+    /// process is for as long as it runs: a hard link to its file where
+    /// possible, else a copy. The installed file can be replaced while a
+    /// build runs (`cargo install` renames a new one over it; the kernel
+    /// then names the old one `… (deleted)`), and a wrapper that ran the
+    /// installed path would run another xbuild, or nothing.
+    pub fn own_exe(&self) -> Result<PathBuf> {
+        let dest = self.shims().join("xbuild");
+        let running = Path::new("/proc/self/exe");
+        let Ok(meta) = fs::metadata(running) else {
+            // no procfs: the installed path is all there is
+            return std::env::current_exe().context("finding xbuild's own executable");
+        };
+        if fs::metadata(&dest).is_ok_and(|d| d.len() == meta.len()) {
+            return Ok(dest);
+        }
+        fs::create_dir_all(self.shims())
+            .with_context(|| format!("creating {}", self.shims().display()))?;
+        let work = self.temp_dir("exe")?;
+        let tmp = work.path().join("xbuild");
+        let same_file = |p: &Path| {
+            use std::os::unix::fs::MetadataExt;
+            fs::metadata(p).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+        };
+        let installed = std::env::current_exe().ok().filter(|p| same_file(p));
+        if installed.is_none_or(|p| fs::hard_link(&p, &tmp).is_err()) {
+            fs::copy(running, &tmp)
+                .with_context(|| format!("copying xbuild's own executable to {}", tmp.display()))?;
+        }
+        fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+        Ok(dest)
+    }
+
     /// Where cargo's target dir of one sysroot's std build is kept, until
     /// libtest is layered on it (see stdlib).
     pub fn std_tree(&self, key: &str) -> PathBuf {
@@ -279,6 +312,32 @@ pub fn copy_hashing(
 }
 
 /// The sha256 of bytes, in hex.
+/// Which xbuild executable this process runs, by the identity of the file
+/// the kernel loaded (device, inode, size, modification time), read once:
+/// it names the shims directory. Not the path: a new xbuild installed at the
+/// same path must not share the old one's links.
+fn own_exe_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let id = match fs::metadata("/proc/self/exe") {
+            Ok(m) => format!(
+                "{}:{}:{}:{}.{}",
+                m.dev(),
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ),
+            Err(_) => std::env::current_exe()
+                .unwrap_or_default()
+                .display()
+                .to_string(),
+        };
+        hash_bytes(id.as_bytes())[..12].to_string()
+    })
+}
+
 pub fn hash_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

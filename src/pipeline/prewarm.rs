@@ -60,7 +60,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<JoinHandle<()>> {
         for p in [&tc.rust_dir, &cache.shims()] {
             sb.ro(p);
         }
-        sb.ro(&std::env::current_exe().context("finding xbuild's own executable")?);
+        sb.ro(&cache.own_exe()?);
         for p in &zig.read_only {
             sb.ro(p);
         }

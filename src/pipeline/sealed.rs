@@ -153,7 +153,7 @@ pub fn build(
             sysroot.to_path_buf(),
             cache.shims(),
             cache.cargo_home(),
-            std::env::current_exe().context("finding xbuild's own executable")?,
+            cache.own_exe()?,
         ],
         writable: zig.writable.clone(),
         mapped: zig.mapped.clone(),

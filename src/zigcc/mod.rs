@@ -352,7 +352,7 @@ pub fn install_std_wrapper(cache: &Cache) -> Result<PathBuf> {
 
 /// `path` as a link to this xbuild, replaced atomically when it is not one.
 fn link_to_self(cache: &Cache, path: &Path) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("finding xbuild's own executable")?;
+    let exe = cache.own_exe()?;
     if fs::read_link(path).ok().as_deref() != Some(exe.as_path()) {
         let work = cache.temp_dir("shim")?;
         let tmp = work.path().join("link");

@@ -352,6 +352,55 @@ fn the_arm1176_runner_rejects_armv7_code() {
     );
 }
 
+/// `cargo install` renames a new xbuild over the installed one, maybe while a
+/// build runs; the running build's compiler wrappers must still run the
+/// xbuild that started it. They ran the installed path: a second build (the
+/// determinism check of a long Garage build) found "<path> (deleted)" and
+/// every C compile failed, and a wrapper started after the rename would run
+/// the new file. Here the new file is a program that fails, renamed over the
+/// old one as soon as `spawn` returns (the old file is executing by then);
+/// `--rebuild`, so that the C code compiles through the wrappers.
+#[test]
+fn a_build_survives_its_executable_being_replaced() {
+    provisioned();
+    let ws = workspace();
+    let bin = tempfile::tempdir().unwrap();
+    let exe = bin.path().join("xbuild");
+    fs::copy(env!("CARGO_BIN_EXE_xbuild"), &exe).unwrap();
+    let next = bin.path().join("xbuild.new");
+    fs::write(
+        &next,
+        "#!/bin/sh\necho 'not the xbuild that started' >&2\nexit 97\n",
+    )
+    .unwrap();
+    fs::set_permissions(&next, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let base = xbuild(ws.path());
+    let mut cmd = Command::new(&exe);
+    cmd.current_dir(ws.path());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let child = cmd
+        .args(["-p", "app", "--rebuild"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    fs::rename(&next, &exe).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Compiling cmath"), "{stderr}");
+    let app = run(&mut Command::new(
+        ws.path()
+            .join("target/xbuild/x86_64-unknown-linux-musl/app"),
+    ));
+    ok(&app);
+}
+
 #[test]
 fn a_build_error_keeps_cargo_output_and_the_previous_outputs() {
     provisioned();
