@@ -311,7 +311,6 @@ pub fn copy_hashing(
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The sha256 of bytes, in hex.
 /// Which xbuild executable this process runs, by the identity of the file
 /// the kernel loaded (device, inode, size, modification time), read once:
 /// it names the shims directory. Not the path: a new xbuild installed at the
@@ -338,6 +337,7 @@ fn own_exe_id() -> &'static str {
     })
 }
 
+/// The sha256 of bytes, in hex.
 pub fn hash_bytes(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
