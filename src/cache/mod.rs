@@ -7,7 +7,7 @@
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
 //! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib), libtest layered on
 //! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
-//! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable
+//! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable; `toolchain gc` drops those no process runs
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
@@ -317,24 +317,95 @@ pub fn copy_hashing(
 /// same path must not share the old one's links.
 fn own_exe_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        use std::os::unix::fs::MetadataExt;
-        let id = match fs::metadata("/proc/self/exe") {
-            Ok(m) => format!(
-                "{}:{}:{}:{}.{}",
-                m.dev(),
-                m.ino(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec()
-            ),
-            Err(_) => std::env::current_exe()
+    ID.get_or_init(|| match fs::metadata("/proc/self/exe") {
+        Ok(m) => exe_id(&m),
+        Err(_) => hash_bytes(
+            std::env::current_exe()
                 .unwrap_or_default()
                 .display()
-                .to_string(),
-        };
-        hash_bytes(id.as_bytes())[..12].to_string()
+                .to_string()
+                .as_bytes(),
+        )[..12]
+            .to_string(),
     })
+}
+
+/// The shims bucket name of the executable file with metadata `m`.
+fn exe_id(m: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let id = format!(
+        "{}:{}:{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    );
+    hash_bytes(id.as_bytes())[..12].to_string()
+}
+
+/// The shims bucket names of every executable a process runs now, of those
+/// processes whose executable this user may look at (its own, or all for root).
+fn running_exe_ids() -> std::collections::BTreeSet<String> {
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    procs
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| fs::metadata(e.path().join("exe")).ok())
+        .map(|m| exe_id(&m))
+        .collect()
+}
+
+/// How long a shims bucket nobody runs is kept after it last changed.
+const SHIMS_GRACE: Duration = Duration::from_secs(600);
+
+/// Remove the shims buckets of xbuild executables no process runs any more.
+/// Each bucket holds one xbuild (a hard link or a copy) and its wrappers, so
+/// every upgrade leaves one behind. A bucket whose executable still runs (a
+/// build started before the upgrade) is kept, so is one changed in the last
+/// ten minutes (a build may be starting), and every bucket when the running
+/// processes cannot be listed. Returns how many buckets went
+/// and the bytes freed (files that had no other link). Call with the lock held.
+pub fn gc_shims(cache: &Cache) -> Result<(usize, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let root = cache.v1().join("shims");
+    let Ok(buckets) = fs::read_dir(&root) else {
+        return Ok((0, 0));
+    };
+    let running = running_exe_ids();
+    if !running.contains(own_exe_id()) {
+        tracing::warn!(
+            "cannot tell which xbuild executables run (no /proc?); keeping every shims bucket"
+        );
+        return Ok((0, 0));
+    }
+    let (mut removed, mut freed) = (0, 0);
+    for bucket in buckets.flatten() {
+        let name = bucket.file_name().to_string_lossy().into_owned();
+        let fresh = bucket
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < SHIMS_GRACE));
+        if fresh || running.contains(&name) {
+            continue;
+        }
+        let size: u64 = fs::read_dir(bucket.path())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.path().symlink_metadata().ok())
+                    .filter(|m| m.is_file() && m.nlink() == 1)
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        fs::remove_dir_all(bucket.path())
+            .with_context(|| format!("removing {}", bucket.path().display()))?;
+        removed += 1;
+        freed += size;
+    }
+    Ok((removed, freed))
 }
 
 /// The sha256 of bytes, in hex.
@@ -511,6 +582,47 @@ pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gc_shims_removes_the_wrappers_of_executables_no_process_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        let shims = cache.v1().join("shims");
+        let own = cache.own_exe().unwrap();
+        // a bucket named for another running program, and two nobody runs
+        let mut child = crate::process::Cmd::new("sleep").arg("60").spawn().unwrap();
+        let other = exe_id(&fs::metadata(format!("/proc/{}/exe", child.id())).unwrap());
+        let old_long_ago = shims.join("0123456789ab");
+        let old_just_now = shims.join("ba9876543210");
+        for d in [
+            shims.join(&other),
+            old_long_ago.clone(),
+            old_just_now.clone(),
+        ] {
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("xbuild"), b"12345").unwrap();
+        }
+        fs::hard_link(old_long_ago.join("xbuild"), dir.path().join("elsewhere")).unwrap();
+        fs::write(old_long_ago.join("only-here"), b"123").unwrap();
+        let back = std::time::SystemTime::now() - SHIMS_GRACE - Duration::from_secs(60);
+        for d in [shims.join(&other), old_long_ago.clone()] {
+            File::open(&d).unwrap().set_modified(back).unwrap();
+        }
+
+        let (removed, freed) = gc_shims(&cache).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        assert_eq!(
+            (removed, freed),
+            (1, 3),
+            "only the unlinked file counts as freed"
+        );
+        assert!(!old_long_ago.exists());
+        assert!(old_just_now.exists(), "changed in the grace period");
+        assert!(shims.join(&other).exists(), "its executable runs");
+        assert!(own.exists(), "the running xbuild's own");
+    }
 
     #[test]
     fn clean_tmp_removes_what_dead_processes_left_and_keeps_the_living() {

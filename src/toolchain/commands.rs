@@ -127,7 +127,8 @@ pub fn verify(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
     Ok(good)
 }
 
-/// Remove installed components and archives that the pins no longer name.
+/// Remove installed components and archives that the pins no longer name,
+/// and the shims of xbuild executables that no longer run (see cache).
 pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
     let _lock = cache.lock("collecting garbage")?;
     let keep_dirs: BTreeSet<String> = pins.components.iter().map(|c| c.install_name()).collect();
@@ -159,6 +160,17 @@ pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
             );
             freed += size;
         }
+    }
+    let (buckets, size) = cache::gc_shims(cache)?;
+    if buckets > 0 {
+        ui::status(
+            "Removed",
+            &format!(
+                "the wrappers of {buckets} xbuild executable(s) no longer running ({})",
+                cache::human_size(size)
+            ),
+        );
+        freed += size;
     }
     cache::clean_tmp(cache)?;
     Ok(freed)
