@@ -43,7 +43,20 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
     {
         Ok(out) => {
             check_submodules(root)?;
-            split_z(&out.stdout)
+            let files = split_z(&out.stdout);
+            let manifest = Path::new("Cargo.toml");
+            if root.join(manifest).exists() && !files.iter().any(|f| f == manifest) {
+                return Err(crate::exit::Usage(format!(
+                    "git does not track {}: xbuild builds exactly the files the repository tracks (with their \
+                     working-tree contents), and a new repository, such as `cargo new` makes, tracks nothing yet.\n  \
+                     run `git add .` in {} (a commit is not needed), then build again",
+                    root.join("Cargo.toml").display(),
+                    root.display()
+                ))
+                .into());
+            }
+            warn_untracked(root);
+            files
         }
         Err(e) if e.stderr.contains("not a git repository") => {
             if let Some(dir) = root.ancestors().find(|d| d.join(".git").exists()) {
@@ -90,6 +103,53 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
         check_link(root, rel)?;
     }
     Ok(files)
+}
+
+/// Say which files the build will not see because git does not track them
+/// (and does not ignore them either): a new module not yet `git add`ed
+/// otherwise fails the build with cargo's "file not found for module".
+fn warn_untracked(root: &Path) {
+    if let Some(note) = untracked_note(root) {
+        crate::ui::warn(&note);
+    }
+}
+
+fn untracked_note(root: &Path) -> Option<String> {
+    let out = git(root)
+        .args([
+            "ls-files",
+            "-z",
+            "--others",
+            "--exclude-standard",
+            "--",
+            ".",
+        ])
+        .output()
+        .ok()?;
+    // Cargo.lock is built tracked or not (see below)
+    let untracked: Vec<PathBuf> = split_z(&out.stdout)
+        .into_iter()
+        .filter(|f| f != Path::new("Cargo.lock"))
+        .collect();
+    if untracked.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 5;
+    let mut names: Vec<String> = untracked
+        .iter()
+        .take(SHOWN)
+        .map(|f| f.display().to_string())
+        .collect();
+    if untracked.len() > SHOWN {
+        names.push(format!("and {} more", untracked.len() - SHOWN));
+    }
+    Some(format!(
+        "{} file(s) in {} that git does not track are left out of the build: {}\n  \
+         `git add` what the build needs, or list the rest in .gitignore",
+        untracked.len(),
+        root.display(),
+        names.join(", ")
+    ))
 }
 
 /// NUL-separated names, as bytes.
@@ -301,6 +361,52 @@ mod tests {
             .current_dir(dir)
             .output()
             .unwrap();
+    }
+
+    #[test]
+    fn a_repository_that_tracks_no_manifest_is_told_to_git_add() {
+        let ws = tempfile::tempdir().unwrap();
+        fs::write(ws.path().join("Cargo.toml"), "[package]\nname = \"a\"\n").unwrap();
+        fs::create_dir(ws.path().join("src")).unwrap();
+        fs::write(ws.path().join("src/main.rs"), "fn main() {}").unwrap();
+        git(ws.path(), &["init", "-q"]);
+        let e = source_files(ws.path()).unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), crate::exit::USAGE);
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("git does not track") && msg.contains("git add ."),
+            "{msg}"
+        );
+        git(ws.path(), &["add", "."]);
+        let expect: Vec<PathBuf> = vec!["Cargo.toml".into(), "src/main.rs".into()];
+        assert_eq!(source_files(ws.path()).unwrap(), expect);
+    }
+
+    #[test]
+    fn files_git_does_not_track_are_named_and_ignored_ones_are_not() {
+        let ws = tempfile::tempdir().unwrap();
+        fs::write(ws.path().join("Cargo.toml"), "").unwrap();
+        fs::write(ws.path().join("Cargo.lock"), "").unwrap();
+        fs::write(ws.path().join(".gitignore"), "*.log\n").unwrap();
+        git(ws.path(), &["init", "-q"]);
+        git(ws.path(), &["add", "Cargo.toml", ".gitignore"]);
+        assert_eq!(
+            untracked_note(ws.path()),
+            None,
+            "Cargo.lock is built anyway"
+        );
+        fs::write(ws.path().join("build.log"), "").unwrap();
+        fs::create_dir(ws.path().join("src")).unwrap();
+        for i in 0..7 {
+            fs::write(ws.path().join(format!("src/m{i}.rs")), "").unwrap();
+        }
+        let note = untracked_note(ws.path()).unwrap();
+        assert!(note.starts_with("7 file(s) in "), "{note}");
+        assert!(
+            note.contains(": src/m0.rs, src/m1.rs, src/m2.rs, src/m3.rs, src/m4.rs, and 2 more\n"),
+            "{note}"
+        );
+        assert!(!note.contains("build.log"), "{note}");
     }
 
     #[test]

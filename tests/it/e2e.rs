@@ -1342,7 +1342,7 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A path dependency that lives in a git submodule is in the snapshot, and
-/// a tracked `.env` the repository does not track is not.
+/// a `.env` the repository does not track is not (and the run names it).
 #[test]
 fn a_path_dependency_in_a_submodule_builds_and_runs() {
     provisioned();
@@ -1407,6 +1407,11 @@ fn a_path_dependency_in_a_submodule_builds_and_runs() {
     let t = "x86_64-unknown-linux-musl";
     let r = run(xbuild(p).args(["--target", t]));
     ok(&r);
+    assert!(
+        r.stderr.contains("1 file(s) in ") && r.stderr.contains("left out of the build: .env\n"),
+        "the untracked file is named: {}",
+        r.stderr
+    );
     let app = run_binary(t, &p.join("target/xbuild").join(t).join("app"), &[]);
     assert_eq!(app.stdout.trim(), "app: answer=42 env=false");
 }
