@@ -34,10 +34,11 @@ pub fn build(args: BuildArgs) -> Result<u8> {
         &format!(
             "{} {}, SHA256SUMS and report.json to {}",
             artifacts.len(),
-            if plan.test.is_some() {
-                "test binaries"
-            } else {
-                "binaries"
+            match (plan.test.is_some(), artifacts.len()) {
+                (true, 1) => "test binary",
+                (true, _) => "test binaries",
+                (false, 1) => "binary",
+                (false, _) => "binaries",
             },
             plan.out_dir.display()
         ),
