@@ -336,6 +336,7 @@ impl<'a> Std<'a> {
             cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));
             cmd
         } else {
+            crate::sandbox::refuse_configs_above(tree)?;
             env.cargo_command(tc)
         };
         cmd.current_dir(&project)

@@ -200,6 +200,37 @@ pub fn check(required: bool) -> Result<bool> {
     }
 }
 
+/// Cargo reads `.cargo/config.toml` (and `.cargo/config`) in every
+/// directory above the one it runs in. In the sandbox those directories are
+/// xbuild's own; without it they are the real ones, and `/tmp`, where the
+/// build directories are, lets any local user create `/tmp/.cargo`: a
+/// `rustc-wrapper` there would run as the caller. So an unsandboxed build
+/// refuses to start under any such file, and says which and what to do.
+pub fn refuse_configs_above(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let found: Vec<String> = dir
+        .ancestors()
+        .flat_map(|d| [d.join(".cargo/config.toml"), d.join(".cargo/config")])
+        .filter_map(|p| {
+            let m = fs::metadata(&p).ok()?;
+            Some(format!("{} (owned by uid {})", p.display(), m.uid()))
+        })
+        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(crate::exit::NoSandbox(format!(
+        "cargo would read {} above the unsandboxed build directory {}: without the sandbox \
+         xbuild cannot keep a cargo configuration outside the workspace from the build \
+         (another user may have put it there)\n  remove it, set TMPDIR to a directory \
+         with no `.cargo` above it, or install bubblewrap (Debian and Ubuntu: \
+         `apt-get install bubblewrap`) so that builds are sandboxed",
+        found.join(" and "),
+        dir.display()
+    ))
+    .into())
+}
+
 /// A new sealed directory holding a copy of `snapshot`: `pad` lengthens its
 /// path, so that two sealed builds differ in the absolute path and its length.
 pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) -> Result<Sealed> {
@@ -210,6 +241,9 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
     let mut root = dir.path().to_path_buf();
     if pad > 0 {
         root = root.join("v".repeat(pad));
+    }
+    if !sandboxed {
+        refuse_configs_above(&root)?;
     }
     let src = root.join("src");
     for d in ["src", "home", "tmp", "target"] {
@@ -236,4 +270,34 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
         files: snapshot.files.clone(),
         inputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cargo_config_above_an_unsandboxed_build_is_refused_and_named() {
+        // under the repository's target dir: no `.cargo` above it
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        fs::create_dir_all(&base).unwrap();
+        let top = tempfile::tempdir_in(&base).unwrap();
+        let build = top.path().join("tmp/xbuild-sealed-x/vvv");
+        fs::create_dir_all(&build).unwrap();
+        refuse_configs_above(&build).unwrap();
+        for name in ["config.toml", "config"] {
+            let cargo = top.path().join("tmp/.cargo");
+            fs::create_dir_all(&cargo).unwrap();
+            fs::write(cargo.join(name), "[build]\nrustc-wrapper = \"/x\"\n").unwrap();
+            let e = refuse_configs_above(&build).unwrap_err();
+            assert_eq!(crate::exit::code_of(&e), crate::exit::NO_SANDBOX);
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&cargo.join(name).display().to_string()),
+                "{msg}"
+            );
+            assert!(msg.contains("set TMPDIR"), "{msg}");
+            fs::remove_dir_all(&cargo).unwrap();
+        }
+    }
 }

@@ -416,10 +416,42 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     let ws = tempfile::tempdir().unwrap();
     let none = Path::new("/nonexistent");
     probe(ws.path(), 9, none, none, none);
-    let r = run(xbuild(ws.path())
-        .args(["--target", T])
-        .env_remove("XBUILD_REQUIRE_SANDBOX")
-        .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
+    // unsandboxed, cargo reads every `.cargo/config.toml` above the build
+    // directory: a TMPDIR of the test's own, not `/tmp` (which anyone may
+    // give one, and which other tests here do)
+    let private = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let tmp = private.path().join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let unsandboxed = || {
+        run(xbuild(ws.path())
+            .args(["--target", T, "--rebuild"])
+            .env("TMPDIR", &tmp)
+            .env_remove("XBUILD_REQUIRE_SANDBOX")
+            .env("XBUILD_BWRAP", "/nonexistent/bwrap"))
+    };
+    // ... and refuses to build under one it did not make
+    hostile_config(private.path());
+    let r = unsandboxed();
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+    let planted = private.path().join(".cargo/config.toml");
+    let uid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&planted).unwrap());
+    assert!(
+        r.stderr.contains(&format!(
+            "cargo would read {} (owned by uid {uid}) above the unsandboxed build directory",
+            planted.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("set TMPDIR"), "{}", r.stderr);
+    assert!(!ws.path().join("target/xbuild/report.json").exists());
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a sealed dir was left"
+    );
+    fs::remove_dir_all(private.path().join(".cargo")).unwrap();
+    let r = unsandboxed();
     ok(&r);
     assert!(
         r.stderr
@@ -448,4 +480,5 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
         .env("XBUILD_REQUIRE_SANDBOX", "1")
         .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
     assert_eq!(r.status, Some(5), "{}", r.stderr);
+    assert!(r.stderr.contains("the sandbox is required"), "{}", r.stderr);
 }
