@@ -96,10 +96,19 @@ impl Plan {
         }
         let workspace_root = find_workspace_root(&manifest_path)?;
         if !workspace_root.join("Cargo.lock").is_file() {
+            // a repository `cargo new` made tracks nothing yet: say both steps
+            let untracked =
+                crate::sandbox::sources::tracks(&workspace_root, "Cargo.toml") == Some(false);
             return Err(Usage(format!(
                 "no Cargo.lock at the workspace root {}: xbuild builds only locked dependency graphs. \
-                 Run `cargo generate-lockfile` and commit Cargo.lock",
-                workspace_root.display()
+                 {}",
+                workspace_root.display(),
+                if untracked {
+                    "Git does not track Cargo.toml either, and xbuild builds the files git tracks: \
+                     run `cargo generate-lockfile && git add .` there (a commit is not needed)"
+                } else {
+                    "Run `cargo generate-lockfile` and commit Cargo.lock"
+                }
             ))
             .into());
         }

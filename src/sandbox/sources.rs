@@ -28,6 +28,19 @@ fn git(root: &Path) -> Cmd {
     cmd
 }
 
+/// Whether the git repository `root` is in tracks `rel` (None: not in a
+/// repository, or git could not tell).
+pub fn tracks(root: &Path, rel: &str) -> Option<bool> {
+    match git(root)
+        .args(["ls-files", "--error-unmatch", "--", rel])
+        .output()
+    {
+        Ok(_) => Some(true),
+        Err(e) if e.stderr.contains("did not match any file") => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// The workspace's source files, relative to its root, as described above.
 pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut files = match git(root)
@@ -361,6 +374,17 @@ mod tests {
             .current_dir(dir)
             .output()
             .unwrap();
+    }
+
+    #[test]
+    fn tracks_tells_tracked_untracked_and_no_repository_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        assert_eq!(tracks(dir.path(), "Cargo.toml"), None);
+        git(dir.path(), &["init", "-q"]);
+        assert_eq!(tracks(dir.path(), "Cargo.toml"), Some(false));
+        git(dir.path(), &["add", "Cargo.toml"]);
+        assert_eq!(tracks(dir.path(), "Cargo.toml"), Some(true));
     }
 
     #[test]

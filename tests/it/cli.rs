@@ -185,6 +185,19 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     };
     // no Cargo.lock: found before a 1 GB toolchain is fetched
     check(&[], "Run `cargo generate-lockfile` and commit Cargo.lock");
+    // ... in a repository that tracks nothing yet (`cargo new`): both steps
+    let git = |args: &[&str]| {
+        crate::support::ok(&crate::support::run(
+            std::process::Command::new("git")
+                .current_dir(&ws)
+                .args(args),
+        ))
+    };
+    git(&["init", "-q"]);
+    check(&[], "run `cargo generate-lockfile && git add .` there");
+    git(&["add", "Cargo.toml"]);
+    check(&[], "Run `cargo generate-lockfile` and commit Cargo.lock");
+    std::fs::remove_dir_all(ws.join(".git")).unwrap();
     std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
     check(
         &["--target", "aarch64-linux"],
