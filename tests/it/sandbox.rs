@@ -49,6 +49,11 @@ fn user() -> Option<&'static User> {
             .tempdir()
             .unwrap()
             .keep();
+        // it lives as long as the test process (its cache gets a std of its
+        // own: gigabytes), and goes when the process exits
+        USER_BASE.set(base.clone()).unwrap();
+        // SAFETY: registers a plain function to be called at exit
+        unsafe { libc::atexit(remove_user_base) };
         let home = base.join("home");
         let cache = home.join(".cache/xbuild");
         fs::create_dir_all(cache.join("v1")).unwrap();
@@ -82,6 +87,14 @@ fn user() -> Option<&'static User> {
         })
     })
     .as_ref()
+}
+
+static USER_BASE: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_user_base() {
+    if let Some(base) = USER_BASE.get() {
+        let _ = fs::remove_dir_all(base);
+    }
 }
 
 /// A copy of `from` that `user` owns (git refuses repositories owned by
@@ -189,28 +202,47 @@ fn server() -> u16 {
     port
 }
 
-/// Held by the tests that plant `/tmp/.cargo/config.toml` and by the one
-/// that builds unsandboxed (which would read it).
-static TMP_CONFIG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// `/tmp/.cargo/config.toml` planted for as long as it lives, removed even
+/// when the test fails. It holds a lock on a file in `/tmp` meanwhile, so
+/// that the tests planting it take turns, in this process and in any other
+/// test run on this machine. One found there while the lock is held was left
+/// by a killed run when it is ours (then it is removed too), and is kept
+/// when it is not.
+struct Planted {
+    ours: bool,
+    _lock: fs::File,
+}
 
-/// `/tmp/.cargo/config.toml` planted for as long as it lives (if there was
-/// none), removed even when the test fails.
-struct Planted(bool);
+const HOSTILE: &str = "[build]\nrustc-wrapper = \"/nonexistent/xbuild-test-wrapper\"\n";
 
 impl Planted {
     fn new() -> Planted {
-        let planted = !Path::new("/tmp/.cargo/config.toml").exists();
-        if planted {
-            hostile_config(Path::new("/tmp"));
-            fs::set_permissions("/tmp/.cargo", fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        Planted(planted)
+        let path = Path::new("/tmp/xbuild-tests-tmp-cargo-config.lock");
+        let lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .or_else(|_| fs::File::open(path))
+            .unwrap();
+        lock.lock().unwrap();
+        let config = Path::new("/tmp/.cargo/config.toml");
+        let ours = match fs::read_to_string(config) {
+            Ok(text) => text == HOSTILE,
+            Err(_) => {
+                hostile_config(Path::new("/tmp"));
+                fs::set_permissions("/tmp/.cargo", fs::Permissions::from_mode(0o755)).unwrap();
+                true
+            }
+        };
+        Planted { ours, _lock: lock }
     }
 }
 
 impl Drop for Planted {
     fn drop(&mut self) {
-        if self.0 {
+        if self.ours {
             let _ = fs::remove_dir_all("/tmp/.cargo");
         }
     }
@@ -219,11 +251,7 @@ impl Drop for Planted {
 /// A cargo config with a `rustc-wrapper` that fails the build if used.
 fn hostile_config(dir: &Path) {
     fs::create_dir_all(dir.join(".cargo")).unwrap();
-    fs::write(
-        dir.join(".cargo/config.toml"),
-        "[build]\nrustc-wrapper = \"/nonexistent/xbuild-test-wrapper\"\n",
-    )
-    .unwrap();
+    fs::write(dir.join(".cargo/config.toml"), HOSTILE).unwrap();
 }
 
 #[test]
@@ -248,7 +276,6 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
     fs::set_permissions(srv.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
     // a cargo config any local user could leave in /tmp
-    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     let _planted = Planted::new();
     for who in everyone() {
         let ws = tempfile::tempdir().unwrap();
@@ -290,7 +317,6 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
 #[test]
 fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
     provisioned();
-    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     let _planted = Planted::new();
     for who in everyone() {
         let ws = tempfile::tempdir().unwrap();
@@ -303,23 +329,25 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
         }
         // root's own HOME is not touched: a private one with the config,
         // and a cache of its own (the toolchain linked in) without std
+        // (removed when the test ends: it gets a std of its own)
         let root_home = who.is_none().then(|| {
-            let h = tempfile::tempdir().unwrap().keep();
-            hostile_config(&h);
-            fs::create_dir_all(h.join("cache/v1")).unwrap();
+            let h = tempfile::tempdir().unwrap();
+            hostile_config(h.path());
+            fs::create_dir_all(h.path().join("cache/v1")).unwrap();
             ok(&run(Command::new("cp")
                 .arg("-al")
                 .arg(cache_dir().join("v1/toolchains"))
-                .arg(h.join("cache/v1/toolchains"))));
+                .arg(h.path().join("cache/v1/toolchains"))));
             h
         });
         let cache = root_home
             .as_ref()
-            .map_or_else(|| who.unwrap().cache.clone(), |h| h.join("cache"));
+            .map_or_else(|| who.unwrap().cache.clone(), |h| h.path().join("cache"));
         let xbuild_here = |args: &[&str]| {
             let mut cmd = xbuild_as(who, ws.path());
             if let Some(h) = &root_home {
-                cmd.env("HOME", h).env("XBUILD_CACHE_DIR", h.join("cache"));
+                cmd.env("HOME", h.path())
+                    .env("XBUILD_CACHE_DIR", h.path().join("cache"));
             }
             let flags =
                 "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
@@ -412,7 +440,6 @@ fn an_ordinary_user_gets_kept_dependencies() {
 #[test]
 fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     provisioned();
-    let _held = TMP_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
     let ws = tempfile::tempdir().unwrap();
     let none = Path::new("/nonexistent");
     probe(ws.path(), 9, none, none, none);

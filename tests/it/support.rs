@@ -26,15 +26,52 @@ pub struct Run {
 }
 
 pub fn run(cmd: &mut Command) -> Run {
+    let started = std::time::Instant::now();
     let Output {
         status,
         stdout,
         stderr,
     } = cmd.output().expect("xbuild runs");
+    record_time(cmd, started.elapsed());
     Run {
         status: status.code(),
         stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
         stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
+    }
+}
+
+/// Where each command a test runs adds a line: test, seconds, command.
+/// `.ci/run` sums it per test to show where the run's time goes.
+pub const TIMES: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/test-times.tsv");
+
+fn record_time(cmd: &Command, took: std::time::Duration) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("?")
+        .replace('\t', " ");
+    let program = std::path::Path::new(cmd.get_program())
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let args: Vec<String> = cmd
+        .get_args()
+        .take(4)
+        .map(|a| a.to_string_lossy().replace(['\t', '\n'], " "))
+        .collect();
+    let line = format!(
+        "{test}\t{:.1}\t{program} {}\n",
+        took.as_secs_f64(),
+        args.join(" ")
+    );
+    // one write per line, appended: whole lines from concurrent tests
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(TIMES)
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 
