@@ -48,7 +48,7 @@ fn record_time(cmd: &Command, took: std::time::Duration) {
     use std::io::Write;
     let test = std::thread::current()
         .name()
-        .unwrap_or("?")
+        .unwrap_or("(a thread a test started)")
         .replace('\t', " ");
     let program = std::path::Path::new(cmd.get_program())
         .file_name()
