@@ -146,10 +146,9 @@ fn sh(cmd: &str) {
 
 /// A Debian 13 root made with `debootstrap --variant=minbase
 /// --include=ca-certificates` (`.ci/run` makes one and sets
-/// XBUILD_TEST_DEBIAN13_ROOT; cargo needs CA certificates for crates.io): its apt sources are Debian
-/// 13's and it has neither libcurl nor libssh2, which cargo needs.
-/// OpenSSL). xbuild provisions the default
-/// pins there through its own apt configuration (the host's apt does not
+/// XBUILD_TEST_DEBIAN13_ROOT; cargo needs CA certificates to fetch crates):
+/// its apt sources are Debian 13's, and it has neither the libcurl nor the
+/// libssh2 that cargo needs. xbuild provisions the default pins there through its own apt configuration (the host's apt does not
 /// offer Debian 12's versions), builds the fixture (C build script included)
 /// for armv6l and runs it under the provisioned qemu. The root has no pip:
 /// the PyPI wheels are put into the root's cache from the host's, as
