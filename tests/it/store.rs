@@ -107,6 +107,14 @@ impl Drop for Server {
     }
 }
 
+static SERVER_ROOT: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_server_root() {
+    if let Some(root) = SERVER_ROOT.get() {
+        let _ = std::fs::remove_dir_all(root);
+    }
+}
+
 /// The run's server: started once, and kept until the test process ends
 /// (a thread holds it; the kernel kills it with the process).
 fn server() -> &'static Server {
@@ -117,6 +125,10 @@ fn server() -> &'static Server {
             .tempdir()
             .unwrap()
             .keep();
+        // the server's data goes when the test process exits
+        SERVER_ROOT.set(root.clone()).unwrap();
+        // SAFETY: registers a plain function to be called at exit
+        unsafe { libc::atexit(remove_server_root) };
         let s = Server::start(&root);
         let pid = s.child.id();
         // the server must not outlive the test process
