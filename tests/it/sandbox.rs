@@ -435,6 +435,56 @@ fn an_ordinary_user_gets_kept_dependencies() {
     assert_eq!(incremental, sums(ws.path()));
 }
 
+/// The ordinary user without a sandbox, under a cargo configuration another
+/// account (here root) put above its TMPDIR: refused, named; built once it
+/// is gone.
+#[test]
+fn an_ordinary_user_without_a_sandbox_is_refused_under_another_accounts_cargo_config() {
+    let Some(u) = user() else {
+        eprintln!("XBUILD_TEST_USER is not set: skipped");
+        return;
+    };
+    let ws = tempfile::tempdir().unwrap();
+    let none = Path::new("/nonexistent");
+    probe(ws.path(), 9, none, none, none);
+    give(u, ws.path());
+    let private = tempfile::tempdir_in(&u.home).unwrap();
+    let tmp = private.path().join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    give(u, private.path());
+    hostile_config(private.path());
+    let unsandboxed = || {
+        run(xbuild_as(Some(u), ws.path())
+            .args(["--target", T, "--rebuild"])
+            .env("TMPDIR", &tmp)
+            .env("XBUILD_BWRAP", "/nonexistent/bwrap"))
+    };
+    let r = unsandboxed();
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+    let planted = private.path().join(".cargo/config.toml");
+    assert!(
+        r.stderr.contains(&format!(
+            "cargo would read {} (owned by uid 0) above the unsandboxed build directory",
+            planted.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "a sealed dir was left"
+    );
+    fs::remove_dir_all(private.path().join(".cargo")).unwrap();
+    let r = unsandboxed();
+    ok(&r);
+    assert!(
+        r.stderr.contains("builds are not sandboxed"),
+        "{}",
+        r.stderr
+    );
+}
+
 /// Where no sandbox can be had: one precise warning, `sandboxed: false` in
 /// the report, and `--require-sandbox` exits 5.
 #[test]
