@@ -44,16 +44,8 @@ fn user() -> Option<&'static User> {
         let name = std::env::var("XBUILD_TEST_USER").ok()?;
         provisioned();
         let (uid, gid) = (id("-u", &name), id("-g", &name));
-        let base = tempfile::Builder::new()
-            .prefix("xbuild-user-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        // it lives as long as the test process (its cache gets a std of its
-        // own: gigabytes), and goes when the process exits
-        USER_BASE.set(base.clone()).unwrap();
-        // SAFETY: registers a plain function to be called at exit
-        unsafe { libc::atexit(remove_user_base) };
+        // its cache gets a std of its own (gigabytes): gone at exit
+        let base = crate::support::dir_until_exit("xbuild-user-");
         let home = base.join("home");
         let cache = home.join(".cache/xbuild");
         fs::create_dir_all(cache.join("v1")).unwrap();
@@ -87,14 +79,6 @@ fn user() -> Option<&'static User> {
         })
     })
     .as_ref()
-}
-
-static USER_BASE: OnceLock<PathBuf> = OnceLock::new();
-
-extern "C" fn remove_user_base() {
-    if let Some(base) = USER_BASE.get() {
-        let _ = fs::remove_dir_all(base);
-    }
 }
 
 /// A copy of `from` that `user` owns (git refuses repositories owned by

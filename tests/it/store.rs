@@ -107,28 +107,13 @@ impl Drop for Server {
     }
 }
 
-static SERVER_ROOT: OnceLock<PathBuf> = OnceLock::new();
-
-extern "C" fn remove_server_root() {
-    if let Some(root) = SERVER_ROOT.get() {
-        let _ = std::fs::remove_dir_all(root);
-    }
-}
-
 /// The run's server: started once, and kept until the test process ends
 /// (a thread holds it; the kernel kills it with the process).
 fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let root = tempfile::Builder::new()
-            .prefix("xbuild-s3-")
-            .tempdir()
-            .unwrap()
-            .keep();
         // the server's data goes when the test process exits
-        SERVER_ROOT.set(root.clone()).unwrap();
-        // SAFETY: registers a plain function to be called at exit
-        unsafe { libc::atexit(remove_server_root) };
+        let root = crate::support::dir_until_exit("xbuild-s3-");
         let s = Server::start(&root);
         let pid = s.child.id();
         // the server must not outlive the test process

@@ -104,3 +104,28 @@ pub fn render(r: &Run) -> String {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A new directory in the temp dir, kept for the whole test process (shared
+/// by its tests through a static) and removed when the process exits.
+pub fn dir_until_exit(prefix: &str) -> std::path::PathBuf {
+    static DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn remove_dirs() {
+        if let Ok(dirs) = DIRS.lock() {
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir")
+        .keep();
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function to be called at exit
+        unsafe { libc::atexit(remove_dirs) };
+    }
+    dirs.push(dir.clone());
+    dir
+}
