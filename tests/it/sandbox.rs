@@ -199,20 +199,28 @@ struct Planted {
 
 const HOSTILE: &str = "[build]\nrustc-wrapper = \"/nonexistent/xbuild-test-wrapper\"\n";
 
+/// The turn of a test that plants `/tmp/.cargo/config.toml` or needs it
+/// absent: a lock on a file in `/tmp`, held for as long as the file lives.
+fn tmp_config_turn() -> fs::File {
+    let path = Path::new("/tmp/xbuild-tests-tmp-cargo-config.lock");
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .or_else(|_| fs::File::open(path))
+        .unwrap();
+    lock.lock().unwrap();
+    lock
+}
+
+const TMP_CONFIG: &str = "/tmp/.cargo/config.toml";
+
 impl Planted {
     fn new() -> Planted {
-        let path = Path::new("/tmp/xbuild-tests-tmp-cargo-config.lock");
-        let lock = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .or_else(|_| fs::File::open(path))
-            .unwrap();
-        lock.lock().unwrap();
-        let config = Path::new("/tmp/.cargo/config.toml");
-        let ours = match fs::read_to_string(config) {
+        let lock = tmp_config_turn();
+        let ours = match fs::read_to_string(TMP_CONFIG) {
             Ok(text) => text == HOSTILE,
             Err(_) => {
                 hostile_config(Path::new("/tmp"));
@@ -221,6 +229,20 @@ impl Planted {
             }
         };
         Planted { ours, _lock: lock }
+    }
+
+    /// `/tmp` without a cargo config, for as long as the lock lives: one a
+    /// killed run of ours left is removed; a foreign one fails the test.
+    fn absent() -> fs::File {
+        let lock = tmp_config_turn();
+        if let Ok(text) = fs::read_to_string(TMP_CONFIG) {
+            assert_eq!(
+                text, HOSTILE,
+                "{TMP_CONFIG} is not ours: remove it to run this test"
+            );
+            fs::remove_dir_all("/tmp/.cargo").unwrap();
+        }
+        lock
     }
 }
 
@@ -432,7 +454,10 @@ fn an_ordinary_user_without_a_sandbox_is_refused_under_another_accounts_cargo_co
     let none = Path::new("/nonexistent");
     probe(ws.path(), 9, none, none, none);
     give(u, ws.path());
-    let private = tempfile::tempdir_in(&u.home).unwrap();
+    // beside the user's HOME, not in it (other tests put a config there),
+    // with no config in /tmp meanwhile
+    let _turn = Planted::absent();
+    let private = tempfile::tempdir_in(u.home.parent().unwrap()).unwrap();
     let tmp = private.path().join("tmp");
     fs::create_dir_all(&tmp).unwrap();
     give(u, private.path());
@@ -481,6 +506,8 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     // directory: a TMPDIR of the test's own, not `/tmp` (which anyone may
     // give one, and which other tests here do)
     let private = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // (a clone in /tmp has /tmp above it: none there meanwhile)
+    let _turn = private.path().starts_with("/tmp").then(Planted::absent);
     let tmp = private.path().join("tmp");
     fs::create_dir_all(&tmp).unwrap();
     let unsandboxed = || {
