@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 /// 4: zig seen at a fixed path in the sandbox (debug builds named its path).
 /// 5: and zig's cache too, in a new bucket.
 /// 6: configure scripts get the target's GNU triple through `CONFIG_SITE`.
-pub const RECIPE: &str = "6";
+/// 7: zig's C runtime built first, from a fixed directory (see prewarm).
+pub const RECIPE: &str = "7";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();

@@ -9,7 +9,7 @@
 //! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
 //! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable; `toolchain gc` drops those no process runs
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
-//! <root>/v1/zig2/                     zig's own cache (musl crt and libc builds)
+//! <root>/v1/zig3/                     zig's own cache (musl crt and libc builds); `toolchain gc` drops earlier ones
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
 //! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
 //! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
@@ -105,12 +105,13 @@ impl Cache {
     pub fn cargo_home(&self) -> PathBuf {
         self.v1().join("cargo-home")
     }
-    /// zig's own cache. `zig2`: its entries since sealed builds see it (and
-    /// zig) at fixed paths; zig's keys do not hold the paths, so entries
-    /// made before (in `zig`, which `xbuild cache gc` removes) would bring the
-    /// old paths into debug builds.
+    /// zig's own cache. zig's keys hold neither the paths nor the directory
+    /// a link runs in, which its debug info names, so every change of those
+    /// starts a new bucket: `zig2` since sealed builds see it (and zig) at
+    /// fixed paths, `zig3` since its C runtime is built first by the warm-up
+    /// (see `pipeline::prewarm`). Earlier ones are [`RETIRED`].
     pub fn zig_cache(&self) -> PathBuf {
-        self.v1().join("zig2")
+        self.v1().join("zig3")
     }
     pub fn tmp(&self) -> PathBuf {
         self.v1().join("tmp")
@@ -472,6 +473,31 @@ pub fn human_size(bytes: u64) -> String {
 
 /// Remove what a killed process left in the temp area: every entry but
 /// those of processes still running. Call with the lock held.
+/// Buckets no xbuild of this version reads (zig's caches of earlier
+/// recipes), removed by `toolchain gc`.
+pub const RETIRED: &[&str] = &["zig", "zig2"];
+
+/// Remove the [`RETIRED`] buckets; returns the bytes freed.
+pub fn remove_retired(cache: &Cache) -> Result<u64> {
+    let mut freed = 0;
+    for name in RETIRED {
+        let path = cache.v1().join(name);
+        if path.is_dir() {
+            let size = dir_size(&path);
+            fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            crate::ui::status(
+                "Removed",
+                &format!(
+                    "{name}, zig's cache of an earlier xbuild ({})",
+                    human_size(size)
+                ),
+            );
+            freed += size;
+        }
+    }
+    Ok(freed)
+}
+
 pub fn clean_tmp(cache: &Cache) -> Result<()> {
     for entry in
         fs::read_dir(cache.tmp()).with_context(|| format!("reading {}", cache.tmp().display()))?
@@ -582,6 +608,25 @@ pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_retired_drops_earlier_zig_caches_and_keeps_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::at(dir.path().to_path_buf()).unwrap();
+        for d in [
+            cache.v1().join("zig/o"),
+            cache.v1().join("zig2/o"),
+            cache.zig_cache(),
+        ] {
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("libc.a"), b"1234").unwrap();
+        }
+        assert_eq!(remove_retired(&cache).unwrap(), 8);
+        assert!(!cache.v1().join("zig").exists());
+        assert!(!cache.v1().join("zig2").exists());
+        assert!(cache.zig_cache().join("libc.a").is_file());
+        assert_eq!(remove_retired(&cache).unwrap(), 0, "nothing left to remove");
+    }
 
     #[test]
     fn gc_shims_removes_the_wrappers_of_executables_no_process_runs() {

@@ -114,20 +114,18 @@ fn build_target(
     let (plan, target, started) = (ctx.plan, ctx.target, Instant::now());
     let std_flags = plan.std_rustflags(target);
     let std = stdlib::Std::new(ctx.cache, ctx.tc, target, &std_flags, plan.test.is_some());
-    // while std compiles, zig's C runtime for the target, for the first link
-    let warming = if std.ready() {
-        None
-    } else {
-        prewarm::start(ctx)
-            .inspect_err(|e| tracing::info!("not warming zig's cache: {e:#}"))
-            .ok()
-    };
-    let sysroot = std.ensure(ctx.sandboxed)?;
-    let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true);
+    // zig's C runtime for the target before the first link (while std
+    // compiles, when it must): built in a fixed place, see prewarm
+    let warming = prewarm::start(ctx)
+        .inspect_err(|e| tracing::info!("not warming zig's cache: {e:#}"))
+        .ok()
+        .flatten();
+    let sysroot = std.ensure(ctx.sandboxed);
     if let Some(w) = warming {
         let _ = w.join();
     }
-    let primary = primary?;
+    let sysroot = sysroot?;
+    let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true)?;
     let artifacts = verify::outputs(target, &primary.files, staging.path())?;
     out.built_any = true;
     if let Some(tests) = primary.outcomes.clone() {

@@ -1,25 +1,31 @@
 //! zig's C runtime for a target (its crt files, musl's libc, compiler_rt,
-//! libunwind), built into zig's cache while std compiles, so that the
-//! workspace's first link finds it there instead of building it then.
+//! libunwind), built into zig's cache before the workspace's first link
+//! (while std compiles, when it must), in a fixed place.
 //!
 //! zig builds that runtime on the first link for a target and caches it by
-//! everything the link asks for (target, CPU, PIE, whether it strips). So
-//! the warm-up is a link of the same kind: rustc links an empty `no_core`
-//! program through the target's linker wrapper, with the target's flags and
-//! the profile's strip setting, in the sandbox view a sealed build has.
+//! everything the link asks for (target, CPU, PIE, whether it strips), but
+//! not by the directory it runs in, which its debug info names
+//! (`DW_AT_comp_dir`, zig#23821): whichever link builds it first decides
+//! those bytes for every later build. So xbuild builds it first, once per
+//! kind of link in a cache (a marker in zig's cache says so), with a link
+//! of the same kind: rustc links an empty `no_core` program through the
+//! target's linker wrapper, with the target's flags and the profile's strip
+//! setting, in the sandbox view a sealed build has, from the directory a
+//! sealed workspace sits in (`FIXED_VIEW/src`). A debug build then does not
+//! depend on which cache it ran in, nor on what that cache linked before.
 //! std's build leaves a core idle for most of its length (core, alloc and
-//! std compile one after another); this fills it. It is best effort: when
-//! it fails, or misses what the real link asks for, the link builds the
-//! runtime itself, as it would have anyway.
+//! std compile one after another); the warm-up fills it then. When it
+//! fails, the link builds the runtime itself, as it would have anyway.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::sealed::{TargetCtx, ZigView};
 use crate::process::Cmd;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{self, Sandbox};
 use crate::toolchain::cargo_env::CargoEnv;
 use crate::zigcc;
 
@@ -39,16 +45,28 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
 }
 "#;
 
-/// Start the warm-up in the background; join it to wait for it.
-pub fn start(ctx: &TargetCtx<'_>) -> Result<JoinHandle<()>> {
+/// Start the warm-up in the background, unless this cache has done it for
+/// this kind of link; join it before the sealed build starts.
+pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     let (cache, tc, target) = (ctx.cache, ctx.tc, ctx.target);
+    let strip = strips(&ctx.snapshot.root.join("Cargo.toml"), &ctx.plan.profile);
+    let marker = marker(ctx, strip);
+    if marker.is_file() {
+        return Ok(None);
+    }
     let shims = zigcc::install_shims(cache, target, &tc.zig())?;
     let work = cache.temp_dir("zig-warm-up")?;
+    // the directory the link runs in, as it sees it: a sealed workspace's
+    let here = if ctx.sandboxed {
+        Path::new(sandbox::FIXED_VIEW).join("src")
+    } else {
+        work.path().to_path_buf()
+    };
     let src = work.path().join("empty.rs");
     std::fs::write(&src, PROGRAM).with_context(|| format!("writing {}", src.display()))?;
     let zig = ZigView::of(ctx);
     let seen = zig.toolchain(tc);
-    let mut env = CargoEnv::sealed(cache, &seen, work.path(), work.path(), ctx.epoch);
+    let mut env = CargoEnv::sealed(cache, &seen, &here, &here, ctx.epoch);
     env.add_target(cache, &seen, target)?;
     env.set(
         crate::env::XBUILD_ZIG_CACHE,
@@ -73,8 +91,8 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<JoinHandle<()>> {
         for (from, to) in &zig.writable_mapped {
             sb.bind(from, to);
         }
-        sb.rw(work.path());
-        sb.chdir(work.path());
+        sb.bind(work.path(), &here);
+        sb.chdir(&here);
         sb.command(tc.rustc().as_os_str())
     } else {
         Cmd::new(tc.rustc())
@@ -88,24 +106,50 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<JoinHandle<()>> {
         .args(&ctx.flags)
         // what std's libc and unwind crates ask the linker for
         .args(["-C", "link-arg=-lunwind", "-C", "link-arg=-lc"]);
-    if strips(&ctx.snapshot.root.join("Cargo.toml"), &ctx.plan.profile) {
+    if strip {
         cmd.args(["-C", "strip=debuginfo"]);
     }
-    cmd.arg("-o").arg(work.path().join("empty")).arg(&src);
+    cmd.arg("-o")
+        .arg(here.join("empty"))
+        .arg(here.join("empty.rs"));
     let rust = target.rust.clone();
-    Ok(std::thread::spawn(move || {
+    Ok(Some(std::thread::spawn(move || {
         let started = std::time::Instant::now();
         match cmd.output() {
-            Ok(_) => tracing::info!(
-                "zig's runtime for {rust} ready in {:.1}s",
-                started.elapsed().as_secs_f64()
-            ),
+            Ok(_) => {
+                tracing::info!(
+                    "zig's runtime for {rust} ready in {:.1}s",
+                    started.elapsed().as_secs_f64()
+                );
+                if let Some(dir) = marker.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::write(&marker, format!("{rust}\n"));
+            }
             Err(e) => tracing::info!(
                 "warming zig's cache for {rust} failed (the link will build what it needs): {e}"
             ),
         }
         drop(work);
-    }))
+    })))
+}
+
+/// The file in zig's cache that says a warm-up built the runtime for this
+/// kind of link: keyed by what zig keys it by, as far as xbuild asks.
+fn marker(ctx: &TargetCtx<'_>, strip: bool) -> PathBuf {
+    let mut h = Sha256::new();
+    for part in [ctx.target.rust.as_str(), if strip { "strip" } else { "" }]
+        .into_iter()
+        .chain(ctx.flags.iter().map(String::as_str))
+        .chain([if ctx.sandboxed { "sealed" } else { "" }])
+    {
+        h.update(part);
+        h.update([0]);
+    }
+    ctx.cache
+        .zig_cache()
+        .join("xbuild-warmed")
+        .join(&hex::encode(h.finalize())[..32])
 }
 
 /// Whether cargo's `profile` strips the executables it links (it passes

@@ -128,7 +128,8 @@ pub fn verify(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
 }
 
 /// Remove installed components and archives that the pins no longer name,
-/// and the shims of xbuild executables that no longer run (see cache).
+/// the shims of xbuild executables that no longer run, and buckets no xbuild
+/// of this version reads (see cache).
 pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
     let _lock = cache.lock("collecting garbage")?;
     let keep_dirs: BTreeSet<String> = pins.components.iter().map(|c| c.install_name()).collect();
@@ -172,6 +173,7 @@ pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
         );
         freed += size;
     }
+    freed += cache::remove_retired(cache)?;
     cache::clean_tmp(cache)?;
     Ok(freed)
 }
