@@ -208,7 +208,9 @@ mod tests {
             return;
         };
         let cache = Cache::at(root.into()).unwrap();
-        let files = tempfile::tempdir().unwrap();
+        // beside the cache, in the parent test's temp dir: this process is
+        // killed, so nothing of its own is ever removed
+        let files = tempfile::tempdir_in(cache.root.parent().unwrap()).unwrap();
         let a = entry("app", b"\x7fELF app", files.path());
         // a fifo as the second file: copying it blocks for ever, half-way
         let fifo = files.path().join("blocks");
