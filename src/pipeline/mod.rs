@@ -120,6 +120,16 @@ fn build_target(
         .inspect_err(|e| tracing::info!("not warming zig's cache: {e:#}"))
         .ok()
         .flatten();
+    if warming.is_some() && std.ready() {
+        // nothing else runs meanwhile: say what the wait is
+        ui::status(
+            "Building",
+            &format!(
+                "zig's C runtime for {} (musl, crt, compiler_rt, libunwind; once per kind of link)",
+                target.rust
+            ),
+        );
+    }
     let sysroot = std.ensure(ctx.sandboxed);
     if let Some(w) = warming {
         let _ = w.join();
