@@ -268,8 +268,8 @@ The cache is XBUILD_CACHE_DIR, else ~/.cache/xbuild.")]
         #[command(flatten)]
         pins: PinArgs,
     },
-    /// Remove installed components and archives the pins no longer name, and the wrappers of
-    /// xbuild executables (older installs) that no longer run
+    /// Remove installed components and archives the pins no longer name, the wrappers of
+    /// xbuild executables (older installs) that no longer run, and older xbuilds' zig caches
     Gc {
         #[command(flatten)]
         pins: PinArgs,
