@@ -471,8 +471,6 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Remove what a killed process left in the temp area: every entry but
-/// those of processes still running. Call with the lock held.
 /// Buckets no xbuild of this version reads (zig's caches of earlier
 /// recipes), removed by `toolchain gc`.
 pub const RETIRED: &[&str] = &["zig", "zig2"];
@@ -498,6 +496,8 @@ pub fn remove_retired(cache: &Cache) -> Result<u64> {
     Ok(freed)
 }
 
+/// Remove what a killed process left in the temp area: every entry but
+/// those of processes still running. Call with the lock held.
 pub fn clean_tmp(cache: &Cache) -> Result<()> {
     for entry in
         fs::read_dir(cache.tmp()).with_context(|| format!("reading {}", cache.tmp().display()))?

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use super::sealed::{TargetCtx, ZigView};
 use crate::process::Cmd;
@@ -137,19 +136,11 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
 /// The file in zig's cache that says a warm-up built the runtime for this
 /// kind of link: keyed by what zig keys it by, as far as xbuild asks.
 fn marker(ctx: &TargetCtx<'_>, strip: bool) -> PathBuf {
-    let mut h = Sha256::new();
-    for part in [ctx.target.rust.as_str(), if strip { "strip" } else { "" }]
-        .into_iter()
-        .chain(ctx.flags.iter().map(String::as_str))
-        .chain([if ctx.sandboxed { "sealed" } else { "" }])
-    {
-        h.update(part);
-        h.update([0]);
-    }
-    ctx.cache
-        .zig_cache()
-        .join("xbuild-warmed")
-        .join(&hex::encode(h.finalize())[..32])
+    let mut parts = vec![ctx.target.rust.as_str(), if strip { "strip" } else { "" }];
+    parts.extend(ctx.flags.iter().map(String::as_str));
+    parts.push(if ctx.sandboxed { "sealed" } else { "" });
+    let key = crate::cache::hash_bytes(parts.join("\0").as_bytes());
+    ctx.cache.zig_cache().join("xbuild-warmed").join(&key[..32])
 }
 
 /// Whether cargo's `profile` strips the executables it links (it passes

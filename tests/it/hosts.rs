@@ -148,8 +148,9 @@ fn sh(cmd: &str) {
 /// --include=ca-certificates` (`.ci/run` makes one and sets
 /// XBUILD_TEST_DEBIAN13_ROOT; cargo needs CA certificates to fetch crates):
 /// its apt sources are Debian 13's, and it has neither the libcurl nor the
-/// libssh2 that cargo needs. xbuild provisions the default pins there through its own apt configuration (the host's apt does not
-/// offer Debian 12's versions), builds the fixture (C build script included)
+/// libssh2 that cargo needs. xbuild provisions the default pins there
+/// through its own apt configuration (the host's apt does not offer Debian
+/// 12's versions), builds the fixture (C build script included)
 /// for armv6l and runs it under the provisioned qemu. The root has no pip:
 /// the PyPI wheels are put into the root's cache from the host's, as
 /// `xbuild toolchain import` would. It has no C compiler either: zig links

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::e2e::{cache_dir, copy_dir, provisioned, run_binary, xbuild};
-use crate::support::{ok, repo_root, run};
+use crate::support::{Run, ok, repo_root, run};
 
 const T: &str = "x86_64-unknown-linux-musl";
 
@@ -468,23 +468,7 @@ fn an_ordinary_user_without_a_sandbox_is_refused_under_another_accounts_cargo_co
             .env("TMPDIR", &tmp)
             .env("XBUILD_BWRAP", "/nonexistent/bwrap"))
     };
-    let r = unsandboxed();
-    assert_eq!(r.status, Some(5), "{}", r.stderr);
-    let planted = private.path().join(".cargo/config.toml");
-    assert!(
-        r.stderr.contains(&format!(
-            "cargo would read {} (owned by uid 0) above the unsandboxed build directory",
-            planted.display()
-        )),
-        "{}",
-        r.stderr
-    );
-    assert_eq!(
-        fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "a sealed dir was left"
-    );
-    fs::remove_dir_all(private.path().join(".cargo")).unwrap();
+    refused_under(&unsandboxed(), private.path(), &tmp, 0);
     let r = unsandboxed();
     ok(&r);
     assert!(
@@ -492,6 +476,28 @@ fn an_ordinary_user_without_a_sandbox_is_refused_under_another_accounts_cargo_co
         "{}",
         r.stderr
     );
+}
+
+/// An unsandboxed run refused (exit 5) for the config `hostile_config`
+/// planted in `dir`, owned by `uid`, with no sealed dir left in `tmp`; the
+/// config is removed after.
+fn refused_under(r: &Run, dir: &Path, tmp: &Path, uid: u32) {
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+    let planted = dir.join(".cargo/config.toml");
+    assert!(
+        r.stderr.contains(&format!(
+            "cargo would read {} (owned by uid {uid}) above the unsandboxed build directory",
+            planted.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs::read_dir(tmp).unwrap().count(),
+        0,
+        "a sealed dir was left"
+    );
+    fs::remove_dir_all(dir.join(".cargo")).unwrap();
 }
 
 /// Where no sandbox can be had: one precise warning, `sandboxed: false` in
@@ -520,25 +526,11 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
     // ... and refuses to build under one it did not make
     hostile_config(private.path());
     let r = unsandboxed();
-    assert_eq!(r.status, Some(5), "{}", r.stderr);
     let planted = private.path().join(".cargo/config.toml");
     let uid = std::os::unix::fs::MetadataExt::uid(&fs::metadata(&planted).unwrap());
-    assert!(
-        r.stderr.contains(&format!(
-            "cargo would read {} (owned by uid {uid}) above the unsandboxed build directory",
-            planted.display()
-        )),
-        "{}",
-        r.stderr
-    );
+    refused_under(&r, private.path(), &tmp, uid);
     assert!(r.stderr.contains("set TMPDIR"), "{}", r.stderr);
     assert!(!ws.path().join("target/xbuild/report.json").exists());
-    assert_eq!(
-        fs::read_dir(&tmp).unwrap().count(),
-        0,
-        "a sealed dir was left"
-    );
-    fs::remove_dir_all(private.path().join(".cargo")).unwrap();
     let r = unsandboxed();
     ok(&r);
     assert!(
