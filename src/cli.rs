@@ -101,6 +101,10 @@ pub struct BuildArgs {
     /// With --test: kill a test binary still running after SECS seconds
     #[arg(long, value_name = "SECS", default_value_t = 600, requires = "test")]
     pub test_timeout: u64,
+    /// With --test: let the tests use the host's network (and its name resolution and CA
+    /// certificates); by default they run sealed with a loopback of their own
+    #[arg(long, requires = "test")]
+    pub test_network: bool,
     /// With --test: arguments for every test binary (a filter, --nocapture, ...)
     #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
     pub test_args: Vec<String>,

@@ -163,12 +163,19 @@ pub fn stderr_is_terminal() -> bool {
 }
 
 /// The variables a sealed cargo child inherits from the user's environment:
-/// only how to show progress. Everything else it sees is set by xbuild.
+/// only how to show its messages. Everything else it sees is set by xbuild.
+/// Its stderr is a pipe that xbuild relays (it never gets the terminal), so
+/// when xbuild's stderr is a terminal cargo is told to colour anyway.
 pub fn display_for_cargo() -> Vec<(String, OsString)> {
-    const KEEP: &[&str] = &["TERM", "CARGO_TERM_COLOR", "CARGO_TERM_PROGRESS_WHEN"];
-    KEEP.iter()
+    const KEEP: &[&str] = &["TERM", "CARGO_TERM_COLOR"];
+    let mut vars: Vec<(String, OsString)> = KEEP
+        .iter()
         .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
-        .collect()
+        .collect();
+    if !vars.iter().any(|(k, _)| k == "CARGO_TERM_COLOR") && stderr_is_terminal() {
+        vars.push(("CARGO_TERM_COLOR".into(), "always".into()));
+    }
+    vars
 }
 
 /// The variables a test binary inherits when `xbuild --test` runs it.

@@ -77,6 +77,8 @@ pub struct TestOptions {
     pub args: Vec<String>,
     /// Test binaries run at once.
     pub parallel: usize,
+    /// `--test-network`: the host's network instead of a loopback of their own.
+    pub network: bool,
 }
 
 impl Plan {
@@ -154,6 +156,7 @@ impl Plan {
                 no_run: args.no_run,
                 timeout: Duration::from_secs(args.test_timeout),
                 args: args.test_args.clone(),
+                network: args.test_network,
                 parallel: args.jobs.map_or_else(
                     || std::thread::available_parallelism().map_or(1, |n| n.get()),
                     |j| j as usize,

@@ -12,8 +12,10 @@
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::JoinHandle;
 
 /// A child process that failed: what ran, how it ended, what it said.
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +136,12 @@ impl Cmd {
         self.inner.spawn().map_err(|e| self.not_started(e))
     }
 
-    /// Run to the end with inherited stdio; an exit status other than 0 is an error.
-    pub fn run(&mut self) -> Result<(), ProcessError> {
-        let status = self.inner.status().map_err(|e| self.not_started(e))?;
+    /// Run to the end with no terminal: stdin from `/dev/null`, stdout and
+    /// stderr through pipes that xbuild relays to its own stderr, cleaned
+    /// by [`terminal_safe`]; an exit status other than 0 is an error.
+    pub fn run_relayed(&mut self) -> Result<(), ProcessError> {
+        let mut child = self.spawn_relayed(false)?;
+        let status = child.wait().map_err(|e| self.not_started(e))?;
         if status.success() {
             Ok(())
         } else {
@@ -146,6 +151,26 @@ impl Cmd {
                 stderr: String::new(),
             })
         }
+    }
+
+    /// Start with no terminal: stdin from `/dev/null`, stderr (and stdout
+    /// unless `keep_stdout`, then piped for the caller) relayed to xbuild's
+    /// stderr through [`terminal_safe`]. [`Relayed::wait`] waits for the
+    /// relays too, so that nothing the child said is lost.
+    pub fn spawn_relayed(&mut self, keep_stdout: bool) -> Result<Relayed, ProcessError> {
+        self.inner
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.spawn()?;
+        let mut relays = Vec::new();
+        if let Some(err) = child.stderr.take() {
+            relays.push(relay(err));
+        }
+        if !keep_stdout && let Some(out) = child.stdout.take() {
+            relays.push(relay(out));
+        }
+        Ok(Relayed { child, relays })
     }
 
     /// Run to the end, returning its exit status whatever it is.
@@ -181,6 +206,112 @@ impl Cmd {
     }
 }
 
+/// A child whose output xbuild relays (see [`Cmd::spawn_relayed`]).
+pub struct Relayed {
+    pub child: Child,
+    relays: Vec<JoinHandle<()>>,
+}
+
+impl Relayed {
+    /// Wait for the child and for everything it wrote to be relayed.
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait()?;
+        for r in self.relays.drain(..) {
+            let _ = r.join();
+        }
+        Ok(status)
+    }
+}
+
+/// Copy what a child writes to xbuild's stderr, a line at a time, through
+/// [`terminal_safe`].
+fn relay(from: impl Read + Send + 'static) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(from);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match from.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let clean = terminal_safe(&line);
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(&clean);
+                    let _ = err.flush();
+                }
+            }
+        }
+    })
+}
+
+/// A line a sandboxed process wrote, made safe for the user's terminal:
+/// text, tabs and newlines pass, and of the escape sequences only colours
+/// and "erase in line" (`ESC [ digits;… m|K`, what cargo and rustc use);
+/// every other control character and escape sequence (cursor moves, window
+/// titles, OSC 52 clipboard writes, terminal queries, C1 controls) is dropped.
+pub fn terminal_safe(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        match b {
+            0x1b => {
+                i += 1;
+                match line.get(i) {
+                    Some(b'[') => {
+                        let start = i + 1;
+                        let mut j = start;
+                        while j < line.len() && (0x20..0x40).contains(&line[j]) {
+                            j += 1;
+                        }
+                        let params = &line[start..j.min(line.len())];
+                        let plain = params.iter().all(|c| c.is_ascii_digit() || *c == b';');
+                        match line.get(j) {
+                            Some(&f @ (b'm' | b'K')) if plain => {
+                                out.extend_from_slice(b"\x1b[");
+                                out.extend_from_slice(params);
+                                out.push(f);
+                                i = j + 1;
+                            }
+                            Some(0x40..=0x7e) => i = j + 1,
+                            _ => i = j,
+                        }
+                    }
+                    // OSC, DCS, APC, PM, SOS: up to BEL or ST
+                    Some(b']' | b'P' | b'_' | b'^' | b'X') => {
+                        i += 1;
+                        while i < line.len() {
+                            if line[i] == 0x07 {
+                                i += 1;
+                                break;
+                            }
+                            if line[i] == 0x1b && line.get(i + 1) == Some(&b'\\') {
+                                i += 2;
+                                break;
+                            }
+                            i += 1;
+                        }
+                    }
+                    Some(_) => i += 1,
+                    None => {}
+                }
+            }
+            b'\n' | b'\t' => {
+                out.push(b);
+                i += 1;
+            }
+            0x00..=0x1f | 0x7f => i += 1,
+            // C1 controls, as UTF-8 (U+0080..U+009F)
+            0xc2 if matches!(line.get(i + 1), Some(0x80..=0x9f)) => i += 2,
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 impl fmt::Debug for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.inner)
@@ -190,6 +321,34 @@ impl fmt::Debug for Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn safe(s: &str) -> String {
+        String::from_utf8(terminal_safe(s.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn colours_and_text_reach_the_terminal_and_nothing_else_does() {
+        let check = |input: &str, expected: &str| assert_eq!(safe(input), expected, "{input:?}");
+        check("plain text\n", "plain text\n");
+        check(
+            "\x1b[1m\x1b[32m   Compiling\x1b[0m a\n",
+            "\x1b[1m\x1b[32m   Compiling\x1b[0m a\n",
+        );
+        check("\x1b[38;5;12mx\x1b[K\n", "\x1b[38;5;12mx\x1b[K\n");
+        check("tab\there\n", "tab\there\n");
+        check("héllo ✓\n", "héllo ✓\n");
+        // window title, clipboard (OSC 52), BEL- and ST-terminated
+        check("a\x1b]0;pwned\x07b\n", "ab\n");
+        check("a\x1b]52;c;ZWNobyBoaQ==\x1b\\b\n", "ab\n");
+        // cursor moves, clearing the screen, device queries, private modes
+        check("\x1b[2J\x1b[H\x1b[6n\x1b[?1049h\x1b[1;1Hx\n", "x\n");
+        // a sequence ends at its final byte; what follows is text
+        check("\x1b[0;\"rm -rf ~\"p.\n", "m -rf ~\"p.\n");
+        // carriage return, backspace, bell, DEL and C1 CSI (U+009B)
+        check("abc\r\x08\x07\x7fd\u{9b}2Je\n", "abcd2Je\n");
+        // DCS, single-character escapes, an escape cut off at the end
+        check("\x1bP+q544e\x1b\\x\x1bcy\x1b[12", "xy");
+    }
 
     #[test]
     fn children_start_from_an_empty_environment() {

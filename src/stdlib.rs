@@ -349,7 +349,7 @@ impl<'a> Std<'a> {
             .env("RUSTC_BOOTSTRAP", "1")
             .env("RUSTC_WRAPPER", zigcc::install_std_wrapper(cache)?)
             .env("CARGO_ENCODED_RUSTFLAGS", self.rustflags.join("\x1f"));
-        if let Err(e) = cmd.run() {
+        if let Err(e) = cmd.run_relayed() {
             bail!(
                 "building std for {} failed ({}); cargo's output is above",
                 target.rust,

@@ -29,6 +29,8 @@ pub struct Job {
     pub manifest_dir: PathBuf,
     /// Where to start the process (a real path).
     pub cwd: PathBuf,
+    /// Set over `env::passthrough_for_tests` (the sandbox's HOME, TMPDIR, PATH).
+    pub env: Vec<(String, OsString)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -112,6 +114,7 @@ fn run_one(job: &Job, args: &[String], timeout: Duration) -> Outcome {
     cmd.args(args)
         .current_dir(&job.cwd)
         .envs(env::passthrough_for_tests())
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .env("CARGO_MANIFEST_DIR", &job.manifest_dir)
         .stdin(Stdio::null());
     match (log.try_clone(), log.try_clone()) {
@@ -222,6 +225,7 @@ mod tests {
             runner: vec!["/bin/sh".into(), "-c".into(), script.into()],
             manifest_dir: std::env::temp_dir(),
             cwd: std::env::temp_dir(),
+            env: Vec::new(),
         }
     }
 

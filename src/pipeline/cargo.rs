@@ -104,11 +104,8 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         cmd.arg(format!("--jobs={j}"));
     }
     tracing::debug!("running {cmd:?}");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().expect("piped stdout");
+    let mut child = cmd.spawn_relayed(true)?;
+    let stdout = child.child.stdout.take().expect("piped stdout");
     let mut built = Vec::new();
     let mut helpers = Vec::new();
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {

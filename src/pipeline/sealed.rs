@@ -250,13 +250,18 @@ pub fn build(
         let real = sealed.real(&b.path);
         fs::copy(&real, &to)
             .with_context(|| format!("copying {} to {}", real.display(), to.display()))?;
-        jobs.push(testrun::Job {
-            name: name.clone(),
-            exe: b.path,
-            runner: sealed.runner_prefix(&b.manifest_dir),
-            cwd: sealed.real(&b.manifest_dir),
-            manifest_dir: b.manifest_dir,
-        });
+        if plan.test.is_some() {
+            let network = plan.test.as_ref().is_some_and(|t| t.network);
+            let runner = sealed.test_runner(&b.manifest_dir, network)?;
+            jobs.push(testrun::Job {
+                name: name.clone(),
+                exe: b.path,
+                runner: runner.prefix,
+                env: runner.env,
+                cwd: sealed.real(&b.manifest_dir),
+                manifest_dir: b.manifest_dir,
+            });
+        }
         files.push(Output {
             name,
             package: b.package,
@@ -275,7 +280,16 @@ pub fn build(
         }
         ui::status(
             "Running",
-            &format!("{} test binaries for {}", jobs.len(), target.rust),
+            &format!(
+                "{} test binaries for {}{}",
+                jobs.len(),
+                target.rust,
+                if opts.network {
+                    " (with the host's network: --test-network)"
+                } else {
+                    " (sealed, with a loopback of their own)"
+                }
+            ),
         );
         outcomes = Some(testrun::run_all(
             &jobs,

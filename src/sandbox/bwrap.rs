@@ -12,7 +12,9 @@
 //!   own pid namespace;
 //! - the paths its caller lists, read-only or writable.
 //!
-//! It has no network unless asked, no home directory, nothing under `/srv`,
+//! It runs in a session of its own, with no controlling terminal, and its
+//! output reaches the user's terminal only through xbuild's relay
+//! (`process::terminal_safe`). It has no network unless asked, no home directory, nothing under `/srv`,
 //! `/opt`, `/mnt`, `/media`, `/var`, `/root`, `/home`, and no capabilities:
 //! even when xbuild runs as root, the build is root only in its own user
 //! namespace, and the files it can change are the ones bound writable.
@@ -63,7 +65,15 @@ impl Sandbox {
     /// `/tmp`, `/dev`, `/proc`; network only when `network`.
     pub fn new(network: bool) -> Sandbox {
         let mut s = Sandbox { args: Vec::new() };
-        s.push(["--unshare-all", "--die-with-parent", "--cap-drop", "ALL"]);
+        // a new session: no controlling terminal, so no TIOCSTI into the
+        // user's, and its output reaches the terminal only through xbuild
+        s.push([
+            "--unshare-all",
+            "--new-session",
+            "--die-with-parent",
+            "--cap-drop",
+            "ALL",
+        ]);
         if network {
             s.push(["--share-net"]);
         }
@@ -83,23 +93,6 @@ impl Sandbox {
             s.push(["--ro-bind-try", f, f]);
         }
         s.push(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        s
-    }
-
-    /// The host's whole file system, with the network, but a private `/tmp`:
-    /// for running tests, which may read the host's files and use the network.
-    pub fn host_view() -> Sandbox {
-        let mut s = Sandbox { args: Vec::new() };
-        s.push([
-            "--unshare-all",
-            "--share-net",
-            "--die-with-parent",
-            "--dev-bind",
-            "/",
-            "/",
-            "--tmpfs",
-            "/tmp",
-        ]);
         s
     }
 

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 pub use self::bwrap::Sandbox;
 pub use self::snapshot::Snapshot;
@@ -119,52 +119,108 @@ impl Sealed {
     /// its view path, in `cwd` (a view path), without network. Without a
     /// sandbox: in the real sealed dir, unisolated (the caller was told).
     pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path) -> Cmd {
-        self.sandboxed_command(program, cwd, false, &[])
+        self.sandboxed_command(program, cwd, Role::Build)
     }
 
     /// `cargo fetch` of the sealed workspace: the same view, with network and
-    /// `writable` (xbuild's cargo home) writable. No cargo configuration but
-    /// the workspace's and the cargo home's is read.
-    pub fn fetch_command(&self, program: &std::ffi::OsStr, writable: &Path) -> Cmd {
-        self.sandboxed_command(program, &self.view_of("src"), true, &[writable])
+    /// `cargo_home` (xbuild's) writable. No cargo configuration but the
+    /// workspace's and the cargo home's is read.
+    pub fn fetch_command(&self, program: &std::ffi::OsStr, cargo_home: &Path) -> Cmd {
+        self.sandboxed_command(program, &self.view_of("src"), Role::Fetch { cargo_home })
     }
 
-    fn sandboxed_command(
-        &self,
-        program: &std::ffi::OsStr,
-        cwd: &Path,
-        network: bool,
-        writable: &[&Path],
-    ) -> Cmd {
-        if !self.sandboxed() {
-            let mut cmd = Cmd::new(program);
-            cmd.current_dir(self.real(cwd));
-            return cmd;
+    fn sandboxed_command(&self, program: &std::ffi::OsStr, cwd: &Path, role: Role<'_>) -> Cmd {
+        match self.sandbox(cwd, role) {
+            Some(sb) => sb.command(program),
+            None => {
+                let mut cmd = Cmd::new(program);
+                cmd.current_dir(self.real(cwd));
+                cmd
+            }
         }
+    }
+
+    /// The one place a sealed dir's sandbox is assembled: its inputs, the
+    /// sealed dir at the fixed view and the target dir over its `target/`,
+    /// as `role` needs them. `None` without a sandbox.
+    fn sandbox(&self, cwd: &Path, role: Role<'_>) -> Option<Sandbox> {
+        if !self.sandboxed() {
+            return None;
+        }
+        let network = match role {
+            Role::Build => false,
+            Role::Fetch { .. } => true,
+            Role::Test { network, .. } => network,
+        };
         let mut sb = Sandbox::new(network);
         self.inputs.add_to(&mut sb);
-        for w in writable {
-            sb.rw(w);
+        let target = self.view.join("target");
+        match role {
+            Role::Build => {
+                sb.bind(&self.root, &self.view);
+                sb.bind(&self.target, &target);
+            }
+            Role::Fetch { cargo_home } => {
+                sb.rw(cargo_home);
+                sb.bind(&self.root, &self.view);
+                sb.bind(&self.target, &target);
+            }
+            Role::Test { scratch, .. } => {
+                // the snapshot and what the build made, read-only; its own
+                // HOME and TMPDIR, and a scratch dir as CARGO_TARGET_TMPDIR
+                sb.ro_at(&self.root, &self.view);
+                for d in ["home", "tmp"] {
+                    sb.bind(&self.root.join(d), &self.view.join(d));
+                }
+                sb.ro_at(&self.target, &target);
+                sb.bind(scratch, &target.join("tmp"));
+            }
         }
-        sb.bind(&self.root, &self.view);
-        sb.bind(&self.target, &self.view.join("target"));
         sb.chdir(cwd);
-        sb.command(program)
+        Some(sb)
     }
 
-    /// The runner prefix for test binaries: the host's files and network, as
-    /// a test may need them, but the sealed dir at the fixed view and a
-    /// private `/tmp`.
-    pub fn runner_prefix(&self, cwd: &Path) -> Vec<OsString> {
-        if !self.sandboxed() {
-            return Vec::new();
+    /// How test binaries run: the runner prefix (empty without a sandbox)
+    /// and the environment the test gets over `env::passthrough_for_tests`.
+    /// Sealed like a build: the snapshot and the target dir read-only, a
+    /// writable HOME, TMPDIR and `CARGO_TARGET_TMPDIR` (`target/tmp`), a
+    /// loopback of their own (the host's network with `network`), nothing
+    /// of the host's files beyond what builds see.
+    pub fn test_runner(&self, cwd: &Path, network: bool) -> Result<TestRunner> {
+        let scratch = self.root.join("test-tmp");
+        fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        // cargo made it; it is where the scratch dir is mounted, and a link
+        // there would take the mount elsewhere
+        let target_tmp = self.target.join("tmp");
+        match fs::symlink_metadata(&target_tmp) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!(
+                "{} is not a directory (the build replaced it): refusing to run tests through it",
+                target_tmp.display()
+            ),
+            Err(_) => fs::create_dir(&target_tmp)
+                .with_context(|| format!("creating {}", target_tmp.display()))?,
         }
-        let mut sb = Sandbox::host_view();
-        self.inputs.add_to(&mut sb);
-        sb.bind(&self.root, &self.view);
-        sb.bind(&self.target, &self.view.join("target"));
-        sb.chdir(cwd);
-        sb.prefix()
+        let Some(sb) = self.sandbox(
+            cwd,
+            Role::Test {
+                network,
+                scratch: &scratch,
+            },
+        ) else {
+            return Ok(TestRunner {
+                prefix: Vec::new(),
+                env: Vec::new(),
+            });
+        };
+        Ok(TestRunner {
+            prefix: sb.prefix(),
+            env: vec![
+                ("HOME".into(), self.view_of("home").into()),
+                ("TMPDIR".into(), self.view_of("tmp").into()),
+                ("PATH".into(), SYSTEM_PATH.into()),
+            ],
+        })
     }
 
     /// Keep the directory instead of removing it; returns its path.
@@ -174,6 +230,23 @@ impl Sealed {
         }
         self.root.clone()
     }
+}
+
+/// What a sealed dir's sandbox is for.
+#[derive(Clone, Copy)]
+enum Role<'a> {
+    /// cargo building: the sealed dir and the target dir writable.
+    Build,
+    /// `cargo fetch`: the same, with network and the cargo home writable.
+    Fetch { cargo_home: &'a Path },
+    /// Test binaries running.
+    Test { network: bool, scratch: &'a Path },
+}
+
+/// How test binaries run (see [`Sealed::test_runner`]).
+pub struct TestRunner {
+    pub prefix: Vec<OsString>,
+    pub env: Vec<(String, OsString)>,
 }
 
 /// Whether builds run sandboxed; when not, say once what is lost and how to
