@@ -20,7 +20,12 @@
 //! <cache>/v1/deps/<key>/about.json     workspace, target, mode; its mtime is the last use
 //! <cache>/v1/deps/<key>/sources.json   path -> sha256 and the mtime given
 //! <cache>/v1/deps/<key>/target/        cargo's target dir, mounted at the sealed view's target/
+//! <cache>/v1/deps/<key>/zig-cache/     zig's cache of these builds: copies of zig's runtime, and their C objects
 //! ```
+//!
+//! Everything in an entry may have been written by the workspace's code
+//! (build scripts, proc macros): an entry is used only by builds of the same
+//! workspace, target, pins, flags and signer (see `keys::About`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -53,6 +58,8 @@ pub struct Checkout {
     _lock: fs::File,
     /// The kept cargo target dir.
     pub target: PathBuf,
+    /// The builds' own zig cache (see `pipeline::prewarm`).
+    pub zig_cache: PathBuf,
 }
 
 /// Take the entry for `key`: `None` when another process is using it.
@@ -63,12 +70,15 @@ pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<
     let Some(lock) = try_lock(&dir)? else {
         return Ok(None);
     };
-    let target = dir.join("target");
-    if fresh && target.exists() {
+    let (target, zig_cache) = (dir.join("target"), dir.join("zig-cache"));
+    if fresh {
         let old = cache.temp_dir("deps-old")?;
-        let aside = old.path().join("target");
-        fs::rename(&target, &aside)
-            .with_context(|| format!("moving {} aside", target.display()))?;
+        for d in [&target, &zig_cache] {
+            if fs::symlink_metadata(d).is_ok() {
+                let aside = old.path().join(d.file_name().unwrap_or_default());
+                fs::rename(d, &aside).with_context(|| format!("moving {} aside", d.display()))?;
+            }
+        }
         drop(old);
         let _ = fs::remove_file(dir.join(SOURCES));
     }
@@ -79,6 +89,7 @@ pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<
         dir,
         _lock: lock,
         target,
+        zig_cache,
     }))
 }
 
@@ -166,6 +177,11 @@ fn try_lock(dir: &Path) -> Result<Option<fs::File>> {
     }
 }
 
+/// Whether an entry exists for `key`.
+pub fn exists(cache: &Cache, key: &str) -> bool {
+    root(cache).join(key).join("target").is_dir()
+}
+
 /// Remove an entry unless a build is using it; returns whether it was removed.
 pub fn remove(cache: &Cache, key: &str) -> Result<bool> {
     let dir = root(cache).join(key);
@@ -190,6 +206,7 @@ mod tests {
             workspace: "/w".into(),
             target: "x86_64-unknown-linux-musl".into(),
             mode: "build".into(),
+            signer: crate::cache::keys::UNSIGNED.into(),
         }
     }
 

@@ -34,24 +34,36 @@ pub fn outputs(parts: &[&str]) -> String {
     digest(parts.iter().copied())
 }
 
-/// What a kept dependency dir is for, shown by `xbuild cache list`.
+/// The `signer` of kept dirs that builds without a signing key write.
+pub const UNSIGNED: &str = "unsigned";
+
+/// What a kept dependency dir is for, shown by `xbuild cache list`: every
+/// field is part of its key.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct About {
     pub workspace: String,
     pub target: String,
     /// `build` or `test`.
     pub mode: String,
+    /// Who may publish what is built in it: the public key of the run's
+    /// signing key, or [`UNSIGNED`]. A build without the key never writes
+    /// a kept dir that a signing build then reuses.
+    #[serde(default)]
+    pub signer: String,
 }
 
-/// The key of a kept dependency dir: `parts` are the pins' build digest, the
-/// flags and anything else that must not share compiled code.
-pub fn deps(about: &About, parts: &[&str]) -> String {
-    digest(
-        [&about.workspace, &about.target, &about.mode]
-            .into_iter()
-            .map(String::as_str)
-            .chain(parts.iter().copied()),
-    )
+/// The key of a kept dependency dir: what it is for, the pins' build
+/// digest and the flags (anything else must not share compiled code).
+pub fn deps(about: &About, pins: &str, flags: &[String]) -> String {
+    let flags = flags.join("\x1f");
+    digest([
+        about.workspace.as_str(),
+        &about.target,
+        &about.mode,
+        &about.signer,
+        pins,
+        &flags,
+    ])
 }
 
 #[cfg(test)]
@@ -83,16 +95,18 @@ mod tests {
             workspace: "/w".into(),
             target: "x86_64-unknown-linux-musl".into(),
             mode: "build".into(),
+            signer: UNSIGNED.into(),
         }
     }
 
     #[test]
-    fn deps_keys_separate_workspaces_targets_modes_and_flags() {
+    fn deps_keys_separate_workspaces_targets_modes_signers_and_flags() {
         let a = about();
-        let base = deps(&a, &["pins", "flags"]);
-        assert_eq!(base, deps(&a, &["pins", "flags"]));
-        assert_ne!(base, deps(&a, &["pins", "flags2"]));
-        assert_ne!(base, deps(&a, &["pins2", "flags"]));
+        let flags = |f: &str| vec![f.to_string()];
+        let base = deps(&a, "pins", &flags("flags"));
+        assert_eq!(base, deps(&a, "pins", &flags("flags")));
+        assert_ne!(base, deps(&a, "pins", &flags("flags2")));
+        assert_ne!(base, deps(&a, "pins2", &flags("flags")));
         for changed in [
             About {
                 workspace: "/v".into(),
@@ -106,8 +120,12 @@ mod tests {
                 mode: "test".into(),
                 ..a.clone()
             },
+            About {
+                signer: "ci:AAAA".into(),
+                ..a.clone()
+            },
         ] {
-            assert_ne!(base, deps(&changed, &["pins", "flags"]));
+            assert_ne!(base, deps(&changed, "pins", &flags("flags")));
         }
     }
 }

@@ -9,7 +9,8 @@
 //! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
 //! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable; `toolchain gc` drops those no process runs
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
-//! <root>/v1/zig3/                     zig's own cache (musl crt and libc builds); `toolchain gc` drops earlier ones
+//! <root>/v1/zig3/                     zig's own cache for std builds; `toolchain gc` drops earlier ones
+//! <root>/v1/zig-runtime/<key>/        zig's C runtime for one kind of link, made by the warm-up, copied into each build's private zig cache
 //! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
 //! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
 //! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
@@ -113,6 +114,13 @@ impl Cache {
     pub fn zig_cache(&self) -> PathBuf {
         self.v1().join("zig3")
     }
+    /// zig's C runtime for one kind of link (target, flags, strip),
+    /// written once by the warm-up, a step that runs no workspace code, and
+    /// never changed after: builds get a private copy of it as their zig
+    /// cache (see `pipeline::prewarm`), so none writes what another reads.
+    pub fn zig_runtime(&self, key: &str) -> PathBuf {
+        self.v1().join("zig-runtime").join(key)
+    }
     pub fn tmp(&self) -> PathBuf {
         self.v1().join("tmp")
     }
@@ -210,7 +218,8 @@ impl Cache {
                 "std build trees (until --test)",
                 self.v1().join("std-trees"),
             ),
-            ("zig's cache", self.zig_cache()),
+            ("zig's cache (std builds)", self.zig_cache()),
+            ("zig's C runtimes", self.v1().join("zig-runtime")),
             ("crates (cargo home)", self.cargo_home()),
             ("kept dependencies", self.deps_root()),
             ("cached outputs", self.outputs_root()),
@@ -282,6 +291,74 @@ impl Cache {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
+}
+
+/// Copy the regular files and directories of `from` (a bucket xbuild wrote)
+/// into `to`, a directory a build may have written: never hard links (they
+/// would share the inode, so the build could write through them into the
+/// bucket), never through a link found in `to` (a planted one fails the
+/// copy), and nothing that `to` already has is replaced. Returns the bytes
+/// copied.
+pub fn copy_tree_into(from: &Path, to: &Path) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    ensure_dir_no_links(to)?;
+    let mut bytes = 0;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let (src, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            bytes += copy_tree_into(&src, &dest)?;
+        } else if kind.is_file() {
+            let mode = entry.metadata()?.permissions().mode() & 0o755;
+            let mut out = match open_new_no_links(&dest, mode) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("creating {}", dest.display())),
+            };
+            let mut input =
+                File::open(&src).with_context(|| format!("opening {}", src.display()))?;
+            bytes += io::copy(&mut input, &mut out)
+                .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
+        }
+    }
+    Ok(bytes)
+}
+
+/// `dir` as a directory, made when missing (its parent must exist): what is
+/// there already must be a directory, not a link (a build may have put one).
+pub fn ensure_dir_no_links(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "{} is not a directory (a build replaced it): refusing to write through it",
+            dir.display()
+        ),
+        Err(_) => fs::create_dir(dir).with_context(|| format!("creating {}", dir.display())),
+    }
+}
+
+/// A new file, never through a link (`O_CREAT | O_EXCL | O_NOFOLLOW`).
+fn open_new_no_links(path: &Path, mode: u32) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)
+}
+
+/// Write `bytes` into a new file at `path` in a directory a build may have
+/// written: an existing file (or a link) there is left alone.
+pub fn create_new_no_links(path: &Path, bytes: &[u8]) -> Result<()> {
+    match open_new_no_links(path, 0o644) {
+        Ok(mut f) => f
+            .write_all(bytes)
+            .with_context(|| format!("writing {}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 /// Copy `reader` into a new file at `path`, returning the sha256 of the bytes.

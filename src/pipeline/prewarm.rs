@@ -44,26 +44,33 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
 }
 "#;
 
-/// Start the warm-up in the background, unless this cache has done it for
-/// this kind of link; join it before the sealed build starts.
+/// Start the warm-up in the background, unless this cache has zig's
+/// runtime for this kind of link; join it before the sealed build starts.
+/// It builds into a zig cache of its own, which becomes the runtime bucket
+/// by one rename when the link succeeded: nothing but this step, which runs
+/// no workspace code, writes it.
 pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     let (cache, tc, target) = (ctx.cache, ctx.tc, ctx.target);
-    let strip = strips(&ctx.snapshot.root.join("Cargo.toml"), &ctx.plan.profile);
-    let marker = marker(ctx, strip);
-    if marker.is_file() {
+    let runtime = runtime(ctx);
+    if runtime.is_dir() {
         return Ok(None);
     }
     let shims = zigcc::install_shims(cache, target, &tc.zig())?;
     let work = cache.temp_dir("zig-warm-up")?;
+    let zig_cache = work.path().join("zig-cache");
+    let src_dir = work.path().join("src");
+    for d in [&zig_cache, &src_dir] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let zig = ZigView::of(ctx, &zig_cache);
     // the directory the link runs in, as it sees it: a sealed workspace's
     let here = if ctx.sandboxed {
         Path::new(sandbox::FIXED_VIEW).join("src")
     } else {
-        work.path().to_path_buf()
+        src_dir.clone()
     };
-    let src = work.path().join("empty.rs");
+    let src = src_dir.join("empty.rs");
     std::fs::write(&src, PROGRAM).with_context(|| format!("writing {}", src.display()))?;
-    let zig = ZigView::of(ctx);
     let seen = zig.toolchain(tc);
     let mut env = CargoEnv::sealed(cache, &seen, &here, &here, ctx.epoch);
     env.add_target(cache, &seen, target)?;
@@ -78,26 +85,15 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
             sb.ro(p);
         }
         sb.ro(&cache.own_exe()?);
-        for p in &zig.read_only {
-            sb.ro(p);
-        }
-        for p in &zig.writable {
-            sb.rw(p);
-        }
-        for (from, to) in &zig.mapped {
-            sb.ro_at(from, to);
-        }
-        for (from, to) in &zig.writable_mapped {
-            sb.bind(from, to);
-        }
-        sb.bind(work.path(), &here);
+        zig.add_to(&mut sb);
+        sb.bind(&src_dir, &here);
         sb.chdir(&here);
         sb.command(tc.rustc().as_os_str())
     } else {
         Cmd::new(tc.rustc())
     };
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))
-        .current_dir(work.path())
+        .current_dir(&src_dir)
         .args(["--edition", "2021", "--crate-type", "bin", "--target"])
         .arg(&target.rust)
         .arg("-C")
@@ -105,7 +101,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
         .args(&ctx.flags)
         // what std's libc and unwind crates ask the linker for
         .args(["-C", "link-arg=-lunwind", "-C", "link-arg=-lc"]);
-    if strip {
+    if strips_for(ctx) {
         cmd.args(["-C", "strip=debuginfo"]);
     }
     cmd.arg("-o")
@@ -116,14 +112,16 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
         let started = std::time::Instant::now();
         match cmd.output() {
             Ok(_) => {
+                let _ = std::fs::remove_dir_all(zig_cache.join("tmp"));
+                if let Some(dir) = runtime.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                // lost to another xbuild that made the same: as good
+                let _ = std::fs::rename(&zig_cache, &runtime);
                 tracing::info!(
                     "zig's runtime for {rust} ready in {:.1}s",
                     started.elapsed().as_secs_f64()
                 );
-                if let Some(dir) = marker.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let _ = std::fs::write(&marker, format!("{rust}\n"));
             }
             Err(e) => tracing::info!(
                 "warming zig's cache for {rust} failed (the link will build what it needs): {e}"
@@ -133,14 +131,49 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     })))
 }
 
-/// The file in zig's cache that says a warm-up built the runtime for this
-/// kind of link: keyed by what zig keys it by, as far as xbuild asks.
-fn marker(ctx: &TargetCtx<'_>, strip: bool) -> PathBuf {
+/// zig's runtime for this kind of link: a bucket keyed by what zig keys it
+/// by, as far as xbuild asks (the target, its flags, whether the profile
+/// strips, sealed or not). It may not exist (the warm-up failed).
+pub fn runtime(ctx: &TargetCtx<'_>) -> PathBuf {
+    let strip = strips_for(ctx);
     let mut parts = vec![ctx.target.rust.as_str(), if strip { "strip" } else { "" }];
     parts.extend(ctx.flags.iter().map(String::as_str));
     parts.push(if ctx.sandboxed { "sealed" } else { "" });
     let key = crate::cache::hash_bytes(parts.join("\0").as_bytes());
-    ctx.cache.zig_cache().join("xbuild-warmed").join(&key[..32])
+    ctx.cache.zig_runtime(&key[..32])
+}
+
+/// Give a build's own zig cache (`zig_cache`, a real path) zig's runtime for
+/// its kind of link: copies, never links, of the files of the runtime bucket
+/// it lacks; once per kept dir (a marker there names the runtimes it has).
+/// Without a runtime (the warm-up failed), the build's links make it.
+pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
+    let runtime = runtime(ctx);
+    crate::cache::ensure_dir_no_links(zig_cache)?;
+    let Some(name) = runtime.file_name().filter(|_| runtime.is_dir()) else {
+        return Ok(());
+    };
+    let seeded = zig_cache.join("xbuild-seeded");
+    let marker = seeded.join(name);
+    if std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let bytes = crate::cache::copy_tree_into(&runtime, zig_cache)?;
+    crate::cache::ensure_dir_no_links(&seeded)?;
+    crate::cache::create_new_no_links(&marker, ctx.target.rust.as_bytes())?;
+    tracing::info!(
+        "copied zig's runtime for {} into {} ({:.1} MiB in {:.2}s)",
+        ctx.target.rust,
+        zig_cache.display(),
+        bytes as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn strips_for(ctx: &TargetCtx<'_>) -> bool {
+    strips(&ctx.snapshot.root.join("Cargo.toml"), &ctx.plan.profile)
 }
 
 /// Whether cargo's `profile` strips the executables it links (it passes

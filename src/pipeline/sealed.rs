@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::cargo::{self, CargoRun};
+use super::prewarm;
 use super::report;
 use crate::cache::{Cache, deps, keys};
 use crate::plan::Plan;
@@ -77,45 +78,52 @@ pub struct SealedOutput {
     pub sealed_root: PathBuf,
 }
 
-/// Where a sealed build sees zig and zig's cache: at fixed paths in the
+/// Where a sealed build sees zig and its zig cache: at fixed paths in the
 /// sandbox (see `sandbox::FIXED_ZIG`), so that nothing zig builds depends on
-/// where the cache is; where they are without one.
+/// where the cache is; where they are without one. zig is read-only; the zig
+/// cache is the build's own (see `prewarm`).
 pub struct ZigView {
     /// zig's directory as the build sees it.
     pub dir: PathBuf,
-    /// zig's cache as the build sees it.
+    /// The zig cache as the build sees it.
     pub cache: PathBuf,
-    pub read_only: Vec<PathBuf>,
-    pub writable: Vec<PathBuf>,
-    pub mapped: Vec<(PathBuf, PathBuf)>,
-    pub writable_mapped: Vec<(PathBuf, PathBuf)>,
+    real_dir: PathBuf,
+    real_cache: PathBuf,
 }
 
 impl ZigView {
-    pub fn of(ctx: &TargetCtx<'_>) -> ZigView {
-        let (tc, cache) = (ctx.tc, ctx.cache);
+    /// zig, and `zig_cache` (a real path) as the build's zig cache.
+    pub fn of(ctx: &TargetCtx<'_>, zig_cache: &Path) -> ZigView {
+        let tc = ctx.tc;
+        let (real_dir, real_cache) = (tc.zig_dir.clone(), zig_cache.to_path_buf());
         if ctx.sandboxed
             && let Some(name) = tc.zig_dir.file_name()
         {
-            let dir = Path::new(sandbox::FIXED_ZIG).join(name);
-            let view = PathBuf::from(sandbox::FIXED_ZIG_CACHE);
             return ZigView {
-                mapped: vec![(tc.zig_dir.clone(), dir.clone())],
-                writable_mapped: vec![(cache.zig_cache(), view.clone())],
-                dir,
-                cache: view,
-                read_only: Vec::new(),
-                writable: Vec::new(),
+                dir: Path::new(sandbox::FIXED_ZIG).join(name),
+                cache: PathBuf::from(sandbox::FIXED_ZIG_CACHE),
+                real_dir,
+                real_cache,
             };
         }
         ZigView {
-            dir: tc.zig_dir.clone(),
-            cache: cache.zig_cache(),
-            read_only: vec![tc.zig_dir.clone()],
-            writable: vec![cache.zig_cache()],
-            mapped: Vec::new(),
-            writable_mapped: Vec::new(),
+            dir: real_dir.clone(),
+            cache: real_cache.clone(),
+            real_dir,
+            real_cache,
         }
+    }
+
+    /// Bind zig read-only and the zig cache writable.
+    pub fn add_to(&self, sb: &mut sandbox::Sandbox) {
+        sb.ro_at(&self.real_dir, &self.dir);
+        sb.bind(&self.real_cache, &self.cache);
+    }
+
+    /// The same, for the builds of a sealed dir.
+    fn add_to_sealed(&self, sealed: &mut Sealed) {
+        sealed.bind_in_build(&self.real_dir, &self.dir, false);
+        sealed.bind_in_build(&self.real_cache, &self.cache, true);
     }
 
     /// The toolchain as the build sees it.
@@ -145,8 +153,12 @@ pub fn build(
         ..
     } = *ctx;
     zigcc::install_shims(cache, target, &tc.zig())?;
-    let zig = ZigView::of(ctx);
-    let seen = zig.toolchain(tc);
+    // the kept dir first: it holds this build's zig cache too
+    let kept = if variant.reuse_deps {
+        kept_target_dir(ctx)?
+    } else {
+        None
+    };
     let mut inputs = sandbox::Inputs {
         read_only: vec![
             tc.rust_dir.clone(),
@@ -155,19 +167,27 @@ pub fn build(
             cache.cargo_home(),
             cache.own_exe()?,
         ],
-        writable: zig.writable.clone(),
-        mapped: zig.mapped.clone(),
-        writable_mapped: zig.writable_mapped.clone(),
+        mapped: Vec::new(),
     };
-    inputs.read_only.extend(zig.read_only.clone());
     inputs.read_only.extend(tc.qemu_dir.clone());
     inputs.read_only.extend(tc.tools_dir.clone());
     let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
-    let _kept = if variant.reuse_deps {
-        kept_target_dir(ctx, &mut sealed)?
-    } else {
-        None
-    };
+    let zig_cache = kept
+        .as_ref()
+        .map_or_else(|| sealed.root.join("zig-cache"), |k| k.zig_cache.clone());
+    prewarm::seed(ctx, &zig_cache)?;
+    let zig = ZigView::of(ctx, &zig_cache);
+    zig.add_to_sealed(&mut sealed);
+    let seen = zig.toolchain(tc);
+    if let Some(kept) = &kept {
+        let changed = kept.stamp(cache, &sealed.src, &sealed.files)?;
+        tracing::info!(
+            "reusing compiled dependencies in {} ({changed} of {} source files new or changed)",
+            kept.target.display(),
+            sealed.files.len()
+        );
+        sealed.use_target_dir(kept.target.clone());
+    }
     cargo::fetch_dependencies(plan, cache, tc, &sealed)?;
 
     let mut env = CargoEnv::sealed(
@@ -252,7 +272,7 @@ pub fn build(
             .with_context(|| format!("copying {} to {}", real.display(), to.display()))?;
         if plan.test.is_some() {
             let network = plan.test.as_ref().is_some_and(|t| t.network);
-            let runner = sealed.test_runner(&b.manifest_dir, network)?;
+            let runner = sealed.test_runner(&b.manifest_dir, network, &target.rust)?;
             jobs.push(testrun::Job {
                 name: name.clone(),
                 exe: b.path,
@@ -313,11 +333,11 @@ pub fn build(
     })
 }
 
-/// Take the dependency cache's target dir for this workspace and target, and
-/// stamp the snapshot's files so that cargo sees what changed since it was last
-/// used. `None` (a build from scratch) when there is no fixed view to mount it
-/// at, or when another xbuild is using it.
-fn kept_target_dir(ctx: &TargetCtx<'_>, sealed: &mut Sealed) -> Result<Option<deps::Checkout>> {
+/// Take the dependency cache's target dir for this workspace, target and
+/// signer (the caller stamps the snapshot's files into it). `None` (a build
+/// from scratch) when there is no fixed view to mount it at, or when another
+/// xbuild is using it.
+fn kept_target_dir(ctx: &TargetCtx<'_>) -> Result<Option<deps::Checkout>> {
     let TargetCtx {
         plan,
         cache,
@@ -325,16 +345,32 @@ fn kept_target_dir(ctx: &TargetCtx<'_>, sealed: &mut Sealed) -> Result<Option<de
         target,
         ..
     } = *ctx;
-    if !sealed.sandboxed() {
+    if !ctx.sandboxed {
         tracing::info!("no sandbox, so no fixed view: compiled dependencies are not kept");
         return Ok(None);
     }
+    let signer = cache.remote().and_then(|r| r.signer());
     let about = keys::About {
         workspace: plan.workspace_root.display().to_string(),
         target: target.rust.clone(),
         mode: if plan.test.is_some() { "test" } else { "build" }.into(),
+        signer: signer.clone().unwrap_or_else(|| keys::UNSIGNED.into()),
     };
-    let key = keys::deps(&about, &[&tc.pins.build_digest(), &ctx.flags.join("\x1f")]);
+    let pins = tc.pins.build_digest();
+    let key = keys::deps(&about, &pins, &ctx.flags);
+    if signer.is_some() {
+        // what builds without the key kept is theirs: say it is not used
+        let unsigned = keys::About {
+            signer: keys::UNSIGNED.into(),
+            ..about.clone()
+        };
+        if deps::exists(cache, &keys::deps(&unsigned, &pins, &ctx.flags)) {
+            ui::note(&format!(
+                "not reusing the compiled dependencies that unsigned builds kept for {} of this workspace: a signing build keeps its own",
+                target.rust
+            ));
+        }
+    }
     let Some(kept) = deps::checkout(cache, &key, &about, plan.rebuild)? else {
         ui::note(&format!(
             "another xbuild is using the compiled dependencies kept for {} of this workspace; building from scratch",
@@ -342,13 +378,6 @@ fn kept_target_dir(ctx: &TargetCtx<'_>, sealed: &mut Sealed) -> Result<Option<de
         ));
         return Ok(None);
     };
-    let changed = kept.stamp(cache, &sealed.src, &sealed.files)?;
-    tracing::info!(
-        "reusing compiled dependencies in {} ({changed} of {} source files new or changed)",
-        kept.target.display(),
-        sealed.files.len()
-    );
-    sealed.use_target_dir(kept.target.clone());
     Ok(Some(kept))
 }
 

@@ -135,15 +135,21 @@ impl Sandbox {
     /// the `Cmd`'s: bwrap passes its own on).
     pub fn command(self, program: &OsStr) -> Cmd {
         let mut cmd = Cmd::new(bwrap_path());
-        cmd.args(self.args).arg("--").arg(program);
+        cmd.args(self.finish()).arg(program);
         cmd
+    }
+
+    /// The arguments, ending with the root made read-only (bubblewrap's root
+    /// is a tmpfs holding the mount points: nothing is written there) and `--`.
+    fn finish(mut self) -> Vec<OsString> {
+        self.push(["--remount-ro", "/", "--"]);
+        self.args
     }
 
     /// The argv prefix that runs a program in the sandbox.
     pub fn prefix(self) -> Vec<OsString> {
         let mut v = vec![bwrap_path().into_os_string()];
-        v.extend(self.args);
-        v.push("--".into());
+        v.extend(self.finish());
         v
     }
 }

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 pub use self::bwrap::Sandbox;
 pub use self::snapshot::Snapshot;
@@ -28,16 +28,14 @@ pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What a sealed build may see besides its own directory: the toolchain,
-/// std, the shims and xbuild itself (read-only), the crates (read-only) and
-/// zig's cache (writable).
+/// std, the shims and xbuild itself, the crates, all read-only. Nothing the
+/// cache shares with other builds is writable: a build's zig cache is its
+/// own ([`Sealed::bind_in_build`]).
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     pub read_only: Vec<PathBuf>,
-    pub writable: Vec<PathBuf>,
     /// Read-only, at another path: (real path, path in the sandbox).
     pub mapped: Vec<(PathBuf, PathBuf)>,
-    /// Writable, at another path.
-    pub writable_mapped: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Where a sealed build sees zig (`<FIXED_ZIG>/<its directory's name>`) and
@@ -49,23 +47,13 @@ pub const FIXED_ZIG_CACHE: &str = "/tmp/xbuild-zig-cache";
 
 impl Inputs {
     /// Bind them: a read-only input that does not exist yet has nothing to
-    /// show; a writable one is created first.
+    /// show.
     fn add_to(&self, sb: &mut Sandbox) {
         for p in self.read_only.iter().filter(|p| p.exists()) {
             sb.ro(p);
         }
-        for p in &self.writable {
-            if fs::create_dir_all(p).is_ok() {
-                sb.rw(p);
-            }
-        }
         for (from, to) in &self.mapped {
             sb.ro_at(from, to);
-        }
-        for (from, to) in &self.writable_mapped {
-            if fs::create_dir_all(from).is_ok() {
-                sb.bind(from, to);
-            }
         }
     }
 }
@@ -84,6 +72,8 @@ pub struct Sealed {
     /// the dependency cache, mounted at `view/target`.
     pub target: PathBuf,
     inputs: Inputs,
+    /// Seen by cargo's builds only (not tests): (real path, view, writable).
+    build_only: Vec<(PathBuf, PathBuf, bool)>,
 }
 
 impl Sealed {
@@ -95,6 +85,13 @@ impl Sealed {
     /// A path inside the sealed dir, as the build sees it.
     pub fn view_of(&self, rel: &str) -> PathBuf {
         self.view.join(rel)
+    }
+
+    /// Show `from` at `to` to cargo's builds only (zig, and the build's own
+    /// zig cache, writable), not to tests.
+    pub fn bind_in_build(&mut self, from: &Path, to: &Path, writable: bool) {
+        self.build_only
+            .push((from.to_path_buf(), to.to_path_buf(), writable));
     }
 
     /// Build in `dir` (real path) instead of the empty `root/target`: it is
@@ -159,13 +156,24 @@ impl Sealed {
             Role::Build => {
                 sb.bind(&self.root, &self.view);
                 sb.bind(&self.target, &target);
+                for (from, to, writable) in &self.build_only {
+                    if *writable {
+                        sb.bind(from, to);
+                    } else {
+                        sb.ro_at(from, to);
+                    }
+                }
             }
             Role::Fetch { cargo_home } => {
                 sb.rw(cargo_home);
                 sb.bind(&self.root, &self.view);
                 sb.bind(&self.target, &target);
             }
-            Role::Test { scratch, .. } => {
+            Role::Test {
+                scratch,
+                target_tmp,
+                ..
+            } => {
                 // the snapshot and what the build made, read-only; its own
                 // HOME and TMPDIR, and a scratch dir as CARGO_TARGET_TMPDIR
                 sb.ro_at(&self.root, &self.view);
@@ -173,7 +181,7 @@ impl Sealed {
                     sb.bind(&self.root.join(d), &self.view.join(d));
                 }
                 sb.ro_at(&self.target, &target);
-                sb.bind(scratch, &target.join("tmp"));
+                sb.bind(scratch, &target.join(target_tmp));
             }
         }
         sb.chdir(cwd);
@@ -183,29 +191,24 @@ impl Sealed {
     /// How test binaries run: the runner prefix (empty without a sandbox)
     /// and the environment the test gets over `env::passthrough_for_tests`.
     /// Sealed like a build: the snapshot and the target dir read-only, a
-    /// writable HOME, TMPDIR and `CARGO_TARGET_TMPDIR` (`target/tmp`), a
-    /// loopback of their own (the host's network with `network`), nothing
-    /// of the host's files beyond what builds see.
-    pub fn test_runner(&self, cwd: &Path, network: bool) -> Result<TestRunner> {
+    /// writable HOME, TMPDIR and `CARGO_TARGET_TMPDIR` (`target/TRIPLE/tmp`
+    /// for `triple`), a loopback of their own (the host's network with
+    /// `network`), nothing of the host's files beyond what builds see.
+    pub fn test_runner(&self, cwd: &Path, network: bool, triple: &str) -> Result<TestRunner> {
         let scratch = self.root.join("test-tmp");
         fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
         // cargo made it; it is where the scratch dir is mounted, and a link
         // there would take the mount elsewhere
-        let target_tmp = self.target.join("tmp");
-        match fs::symlink_metadata(&target_tmp) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => bail!(
-                "{} is not a directory (the build replaced it): refusing to run tests through it",
-                target_tmp.display()
-            ),
-            Err(_) => fs::create_dir(&target_tmp)
-                .with_context(|| format!("creating {}", target_tmp.display()))?,
+        let target_tmp = Path::new(triple).join("tmp");
+        for dir in [self.target.join(triple), self.target.join(&target_tmp)] {
+            crate::cache::ensure_dir_no_links(&dir)?;
         }
         let Some(sb) = self.sandbox(
             cwd,
             Role::Test {
                 network,
                 scratch: &scratch,
+                target_tmp: &target_tmp,
             },
         ) else {
             return Ok(TestRunner {
@@ -240,7 +243,12 @@ enum Role<'a> {
     /// `cargo fetch`: the same, with network and the cargo home writable.
     Fetch { cargo_home: &'a Path },
     /// Test binaries running.
-    Test { network: bool, scratch: &'a Path },
+    Test {
+        network: bool,
+        scratch: &'a Path,
+        /// `CARGO_TARGET_TMPDIR`, relative to the target dir.
+        target_tmp: &'a Path,
+    },
 }
 
 /// How test binaries run (see [`Sealed::test_runner`]).
@@ -342,6 +350,7 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
         src,
         files: snapshot.files.clone(),
         inputs,
+        build_only: Vec::new(),
     })
 }
 

@@ -9,6 +9,8 @@ mod fixtures;
 #[cfg(feature = "e2e")]
 mod hosts;
 #[cfg(feature = "e2e")]
+mod integrity;
+#[cfg(feature = "e2e")]
 mod sandbox;
 #[cfg(feature = "e2e")]
 mod store;

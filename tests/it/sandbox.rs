@@ -20,15 +20,15 @@ use crate::support::{Run, ok, repo_root, run};
 const T: &str = "x86_64-unknown-linux-musl";
 
 /// An ordinary account to run xbuild as.
-struct User {
-    name: String,
+pub(crate) struct User {
+    pub(crate) name: String,
     uid: u32,
     gid: u32,
     /// Its private HOME, made for this run.
-    home: PathBuf,
+    pub(crate) home: PathBuf,
     /// xbuild, copied where the user can run it.
     xbuild: PathBuf,
-    cache: PathBuf,
+    pub(crate) cache: PathBuf,
 }
 
 fn id(flag: &str, name: &str) -> u32 {
@@ -83,7 +83,7 @@ fn user() -> Option<&'static User> {
 
 /// A copy of `from` that `user` owns (git refuses repositories owned by
 /// someone else).
-fn give(user: &User, dir: &Path) {
+pub(crate) fn give(user: &User, dir: &Path) {
     ok(&run(Command::new("chown")
         .arg("-R")
         .arg(format!("{}:{}", user.uid, user.gid))
@@ -91,7 +91,7 @@ fn give(user: &User, dir: &Path) {
 }
 
 /// xbuild as `user` (None: as this process), in `cwd`.
-fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
+pub(crate) fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
     let Some(u) = user else {
         return xbuild(cwd);
     };
@@ -111,7 +111,7 @@ fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
 }
 
 /// Who runs the test: root, and the ordinary user when there is one.
-fn everyone() -> Vec<Option<&'static User>> {
+pub(crate) fn everyone() -> Vec<Option<&'static User>> {
     match user() {
         Some(u) => vec![None, Some(u)],
         None => {
@@ -173,7 +173,7 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path)
 }
 
 /// A server on the host's loopback that answers anyone who connects.
-fn server() -> u16 {
+pub(crate) fn server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {

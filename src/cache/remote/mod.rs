@@ -59,6 +59,8 @@ pub struct Stats {
 struct State {
     /// Why the store is no longer used in this run.
     off: Option<String>,
+    /// Why this run does not write to the store, though it has the key.
+    no_writes: Option<String>,
     stats: Stats,
 }
 
@@ -393,7 +395,36 @@ impl Remote {
 
     /// Whether this run may write (a signing key and a writable store).
     pub fn writes(&self) -> bool {
-        self.signer.is_some() && self.backend.writable() && self.usable()
+        self.signer.is_some()
+            && self.backend.writable()
+            && self.usable()
+            && self.state.lock().expect("store state").no_writes.is_none()
+    }
+
+    /// The public key this run signs with (`NAME:BASE64`), when it may
+    /// write: what kept dirs are keyed by, so that no build without the key
+    /// writes one that a signing build reuses.
+    pub fn signer(&self) -> Option<String> {
+        self.signer
+            .as_ref()
+            .filter(|_| self.writes())
+            .map(|s| s.public().to_string())
+    }
+
+    /// Stop writing for the rest of the run (reading goes on), and say why once.
+    pub fn stop_writing(&self, why: &str) {
+        if self.signer.is_none() || !self.backend.writable() {
+            return;
+        }
+        let mut st = self.state.lock().expect("store state");
+        if st.no_writes.is_none() {
+            st.no_writes = Some(why.to_string());
+            drop(st);
+            self.warn(format!(
+                "nothing is signed or pushed to the cache store {} in this run: {why}",
+                self.url
+            ));
+        }
     }
 
     /// Upload a blob the store lacks (best effort: a failure is a warning).
