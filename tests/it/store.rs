@@ -561,3 +561,70 @@ fn a_file_store_gives_the_same_hit() {
     );
     assert_eq!(sums(out1.path()), sums(out2.path()));
 }
+
+/// Only trustworthy builds sign: a signing build does not reuse the kept
+/// dir an unsigned build of the same workspace wrote (and says so in one
+/// line), and an unsandboxed run, key and all, pushes nothing.
+#[test]
+fn kept_dirs_of_unsigned_builds_are_not_signed_and_unsandboxed_builds_never_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(keys.path(), "trusted");
+    let url = format!("file://{}", dir.path().display());
+    let ws = unique(workspace(), "app/src/main.rs", "signer-kept-dirs");
+    let cache = fresh_cache(true, true);
+    let manifests = || {
+        fs::read_dir(dir.path().join("outputs"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // a build without the key (a pull request on the same runner)
+    let out = tempfile::tempdir().unwrap();
+    let unsigned = run(build(ws.path(), Some(cache.path()), out.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &public));
+    ok(&unsigned);
+    assert_eq!(manifests(), 0);
+    // the signing build compiles its dependencies again, in its own kept dir
+    let main = ws.path().join("app/src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{text}\n// signed\n")).unwrap();
+    let signed = run(build(ws.path(), Some(cache.path()), out.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &public)
+        .env("XBUILD_CACHE_SIGNING_KEY", &key));
+    ok(&signed);
+    assert_eq!(
+        count(
+            &signed.stderr,
+            "not reusing the compiled dependencies that unsigned builds kept"
+        ),
+        1,
+        "{}",
+        signed.stderr
+    );
+    assert!(
+        signed.stderr.contains("Compiling itoa"),
+        "{}",
+        signed.stderr
+    );
+    assert_eq!(manifests(), 1, "{}", signed.stderr);
+    // without a sandbox: builds, reads, never pushes
+    fs::write(&main, format!("{text}\n// unsandboxed\n")).unwrap();
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    let r = run(build(ws.path(), Some(cache.path()), out.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &public)
+        .env("XBUILD_CACHE_SIGNING_KEY", &key)
+        .env("XBUILD_BWRAP", "/nonexistent/bwrap")
+        .env_remove("XBUILD_REQUIRE_SANDBOX")
+        .env("TMPDIR", tmp.path()));
+    ok(&r);
+    assert_eq!(
+        count(&r.stderr, "nothing is signed or pushed to the cache store"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(manifests(), 1, "an unsandboxed build pushed: {}", r.stderr);
+}
