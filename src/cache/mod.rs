@@ -338,6 +338,54 @@ pub fn ensure_dir_no_links(dir: &Path) -> Result<()> {
     }
 }
 
+/// `path`, which lies under `root` (a directory a build wrote), when no
+/// component of it below `root` is a symbolic link: a build may plant links
+/// there toward the host's files, and xbuild's own copies out of it (and
+/// writes into it) must never follow one.
+pub fn no_links_below(root: &Path, path: &Path) -> Result<()> {
+    let rel = path.strip_prefix(root).with_context(|| {
+        format!(
+            "{} is not inside the build's directory {}",
+            path.display(),
+            root.display()
+        )
+    })?;
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        let m = fs::symlink_metadata(&at).with_context(|| format!("reading {}", at.display()))?;
+        if m.file_type().is_symlink() {
+            bail!(
+                "{} is a symbolic link that the build made: refusing to follow it (a build script may point one at your files)",
+                at.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Copy the regular file `from` (under `root`, a directory a build wrote)
+/// to `to`, following no link on the way.
+pub fn copy_out_no_links(root: &Path, from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    no_links_below(root, from)?;
+    let mut input = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(from)
+        .with_context(|| format!("opening {}", from.display()))?;
+    if !input.metadata()?.is_file() {
+        bail!("{} is not a regular file", from.display());
+    }
+    let mut out = File::create(to).with_context(|| format!("creating {}", to.display()))?;
+    io::copy(&mut input, &mut out)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    let mode = input.metadata()?.permissions();
+    out.set_permissions(mode)
+        .with_context(|| format!("setting the mode of {}", to.display()))?;
+    Ok(())
+}
+
 /// A new file, never through a link (`O_CREAT | O_EXCL | O_NOFOLLOW`).
 fn open_new_no_links(path: &Path, mode: u32) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -685,6 +733,27 @@ pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_out_of_a_build_dir_refuse_planted_links() {
+        let root = tempfile::tempdir().unwrap();
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        fs::write(secret.path(), "secret").unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("real/bin")).unwrap();
+        fs::write(r.join("real/bin/app"), "elf").unwrap();
+        std::os::unix::fs::symlink(secret.path(), r.join("real/bin/link")).unwrap();
+        std::os::unix::fs::symlink(r.join("real"), r.join("dirlink")).unwrap();
+        let out = r.join("copied");
+        copy_out_no_links(r, &r.join("real/bin/app"), &out).unwrap();
+        assert_eq!(fs::read_to_string(&out).unwrap(), "elf");
+        for planted in ["real/bin/link", "dirlink/bin/app"] {
+            let e = copy_out_no_links(r, &r.join(planted), &r.join("x")).unwrap_err();
+            assert!(e.to_string().contains("symbolic link"), "{e:#}");
+            assert!(!r.join("x").exists());
+        }
+        assert!(copy_out_no_links(r, Path::new("/etc/passwd"), &r.join("x")).is_err());
+    }
 
     #[test]
     fn remove_retired_drops_earlier_zig_caches_and_keeps_the_current_one() {

@@ -153,7 +153,7 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
     {
         let runner = runner_for(tc, target)?;
         for h in &helpers {
-            launcher::install(&sealed.real(&h.path), &h.path, &runner)?;
+            launcher::install(&sealed.target, &sealed.real(&h.path), &h.path, &runner)?;
         }
     }
     Ok(built)
