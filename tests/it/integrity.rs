@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::e2e::{cache_dir, provisioned};
-use crate::sandbox::{User, everyone, give, server, xbuild_as};
+use crate::sandbox::{User, everyone, give, host_secret, server, xbuild_as};
 use crate::support::{Run, ok, run};
 
 const T: &str = "x86_64-unknown-linux-musl";
@@ -273,19 +273,7 @@ fn who_name(who: Option<&User>) -> &str {
 fn hostile_build_scripts_and_tests_reach_nothing_shared_no_terminal_no_host() {
     provisioned();
     let port = server();
-    let srv = ["/srv", "/var/tmp"]
-        .iter()
-        .find_map(|d| {
-            tempfile::Builder::new()
-                .prefix("xbuild-test-")
-                .tempdir_in(d)
-                .ok()
-        })
-        .unwrap();
-    let secret = srv.path().join("secret");
-    fs::write(&secret, "do not read").unwrap();
-    fs::set_permissions(srv.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let (_srv, secret) = host_secret();
     for who in everyone() {
         let name = who_name(who);
         let ws = tempfile::tempdir().unwrap();

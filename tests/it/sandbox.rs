@@ -172,6 +172,25 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path)
     .unwrap();
 }
 
+/// A file outside every input, readable by everyone: under /srv where this
+/// account may write there (root), else under /var/tmp. (Its dir, its path.)
+pub(crate) fn host_secret() -> (tempfile::TempDir, PathBuf) {
+    let srv = ["/srv", "/var/tmp"]
+        .iter()
+        .find_map(|d| {
+            tempfile::Builder::new()
+                .prefix("xbuild-test-")
+                .tempdir_in(d)
+                .ok()
+        })
+        .unwrap();
+    let secret = srv.path().join("secret");
+    fs::write(&secret, "do not read").unwrap();
+    fs::set_permissions(srv.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    (srv, secret)
+}
+
 /// A server on the host's loopback that answers anyone who connects.
 pub(crate) fn server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -266,21 +285,7 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
     let port = server();
     // the server is reachable from outside the sandbox
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    // a file outside the inputs: under /srv where this account may write
-    // there (root), else under /var/tmp
-    let srv = ["/srv", "/var/tmp"]
-        .iter()
-        .find_map(|d| {
-            tempfile::Builder::new()
-                .prefix("xbuild-test-")
-                .tempdir_in(d)
-                .ok()
-        })
-        .unwrap();
-    let secret = srv.path().join("secret");
-    fs::write(&secret, "do not read").unwrap();
-    fs::set_permissions(srv.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
+    let (_srv, secret) = host_secret();
     // a cargo config any local user could leave in /tmp
     let _planted = Planted::new();
     for who in everyone() {
