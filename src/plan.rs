@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 
 use crate::cli::BuildArgs;
 use crate::exit::Usage;
-use crate::process::Cmd;
 use crate::targets::{self, Target};
 use crate::toolchain::fetch::Mode;
 use crate::toolchain::manifest::Pins;
@@ -44,6 +43,9 @@ pub struct Plan {
     pub offline: bool,
     /// The user's RUSTFLAGS, which replace the table's per-target flags.
     pub user_rustflags: Option<String>,
+    /// The workspace's own `toolchains.toml`, when its pins are used (not
+    /// the built-in ones, not a `--toolchains` file).
+    pub workspace_pins: Option<PathBuf>,
     /// `--test`: build (and run) test binaries instead of the binaries.
     pub test: Option<TestOptions>,
     /// Build twice in different sealed directories and compare the outputs.
@@ -131,7 +133,10 @@ impl Plan {
             other => other.map(String::from),
         };
         let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
+        let workspace_pins = Some(workspace_root.join("toolchains.toml"))
+            .filter(|f| args.pins.toolchains.is_none() && f.is_file());
         Ok(Plan {
+            workspace_pins,
             targets: table,
             out_dir: match &args.out {
                 Some(o) => cwd.join(o),
@@ -296,7 +301,7 @@ fn profile_of(args: &BuildArgs) -> String {
 /// `rustc --print cfg` for `target` with its table flags (`crt-static` is a
 /// `target_feature`), as `[target.'cfg(...)']` sections are matched.
 fn rustc_cfg(tc: &Toolchain, target: &Target) -> Result<Vec<String>> {
-    let mut cmd = Cmd::new(tc.rustc());
+    let mut cmd = crate::sandbox::tool_command(&tc.rustc(), &[&tc.rust_dir], &[]);
     let out = cmd
         .args(["--print", "cfg", "--target", &target.rust])
         .args(&target.rustflags)
@@ -464,6 +469,7 @@ mod tests {
             let a = args(extra);
             Plan {
                 targets: vec![],
+                workspace_pins: None,
                 workspace_root: "/w".into(),
                 manifest_path: "/w/Cargo.toml".into(),
                 profile: profile_of(&a),

@@ -50,6 +50,7 @@ pub struct Outcomes {
 /// The toolchain is provisioned only when a target must be built.
 pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
     let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
+    crate::sandbox::refuse_workspace_pins(sandboxed, plan.workspace_pins.as_deref())?;
     if !sandboxed && let Some(store) = cache.remote() {
         store.stop_writing(
             "builds are not sandboxed here, and what an unsandboxed build made cannot be vouched for (reading the store goes on)",

@@ -257,6 +257,40 @@ pub struct TestRunner {
     pub env: Vec<(String, OsString)>,
 }
 
+/// A pinned tool (rustc, zig) run for xbuild itself, outside any build:
+/// in the sandbox when one can be had (without network; `read_only` and
+/// `writable` bound at their real paths), else directly (then only the
+/// built-in pins run: see [`refuse_workspace_pins`]).
+pub fn tool_command(program: &Path, read_only: &[&Path], writable: &[&Path]) -> Cmd {
+    if bwrap::available().is_err() {
+        return Cmd::new(program);
+    }
+    let mut sb = Sandbox::new(false);
+    for p in read_only.iter().filter(|p| p.exists()) {
+        sb.ro(p);
+    }
+    for p in writable {
+        sb.rw(p);
+    }
+    sb.command(program.as_os_str())
+}
+
+/// Without a sandbox, the programs of a workspace's own `toolchains.toml`
+/// would start on the host with the user's rights (a pull request could pin
+/// anything): refused, saying why (exit 5). The built-in pins, and a file
+/// the user names with `--toolchains`, still work.
+pub fn refuse_workspace_pins(sandboxed: bool, workspace_pins: Option<&Path>) -> Result<()> {
+    match workspace_pins {
+        Some(file) if !sandboxed => Err(crate::exit::NoSandbox(format!(
+            "the workspace pins its own toolchain ({}), and without a sandbox its programs would run              on this host with your rights
+  install bubblewrap (Debian and Ubuntu: `apt-get install              bubblewrap`) so that builds are sandboxed, or pass `--toolchains FILE` to choose pins you trust",
+            file.display()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Whether builds run sandboxed; when not, say once what is lost and how to
 /// get it back, or fail when the sandbox is required.
 pub fn check(required: bool) -> Result<bool> {
@@ -357,6 +391,16 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_unsandboxed_runs_with_a_workspaces_pins_are_refused() {
+        let file = Path::new("/w/toolchains.toml");
+        refuse_workspace_pins(true, Some(file)).unwrap();
+        refuse_workspace_pins(false, None).unwrap();
+        let e = refuse_workspace_pins(false, Some(file)).unwrap_err();
+        assert_eq!(crate::exit::code_of(&e), crate::exit::NO_SANDBOX);
+        assert!(e.to_string().contains("/w/toolchains.toml"), "{e}");
+    }
 
     #[test]
     fn a_cargo_config_above_an_unsandboxed_build_is_refused_and_named() {

@@ -278,8 +278,11 @@ fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()> {
     fs::write(&src, RT_SOURCE).with_context(|| format!("writing {}", src.display()))?;
     let obj = work.path().join("xbuild_rt.o");
     let lib = work.path().join("rt.a");
+    let zig_dir = zig.parent().unwrap_or(zig);
+    let zig_cache = cache.zig_cache();
+    fs::create_dir_all(&zig_cache).with_context(|| format!("creating {}", zig_cache.display()))?;
     let zig_cmd = |args: &[&std::ffi::OsStr]| {
-        let mut c = Cmd::new(zig);
+        let mut c = crate::sandbox::tool_command(zig, &[zig_dir], &[work.path(), &zig_cache]);
         c.envs(env::passthrough_for_compiler())
             .env("ZIG_GLOBAL_CACHE_DIR", cache.zig_cache())
             .env("ZIG_LOCAL_CACHE_DIR", cache.zig_cache())

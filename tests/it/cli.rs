@@ -215,6 +215,44 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     assert_eq!(installed, 0, "nothing was provisioned");
 }
 
+/// Without a sandbox, a workspace's own toolchains.toml would run its
+/// programs on the host: refused (exit 5) before anything is fetched.
+#[test]
+fn a_workspaces_own_pins_are_refused_without_a_sandbox() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = home.path().join("ws");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
+    let pins = crate::support::repo_root().join("toolchains.toml");
+    std::fs::copy(&pins, ws.join("toolchains.toml")).unwrap();
+    let unsandboxed = |args: &[&str]| {
+        crate::support::run(
+            crate::support::xbuild(&home)
+                .current_dir(&ws)
+                .args(args)
+                .env("XBUILD_BWRAP", "/nonexistent/bwrap")
+                .env_remove("XBUILD_REQUIRE_SANDBOX"),
+        )
+    };
+    let r = unsandboxed(&[]);
+    assert_eq!(r.status, Some(5), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("the workspace pins its own toolchain")
+            && r.stderr.contains("--toolchains FILE"),
+        "{}",
+        r.stderr
+    );
+    let installed =
+        std::fs::read_dir(home.path().join("cache/v1/toolchains")).map_or(0, |d| d.count());
+    assert_eq!(installed, 0, "nothing was provisioned");
+}
+
 /// `xbuild cache keygen`: the public key on stdout, the secret key in a new
 /// file only its owner reads, never overwritten; a bad store setting is a
 /// usage error (exit 2) before anything is provisioned.

@@ -858,7 +858,9 @@ fn a_one_file_change_rebuilds_only_its_crate_and_matches_a_build_from_scratch() 
 
     let main = ws.path().join("app/src/main.rs");
     let source = fs::read_to_string(&main).unwrap();
-    fs::write(&main, source.replace("app: c_add", "app edited: c_add")).unwrap();
+    // an edit no earlier run cached outputs for
+    let edited_text = format!("app edited {}: c_add", std::process::id());
+    fs::write(&main, source.replace("app: c_add", &edited_text)).unwrap();
     let edited = run(xbuild(ws.path()).args(["--release", "--target", target]));
     ok(&edited);
     // cargo compiled the edited crate, and nothing it does not depend on
@@ -879,7 +881,7 @@ fn a_one_file_change_rebuilds_only_its_crate_and_matches_a_build_from_scratch() 
     let out = run_binary(target, &exe, &[]);
     ok(&out);
     assert!(
-        out.stdout.starts_with("app edited: c_add=42"),
+        out.stdout.starts_with(&format!("{edited_text}=42")),
         "{}",
         out.stdout
     );
