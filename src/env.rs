@@ -33,6 +33,10 @@ pub const XBUILD_CACHE_SIGNING_KEY: &str = "XBUILD_CACHE_SIGNING_KEY";
 pub const XBUILD_CACHE_TRUSTED_KEYS: &str = "XBUILD_CACHE_TRUSTED_KEYS";
 /// Seconds a store request may wait for an answer (default 30).
 pub const XBUILD_CACHE_TIMEOUT: &str = "XBUILD_CACHE_TIMEOUT";
+/// Seconds one store object (a manifest, a blob) may take from the request to
+/// its last byte, however slowly the server sends it (default 600); past
+/// it, the object is a miss.
+pub const XBUILD_CACHE_DEADLINE: &str = "XBUILD_CACHE_DEADLINE";
 /// Seconds to wait for another xbuild holding a cache lock (default 600).
 pub const XBUILD_LOCK_TIMEOUT: &str = "XBUILD_LOCK_TIMEOUT";
 /// The bubblewrap binary that sandboxes builds (default: `bwrap` on PATH).

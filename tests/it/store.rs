@@ -182,10 +182,33 @@ impl Store {
     }
 
     fn manifests(&self) -> Vec<PathBuf> {
-        fs::read_dir(self.files.join("outputs"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
+        manifest_files(&self.files)
     }
+}
+
+/// The outputs manifests in a store's directory (layout v2:
+/// `v2/outputs/<key>/<signer's fingerprint>`).
+fn manifest_files(root: &Path) -> Vec<PathBuf> {
+    fs::read_dir(root.join("v2/outputs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|k| fs::read_dir(k.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The outputs key a manifest file is for.
+fn key_of(manifest: &Path) -> String {
+    let dir = manifest.parent().unwrap();
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Where a key's manifests are named in the store: 16 hex digits of the
+/// sha256 of its `NAME:KEY` text.
+fn fingerprint(public: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(public.as_bytes()))[..16].to_string()
 }
 
 /// A fresh cache dir; with `toolchain`, the run's toolchain linked in
@@ -251,7 +274,7 @@ fn a_second_machine_gets_outputs_and_std_from_the_store() {
     );
     assert_eq!(st.manifests().len(), 1);
     assert!(
-        fs::read_dir(st.files.join("sysroots")).unwrap().count() >= 1,
+        fs::read_dir(st.files.join("v2/sysroots")).unwrap().count() >= 1,
         "std went to the store as well"
     );
 
@@ -324,10 +347,10 @@ fn tampered_blobs_and_untrusted_signers_are_misses_that_build_locally() {
         st.on(&mut build(ws.path(), None, out.path(), &[]), true)
     ));
     let manifest = &st.manifests()[0];
-    let key = manifest.file_name().unwrap().to_str().unwrap().to_string();
+    let key = key_of(manifest);
     let good = sums(out.path());
 
-    // a signer the reader does not trust
+    // a reader that trusts another signer does not use it
     let keys = tempfile::tempdir().unwrap();
     let (_, stranger) = keygen(keys.path(), "stranger");
     let reader = fresh_cache(true, true);
@@ -338,14 +361,30 @@ fn tampered_blobs_and_untrusted_signers_are_misses_that_build_locally() {
         )
         .env("XBUILD_CACHE_TRUSTED_KEYS", &stranger));
     ok(&r);
+    assert!(!r.stderr.contains("from the shared store"), "{}", r.stderr);
+    assert!(r.stderr.contains("Compiling"), "{}", r.stderr);
+    // nor a manifest under the trusted key's name that its key did not sign
+    let reader = fresh_cache(true, true);
+    let forged = {
+        let text = fs::read_to_string(manifest).unwrap();
+        let body = text.lines().next().unwrap().to_string();
+        format!("{body}\nsig team-ci:{}\n", "A".repeat(86) + "==")
+    };
+    let original = fs::read(manifest).unwrap();
+    fs::write(manifest, forged).unwrap();
+    let r = run(st.on(
+        &mut build(ws.path(), Some(reader.path()), out.path(), &[]),
+        false,
+    ));
+    ok(&r);
     assert!(
-        r.stderr.contains(&format!(
-            "the outputs manifest {key} is not used: no trusted key signed it (signed by team-ci"
-        )),
+        r.stderr
+            .contains(&format!("the outputs manifest {key} is not used")),
         "{}",
         r.stderr
     );
     assert!(r.stderr.contains("Compiling"), "{}", r.stderr);
+    fs::write(manifest, original).unwrap();
     assert_eq!(sums(out.path()), good, "the local build has the same bytes");
 
     // a blob whose bytes were changed in the store
@@ -573,11 +612,7 @@ fn kept_dirs_of_unsigned_builds_are_not_signed_and_unsandboxed_builds_never_push
     let url = format!("file://{}", dir.path().display());
     let ws = unique(workspace(), "app/src/main.rs", "signer-kept-dirs");
     let cache = fresh_cache(true, true);
-    let manifests = || {
-        fs::read_dir(dir.path().join("outputs"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
+    let manifests = || manifest_files(dir.path()).len();
     // a build without the key (a pull request on the same runner)
     let out = tempfile::tempdir().unwrap();
     let unsigned = run(build(ws.path(), Some(cache.path()), out.path(), &[])
@@ -627,4 +662,50 @@ fn kept_dirs_of_unsigned_builds_are_not_signed_and_unsandboxed_builds_never_push
         r.stderr
     );
     assert_eq!(manifests(), 1, "an unsandboxed build pushed: {}", r.stderr);
+}
+
+/// A writer without a trusted key (it can write to the bucket) cannot keep
+/// a trusted writer from publishing the same inputs: its own manifest is
+/// under its own key's name, and one it plants under the trusted key's name
+/// is replaced by the trusted writer's, which readers then use.
+#[test]
+fn a_manifest_squatted_without_the_key_blocks_no_trusted_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let (trusted_key, trusted) = keygen(keys.path(), "team");
+    let (mallory_key, _) = keygen(keys.path(), "mallory");
+    let url = format!("file://{}", dir.path().display());
+    let ws = unique(workspace(), "app/src/main.rs", "squatted");
+    let out = tempfile::tempdir().unwrap();
+    let writer = |key: &Path| {
+        run(build(ws.path(), None, out.path(), &["--rebuild"])
+            .env("XBUILD_CACHE_URL", &url)
+            .env("XBUILD_CACHE_TRUSTED_KEYS", &trusted)
+            .env("XBUILD_CACHE_SIGNING_KEY", key))
+    };
+    ok(&writer(&mallory_key));
+    let planted = manifest_files(dir.path());
+    assert_eq!(planted.len(), 1);
+    // and the same bytes under the trusted key's name
+    let squat = planted[0].with_file_name(fingerprint(&trusted));
+    fs::copy(&planted[0], &squat).unwrap();
+    let w = writer(&trusted_key);
+    ok(&w);
+    assert!(
+        w.stderr.contains("is there but not trusted"),
+        "{}",
+        w.stderr
+    );
+    assert!(w.stderr.contains("Pushed"), "{}", w.stderr);
+    let empty = fresh_cache(false, false);
+    let hit = run(build(ws.path(), Some(empty.path()), out.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &trusted));
+    ok(&hit);
+    assert!(
+        hit.stderr
+            .contains(&format!("outputs from the shared store {url}")),
+        "{}",
+        hit.stderr
+    );
 }

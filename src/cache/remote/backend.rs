@@ -75,10 +75,12 @@ pub struct S3Settings {
     pub session_token: Option<String>,
 }
 
-/// How long one request may take to answer, and one read to deliver bytes.
+/// How long one request may take to answer, one read to deliver bytes, and
+/// one object from request to last byte (a server that drips bytes fails).
 pub struct Timeouts {
     pub connect: Duration,
     pub response: Duration,
+    pub object: Duration,
 }
 
 /// How long a presigned URL stays valid; only the request made right away uses it.
@@ -234,14 +236,15 @@ impl Backend {
                     action.headers_mut().insert("if-none-match", "*");
                 }
                 let url = action.sign(PRESIGN);
-                let bytes = fs::read(file)
+                // streamed from the file, with its length
+                let body = File::open(file)
                     .map_err(|e| io_err(&format!("reading {}", file.display()), e))?;
                 let mut req = agent(t).put(url.as_str());
                 if only_if_absent {
                     req = req.header("if-none-match", "*");
                 }
                 let resp = req
-                    .send(&bytes[..])
+                    .send(body)
                     .map_err(|e| StoreError::Unreachable(e.to_string()))?;
                 let status = resp.status().as_u16();
                 match status {
@@ -262,6 +265,7 @@ fn agent(t: &Timeouts) -> ureq::Agent {
         .timeout_recv_response(Some(t.response))
         .timeout_per_read(Some(t.response))
         .timeout_send_body(Some(t.response))
+        .timeout_global(Some(t.object))
         .http_status_as_error(false)
         .build()
         .into()
@@ -421,6 +425,7 @@ mod tests {
         let t = Timeouts {
             connect: Duration::from_secs(1),
             response: Duration::from_secs(1),
+            object: Duration::from_secs(1),
         };
         let src = root.path().join("src");
         fs::write(&src, b"first").unwrap();
@@ -440,5 +445,63 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names, ["k"]);
+    }
+
+    /// A server on loopback that answers every GET with a 200 and a body of
+    /// `len` bytes, sent `chunk` bytes every `every`.
+    fn server(len: usize, chunk: usize, every: Duration) -> String {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n");
+                    if s.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut sent = 0;
+                    while sent < len {
+                        let n = chunk.min(len - sent);
+                        if s.write_all(&vec![b'x'; n]).is_err() {
+                            return;
+                        }
+                        sent += n;
+                        std::thread::sleep(every);
+                    }
+                });
+            }
+        });
+        format!("http://127.0.0.1:{port}")
+    }
+
+    #[test]
+    fn a_dripping_server_fails_at_the_deadline_and_a_big_answer_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("obj");
+        let t = Timeouts {
+            connect: Duration::from_secs(2),
+            response: Duration::from_secs(5),
+            object: Duration::from_secs(2),
+        };
+        // a byte every 200 ms: each read is quick, the whole never ends in time
+        let b = Backend::Http(server(1000, 1, Duration::from_millis(200)));
+        let started = std::time::Instant::now();
+        assert!(b.get(&t, "blobs/x", &out, 1 << 20).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
+        // more than the manifest said: cut off, an error
+        let b = Backend::Http(server(1 << 20, 64 << 10, Duration::ZERO));
+        let e = b.get(&t, "blobs/x", &out, 1000).unwrap_err();
+        assert!(e.to_string().contains("larger than the 1000 bytes"), "{e}");
+        assert!(fs::metadata(&out).unwrap().len() <= 1001);
+        // within both: fine
+        let b = Backend::Http(server(5000, 1000, Duration::ZERO));
+        assert_eq!(b.get(&t, "blobs/x", &out, 5000).unwrap(), Some(5000));
     }
 }

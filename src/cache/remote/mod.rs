@@ -152,17 +152,18 @@ impl Remote {
                 "{url}: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set: requests are unsigned, and most stores refuse unsigned writes"
             ));
         }
-        let secs = env::var(env::XBUILD_CACHE_TIMEOUT)
-            .map(|s| {
-                s.parse::<u64>().map_err(|_| {
-                    anyhow::anyhow!(
-                        "{} must be a number of seconds, not `{s}`",
-                        env::XBUILD_CACHE_TIMEOUT
-                    )
+        let seconds = |var: &str, default: u64| -> Result<u64> {
+            Ok(env::var(var)
+                .map(|s| {
+                    s.parse::<u64>().map_err(|_| {
+                        anyhow::anyhow!("{var} must be a number of seconds, not `{s}`")
+                    })
                 })
-            })
-            .transpose()?
-            .unwrap_or(30);
+                .transpose()?
+                .unwrap_or(default))
+        };
+        let secs = seconds(env::XBUILD_CACHE_TIMEOUT, 30)?;
+        let deadline = seconds(env::XBUILD_CACHE_DEADLINE, 600)?;
         Ok(Some(Remote {
             state: Mutex::new(State {
                 stats: Stats {
@@ -178,6 +179,7 @@ impl Remote {
             timeouts: Timeouts {
                 connect: Duration::from_secs(secs.clamp(1, 10)),
                 response: Duration::from_secs(secs.max(1)),
+                object: Duration::from_secs(deadline.max(1)),
             },
         }))
     }
@@ -268,11 +270,31 @@ impl Remote {
     /// The trusted manifest of `kind`/`key`. `Ok(None)`: none there (or the
     /// store is off); `Err`: one is there but cannot be used, and why.
     fn manifest(&self, cache: &Cache, kind: &str, key: &str) -> Result<Option<Body>, String> {
+        let mut untrusted = None;
+        for signer in &self.trusted {
+            match self.manifest_of(cache, kind, key, signer) {
+                Ok(Some(body)) => return Ok(Some(body)),
+                Ok(None) => {}
+                Err(why) => untrusted = Some(why),
+            }
+        }
+        untrusted.map_or(Ok(None), Err)
+    }
+
+    /// The manifest `signer` would have written for `kind`/`key`, verified
+    /// with that key alone.
+    fn manifest_of(
+        &self,
+        cache: &Cache,
+        kind: &str,
+        key: &str,
+        signer: &PublicKey,
+    ) -> Result<Option<Body>, String> {
         if !self.usable() {
             return Ok(None);
         }
         let tmp = cache.temp_file("manifest").map_err(|e| format!("{e:#}"))?;
-        let name = manifest_name(kind, key);
+        let name = manifest_name(kind, key, signer);
         match self
             .backend
             .get(&self.timeouts, &name, tmp.path(), manifest::MAX_MANIFEST)
@@ -280,7 +302,7 @@ impl Remote {
             Ok(None) => Ok(None),
             Ok(Some(_)) => {
                 let text = fs::read(tmp.path()).map_err(|e| e.to_string())?;
-                manifest::verify(&text, kind, key, &self.trusted)
+                manifest::verify(&text, kind, key, std::slice::from_ref(signer))
                     .map(Some)
                     .map_err(|e| format!("{e:#}"))
             }
@@ -323,7 +345,7 @@ impl Remote {
                 self.warn(format!("creating {}: {e}", parent.display()));
                 return miss(self);
             }
-            match self.blob(&f.sha256, &to) {
+            match self.blob(&f.sha256, &to, f.size) {
                 Ok(()) => bytes += f.size,
                 Err(why) => {
                     self.warn(format!(
@@ -344,13 +366,17 @@ impl Remote {
         Some(body)
     }
 
-    /// The blob `sha256` into `to`, checked.
-    fn blob(&self, sha256: &str, to: &Path) -> Result<(), String> {
+    /// The blob `sha256` into `to`, checked: never more than `size` bytes
+    /// (what its manifest says) are read.
+    fn blob(&self, sha256: &str, to: &Path, size: u64) -> Result<(), String> {
         if !self.usable() {
             return Err("the store is not used any more in this run".into());
         }
         let name = format!("blobs/{sha256}");
-        match self.backend.get(&self.timeouts, &name, to, MAX_BLOB) {
+        match self
+            .backend
+            .get(&self.timeouts, &name, to, size.min(MAX_BLOB))
+        {
             Ok(Some(_)) => {}
             Ok(None) => return Err("the blob is missing".into()),
             Err(e) => {
@@ -371,26 +397,29 @@ impl Remote {
     /// A toolchain artifact by its sha256, for the fetcher (the store as a
     /// mirror). The caller checks the digest again as it stores it.
     pub fn artifact(&self, sha256: &str, to: &Path) -> Result<()> {
-        self.blob(sha256, to).map_err(|e| anyhow::anyhow!(e))?;
+        self.blob(sha256, to, MAX_BLOB)
+            .map_err(|e| anyhow::anyhow!(e))?;
         self.stats(|s| s.artifact_hits += 1);
         Ok(())
     }
 
     /// Whether the store has a manifest for `kind`/`key` (trusted or not).
     pub fn has(&self, kind: &str, key: &str) -> bool {
-        if !self.usable() {
-            return false;
-        }
-        match self
-            .backend
-            .exists(&self.timeouts, &manifest_name(kind, key))
-        {
-            Ok(there) => there,
-            Err(e) => {
-                self.failed("checking for a manifest", e);
-                false
+        for signer in &self.trusted {
+            if !self.usable() {
+                return false;
+            }
+            let name = manifest_name(kind, key, signer);
+            match self.backend.exists(&self.timeouts, &name) {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed("checking for a manifest", e);
+                    return false;
+                }
             }
         }
+        false
     }
 
     /// Whether this run may write (a signing key and a writable store).
@@ -479,17 +508,17 @@ impl Remote {
         match self.manifest(cache, kind, key) {
             Ok(Some(theirs)) => return compare(theirs),
             Ok(None) => {}
-            Err(why) => {
-                self.warn(format!(
-                    "the cache store {}: a {kind} manifest for {key} is there but not trusted ({why}); it is left alone",
-                    self.url
-                ));
-                return Pushed::Nothing;
-            }
+            // a manifest nobody trusted signed, under a trusted key's name:
+            // it blocks nothing (ours replaces it below)
+            Err(why) => self.warn(format!(
+                "the cache store {}: a {kind} manifest for {key} is there but not trusted ({why}); it is not used",
+                self.url
+            )),
         }
         let Some(signer) = self.signer.as_ref().filter(|_| may_write && self.writes()) else {
             return Pushed::Nothing;
         };
+        let public = signer.public();
         for (f, path) in files {
             if !self.push_blob(&f.sha256, path) {
                 return Pushed::Nothing;
@@ -502,17 +531,23 @@ impl Remote {
         if fs::write(tmp.path(), &text).is_err() {
             return Pushed::Nothing;
         }
-        let name = manifest_name(kind, key);
-        match self.backend.put(&self.timeouts, &name, tmp.path(), true) {
-            Ok(Created::Yes) => {
+        let name = manifest_name(kind, key, &public);
+        let written = match self.backend.put(&self.timeouts, &name, tmp.path(), true) {
+            // another writer with this key was first: compare with what it
+            // wrote; what does not verify under this key's name is a squat
+            // by someone without the key, and is replaced
+            Ok(Created::AlreadyThere) => match self.manifest_of(cache, kind, key, &public) {
+                Ok(Some(theirs)) => return compare(theirs),
+                Ok(None) => return Pushed::Nothing,
+                Err(_) => self.backend.put(&self.timeouts, &name, tmp.path(), false),
+            },
+            other => other,
+        };
+        match written {
+            Ok(_) => {
                 self.stats(|s| s.manifests_pushed += 1);
                 Pushed::Written
             }
-            // another writer was first: compare with what it wrote
-            Ok(Created::AlreadyThere) => match self.manifest(cache, kind, key) {
-                Ok(Some(theirs)) => compare(theirs),
-                _ => Pushed::Nothing,
-            },
             Err(e) => {
                 self.failed(&format!("writing {name}"), e);
                 Pushed::Nothing
@@ -533,11 +568,18 @@ impl Remote {
 pub const OUTPUTS: &str = "outputs";
 pub const SYSROOT: &str = "sysroot";
 
-fn manifest_name(kind: &str, key: &str) -> String {
-    match kind {
-        OUTPUTS => format!("outputs/{key}"),
-        _ => format!("sysroots/{key}"),
-    }
+/// Where `signer`'s manifest for `kind`/`key` is: one name per signing key,
+/// so that a manifest someone without a trusted key wrote never takes the
+/// place of a trusted writer's. Layout v2: v1 kept one manifest per key
+/// (`outputs/<key>`), which an untrusted writer could occupy first; v1
+/// manifests are not read (a miss; their blobs, named by content, are
+/// shared with v2 and still used).
+fn manifest_name(kind: &str, key: &str, signer: &PublicKey) -> String {
+    let kind = match kind {
+        OUTPUTS => "outputs",
+        _ => "sysroots",
+    };
+    format!("v2/{kind}/{key}/{}", signer.fingerprint())
 }
 
 fn last_run_file(cache: &Cache) -> PathBuf {

@@ -149,6 +149,14 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// 16 hex digits of the sha256 of `NAME:BASE64`: names this key's
+    /// manifests in the store.
+    pub fn fingerprint(&self) -> String {
+        crate::cache::hash_bytes(self.to_string().as_bytes())[..16].to_string()
+    }
+}
+
 impl std::fmt::Display for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.name, B64.encode(self.key.to_bytes()))
