@@ -55,6 +55,29 @@ fn artifact(target: &Target, out: &Output, staging: &Path, sha256: String) -> Re
     })
 }
 
+/// Outputs fetched from the store, each checked as an executable for
+/// `target` before anything becomes a local entry: one that fails is a miss
+/// (the store's warning says which and why, and its numbers count it),
+/// never a failed run.
+fn elf_checked(
+    remote: &remote::Remote,
+    target: &Target,
+    key: &str,
+    body: remote::manifest::Body,
+    dir: &Path,
+) -> Option<remote::manifest::Body> {
+    for f in &body.files {
+        if let Err(e) = elf::verify(&dir.join(&f.path), &target.elf) {
+            remote.reject(&format!(
+                "the outputs {key} are not used: {} is signed but not a valid executable for {}: {e:#}; building locally",
+                f.path, target.rust
+            ));
+            return None;
+        }
+    }
+    Some(body)
+}
+
 /// Verify and hash what a build left in the staging tree.
 pub fn outputs(target: &Target, files: &[Output], staging: &Path) -> Result<Vec<Artifact>> {
     files
@@ -103,7 +126,9 @@ pub fn from_cache(
         && let Some(remote) = cache.remote()
     {
         let tmp = cache.temp_dir("from-store")?;
-        if let Some(body) = remote.fetch(cache, remote::OUTPUTS, key, tmp.path()) {
+        if let Some(body) = remote.fetch(cache, remote::OUTPUTS, key, tmp.path())
+            && let Some(body) = elf_checked(remote, target, key, body, tmp.path())
+        {
             let entries: Vec<_> = body
                 .files
                 .iter()

@@ -708,4 +708,51 @@ fn a_manifest_squatted_without_the_key_blocks_no_trusted_writer() {
         "{}",
         hit.stderr
     );
+
+    // signed by the trusted key, but not an executable: a miss, never a failure
+    let manifest = manifest_files(dir.path())
+        .into_iter()
+        .find(|m| m.file_name().unwrap().to_string_lossy() == fingerprint(&trusted))
+        .unwrap();
+    let text = fs::read_to_string(&manifest).unwrap();
+    let mut body: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let junk = b"#!/bin/sh\necho not what was built\n";
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(junk))
+    };
+    fs::write(dir.path().join("blobs").join(&sha), junk).unwrap();
+    body["files"][0]["sha256"] = sha.into();
+    body["files"][0]["size"] = junk.len().into();
+    fs::write(&manifest, sign(&body, &trusted_key)).unwrap();
+    let reader = fresh_cache(true, true);
+    let r = run(build(ws.path(), Some(reader.path()), out.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", &trusted));
+    ok(&r);
+    assert!(
+        r.stderr.contains("is signed but not a valid executable"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("Compiling app"), "{}", r.stderr);
+}
+
+/// A manifest `body` signed with the secret key in `key_file`, as xbuild
+/// writes one (signed here by the test itself, with ed25519-dalek).
+fn sign(body: &serde_json::Value, key_file: &Path) -> String {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let text = fs::read_to_string(key_file).unwrap();
+    let (name, seed) = text.trim().split_once(':').unwrap();
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(seed)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let body = serde_json::to_string(body).unwrap();
+    let sig =
+        base64::engine::general_purpose::STANDARD.encode(key.sign(body.as_bytes()).to_bytes());
+    format!("{body}\nsig {name}:{sig}\n")
 }

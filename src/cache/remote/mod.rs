@@ -52,6 +52,9 @@ pub struct Stats {
     pub bytes_up: u64,
     pub manifests_pushed: u32,
     pub not_reproducible: u32,
+    /// Signed outputs that failed the ELF check after download.
+    #[serde(default)]
+    pub rejected: u32,
     pub warnings: Vec<String>,
 }
 
@@ -104,6 +107,8 @@ impl Remote {
         else {
             return Ok(None);
         };
+        // what is shown and saved: never credentials in the URL
+        let shown = redact(&url);
         let backend = Backend::parse(
             &url,
             S3Settings {
@@ -114,7 +119,8 @@ impl Remote {
                 session_token: env::var("AWS_SESSION_TOKEN"),
             },
         )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", env::XBUILD_CACHE_URL))?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", env::XBUILD_CACHE_URL, e.replace(&url, &shown)))?;
+        let url = shown;
         let signer = match env::var_os(env::XBUILD_CACHE_SIGNING_KEY) {
             Some(p) => Some(SecretKey::load(Path::new(&p)).with_context(|| {
                 format!(
@@ -228,6 +234,17 @@ impl Remote {
 
     fn stats(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.state.lock().expect("store state").stats);
+    }
+
+    /// Outputs the store gave that failed a check after download (their
+    /// executables' ELF check): a miss, said once and counted.
+    pub fn reject(&self, why: &str) {
+        self.stats(|s| {
+            s.rejected += 1;
+            s.output_hits = s.output_hits.saturating_sub(1);
+            s.output_misses += 1;
+        });
+        self.warn(format!("the cache store {}: {why}", self.url));
     }
 
     /// Say a warning once and keep it for `xbuild cache list`.
@@ -567,6 +584,19 @@ impl Remote {
 /// What a manifest holds: outputs by their key, or a std sysroot by its key.
 pub const OUTPUTS: &str = "outputs";
 pub const SYSROOT: &str = "sysroot";
+
+/// `url` without the credentials a user may have written into it
+/// (`https://user:secret@host/…` → `https://***@host/…`).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
 
 /// Where `signer`'s manifest for `kind`/`key` is: one name per signing key,
 /// so that a manifest someone without a trusted key wrote never takes the

@@ -68,7 +68,22 @@ impl SecretKey {
         })
     }
 
+    /// The key in `path`, which only its owner may read (as ssh insists):
+    /// a key others can read is refused, saying how to fix it.
     pub fn load(path: &Path) -> Result<SecretKey> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .with_context(|| format!("reading the signing key {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            anyhow::bail!(
+                "the signing key {} can be read by others (mode {:o}): anyone who can read it can sign                  what your store's readers trust; run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
         let text = fs::read_to_string(path)
             .with_context(|| format!("reading the signing key {}", path.display()))?;
         SecretKey::parse(&text).with_context(|| format!("in {}", path.display()))
@@ -190,6 +205,27 @@ mod tests {
         let other = SecretKey::generate("ci-1").unwrap().public();
         assert!(!other.verify(b"body", b64), "another key of the same name");
         assert!(!public.verify(b"body", "not base64!"));
+        // readable by the group or others: refused, with the fix
+        for mode in [0o640, 0o604, 0o644] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let e = SecretKey::load(&path).err().unwrap().to_string();
+            assert!(e.contains("chmod 600"), "{e}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        SecretKey::load(&path).unwrap();
+    }
+
+    #[test]
+    fn credentials_in_a_store_url_are_never_shown() {
+        let check = |url: &str, shown: &str| assert_eq!(super::super::redact(url), shown);
+        check(
+            "https://user:s3cret@cache.example/x",
+            "https://***@cache.example/x",
+        );
+        check("https://tok@cache.example", "https://***@cache.example");
+        check("s3://bucket/prefix", "s3://bucket/prefix");
+        check("file:///srv/c@x", "file:///srv/c@x");
+        check("https://h/p@q", "https://h/p@q");
     }
 
     #[test]
