@@ -5,6 +5,7 @@
 //! <root>/CACHEDIR.TAG
 //! <root>/v1/downloads/<sha256>        verified archives, named by digest
 //! <root>/v1/toolchains/<kind>-<pins>/ installed components (marker written last)
+//! <root>/v1/toolchain-locks/<name>.lock held shared by the builds using that toolchain dir
 //! <root>/v1/sysroots/<target>-<key>/  std built per target (see stdlib), libtest layered on
 //! <root>/v1/std-trees/<key>/          cargo's target dir of a std build, until libtest is added
 //! <root>/v1/shims/<exe>/              xbuild itself and links to it named as a target's cc/ar (see zigcc), per xbuild executable; `toolchain gc` drops those no process runs
@@ -97,6 +98,14 @@ impl Cache {
     }
     pub fn toolchains(&self) -> PathBuf {
         self.v1().join("toolchains")
+    }
+    /// The lock a build holds shared on each toolchain directory it uses,
+    /// for as long as it runs; `toolchain gc` removes a directory only when
+    /// it can take its lock exclusively.
+    pub fn toolchain_lock(&self, install_name: &str) -> PathBuf {
+        self.v1()
+            .join("toolchain-locks")
+            .join(format!("{install_name}.lock"))
     }
     pub fn sysroots(&self) -> PathBuf {
         self.v1().join("sysroots")
@@ -285,6 +294,19 @@ impl Cache {
             }
         }
     }
+}
+
+/// `path`'s lock file, opened (created when missing), unlocked.
+pub fn lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }
 
 /// Held while alive; the OS releases it when the process dies.
@@ -563,6 +585,9 @@ pub fn write_atomic(cache: &Cache, path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
@@ -686,12 +711,33 @@ fn owner_alive(name: &str) -> bool {
     else {
         return false;
     };
+    pid_alive(pid)
+}
+
+/// Whether the process `pid` runs (this one included).
+pub fn pid_alive(pid: libc::pid_t) -> bool {
     if pid == std::process::id() as libc::pid_t {
         return true;
     }
     // SAFETY: signal 0 only checks that the process exists.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Flush every regular file below `path` to disk, so that a rename that
+/// makes them visible never shows a file the disk does not hold yet.
+pub fn sync_tree(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.is_dir() {
+        for e in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
+            sync_tree(&e?.path())?;
+        }
+    } else if meta.is_file() {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Trim the kept dependency dirs and cached output sets, least recently used

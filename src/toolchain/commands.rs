@@ -142,6 +142,12 @@ pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
     for entry in fs::read_dir(cache.toolchains())?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !keep_dirs.contains(&name) {
+            // a running build (with other pins) holds it shared
+            let lock = cache::lock_file(&cache.toolchain_lock(&name))?;
+            if lock.try_lock().is_err() {
+                ui::note(&format!("kept {name}: a running build uses it"));
+                continue;
+            }
             let size = cache::dir_size(&entry.path());
             fs::remove_dir_all(entry.path())
                 .with_context(|| format!("removing {}", entry.path().display()))?;

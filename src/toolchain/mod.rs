@@ -56,6 +56,10 @@ pub struct Toolchain {
     pub qemu_dir: Option<PathBuf>,
     /// The build tools (CMake, Ninja, libclang), when pinned.
     pub tools_dir: Option<PathBuf>,
+    /// Shared locks on the directories above, held while this toolchain is
+    /// in use: `toolchain gc` leaves them alone meanwhile.
+    #[allow(dead_code)] // held, never read
+    pub in_use: std::sync::Arc<Vec<std::fs::File>>,
 }
 
 impl Toolchain {
@@ -146,6 +150,15 @@ pub fn provision(
     }
     let kinds = &kinds[..];
     let wanted: Vec<&Component> = kinds.iter().map(|k| pins.component(*k)).collect();
+    // before looking: a gc that removes one of them finishes first
+    let mut in_use = Vec::new();
+    for c in &wanted {
+        let path = cache.toolchain_lock(&c.install_name());
+        let lock = cache::lock_file(&path)?;
+        lock.lock_shared()
+            .with_context(|| format!("locking {}", path.display()))?;
+        in_use.push(lock);
+    }
     if !wanted.iter().all(|c| is_installed(cache, c)) {
         let _lock = cache.lock("provisioning the toolchain")?;
         cache::clean_tmp(cache)?;
@@ -181,6 +194,7 @@ pub fn provision(
         tools_dir: kinds
             .contains(&ComponentKind::Tools)
             .then(|| dir(ComponentKind::Tools)),
+        in_use: std::sync::Arc::new(in_use),
     })
 }
 

@@ -4,7 +4,12 @@
 //! pointing out) is refused and the whole unpack fails. No entry is ever
 //! written through a link: each parent of its path is checked against the
 //! real tree as it is at that moment (a chain `l -> .`, `l/x -> ..`, `l/x/f`
-//! passes every textual check, and would write `f` outside).
+//! passes every textual check, and would write `f` outside). A link's target
+//! is resolved against the links already unpacked (`d/y -> ..` then
+//! `d/x -> y/../..` is refused). Only regular files, directories, hard links
+//! and symbolic links are unpacked (no FIFOs, no devices), with no setuid,
+//! setgid or sticky bit, and an archive past [`MAX_ENTRIES`] entries or
+//! [`MAX_BYTES`] unpacked bytes is refused.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
@@ -18,6 +23,54 @@ pub struct UnsafeEntry {
     pub archive: String,
     pub entry: String,
     pub why: &'static str,
+}
+
+/// The most entries one archive may unpack (the largest pinned one has
+/// about 30,000).
+pub const MAX_ENTRIES: u64 = 500_000;
+/// The most bytes one archive may unpack (the largest pinned one unpacks
+/// to about 700 MB).
+pub const MAX_BYTES: u64 = 16 << 30;
+
+/// Counts what an archive unpacked against the limits.
+struct Budget<'a> {
+    name: &'a str,
+    entries: u64,
+    bytes: u64,
+    max_entries: u64,
+    max_bytes: u64,
+}
+
+impl Budget<'_> {
+    fn new(name: &str) -> Budget<'_> {
+        Budget {
+            name,
+            entries: 0,
+            bytes: 0,
+            max_entries: MAX_ENTRIES,
+            max_bytes: MAX_BYTES,
+        }
+    }
+
+    fn take(&mut self, size: u64) -> Result<()> {
+        self.entries += 1;
+        self.bytes = self.bytes.saturating_add(size);
+        if self.entries > self.max_entries {
+            bail!(
+                "{}: more than {} entries; refusing to unpack (no pinned archive has so many: check the pin)",
+                self.name,
+                self.max_entries
+            );
+        }
+        if self.bytes > self.max_bytes {
+            bail!(
+                "{}: more than {} bytes unpacked; refusing to unpack (no pinned archive is so large: check the pin)",
+                self.name,
+                self.max_bytes
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Unpack `archive` (named `file_name`, which decides the format) into `dest`,
@@ -146,7 +199,9 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
         why,
     };
     let mut archive = tar::Archive::new(reader);
-    archive.set_preserve_permissions(true);
+    // modes masked with 0o777: no setuid, setgid or sticky bit
+    archive.set_preserve_permissions(false);
+    let mut budget = Budget::new(name);
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     for entry in archive
@@ -164,6 +219,19 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
             Err(why) => return Err(refuse(&raw, why).into()),
         };
         let kind = entry.header().entry_type();
+        use tar::EntryType as E;
+        match kind {
+            E::Regular | E::Continuous | E::Directory | E::Symlink | E::Link => {}
+            E::XGlobalHeader | E::XHeader | E::GNULongName | E::GNULongLink => continue,
+            _ => {
+                return Err(refuse(
+                    &raw,
+                    "is neither a file, a directory nor a link (a FIFO or a device)",
+                )
+                .into());
+            }
+        }
+        budget.take(entry.header().size().unwrap_or(0))?;
         if let Some(link) = through_link(dest, &rel, kind.is_dir()) {
             return Err(UnsafeEntry {
                 archive: name.to_string(),
@@ -177,7 +245,7 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
                 .link_name()?
                 .with_context(|| format!("{name}: link without target"))?
                 .into_owned();
-            if !link_stays_inside(&rel, &target) {
+            if !link_stays_inside(&rel, &target) || !resolves_inside(dest, &rel, &target) {
                 return Err(refuse(&raw, "is a link pointing outside the destination").into());
             }
         } else if kind.is_hard_link() {
@@ -217,6 +285,43 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
     Ok(())
 }
 
+/// Whether a link at `rel` pointing to `target` stays inside `dest` once the
+/// links already in the tree are followed (`d/y -> ..` makes `d/x ->
+/// y/../..` point out, which no textual check of `d/x` sees).
+fn resolves_inside(dest: &Path, rel: &Path, target: &Path) -> bool {
+    // the components below `dest` of where we are, and what is left to walk
+    let mut at: Vec<std::ffi::OsString> = rel
+        .parent()
+        .map(|p| p.iter().map(|c| c.to_os_string()).collect())
+        .unwrap_or_default();
+    let mut todo: Vec<std::ffi::OsString> = target.iter().rev().map(|c| c.to_os_string()).collect();
+    let mut expansions = 0;
+    while let Some(part) = todo.pop() {
+        match part.to_str() {
+            Some(".") => continue,
+            Some("..") => {
+                if at.pop().is_none() {
+                    return false;
+                }
+                continue;
+            }
+            Some("/") => return false,
+            _ => {}
+        }
+        at.push(part);
+        let here: PathBuf = at.iter().collect();
+        if let Ok(next) = fs::read_link(dest.join(&here)) {
+            expansions += 1;
+            if expansions > 40 || next.is_absolute() {
+                return false;
+            }
+            at.pop();
+            todo.extend(next.iter().rev().map(|c| c.to_os_string()));
+        }
+    }
+    true
+}
+
 /// Whether writing `rel` under `dest` would go through a symlink that is
 /// in the tree now: `Some(why)` if a parent is one (or, with `last`, the
 /// path itself).
@@ -250,10 +355,12 @@ fn create_parent(path: &Path) -> Result<()> {
 fn unpack_zip(file: File, name: &str, dest: &Path) -> Result<()> {
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .with_context(|| format!("{name}: not a zip archive"))?;
+    let mut budget = Budget::new(name);
     for i in 0..zip.len() {
         let mut entry = zip
             .by_index(i)
             .with_context(|| format!("{name}: entry {i}"))?;
+        budget.take(entry.size())?;
         let entry_name = entry
             .name()
             .map(|n| n.into_owned())
@@ -357,6 +464,85 @@ mod tests {
         h.set_mode(0o644);
         h.set_cksum();
         b.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn unpack_tar_bytes(bytes: Vec<u8>) -> (tempfile::TempDir, Result<()>) {
+        let root = tempfile::tempdir().unwrap();
+        let archive = root.path().join("a.tar");
+        fs::write(&archive, bytes).unwrap();
+        let r = unpack(&archive, "a.tar", &root.path().join("dest"), 0);
+        (root, r)
+    }
+
+    #[test]
+    fn a_link_through_an_earlier_link_is_resolved_and_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        symlink(&mut b, "d/y", "..");
+        symlink(&mut b, "d/x", "y/../..");
+        let (root, r) = unpack_tar_bytes(b.into_inner().unwrap());
+        let e = r.unwrap_err();
+        assert!(format!("{e:#}").contains("`d/x`"), "{e:#}");
+        assert!(format!("{e:#}").contains("pointing outside"), "{e:#}");
+        assert!(fs::symlink_metadata(root.path().join("dest/d/x")).is_err());
+        // links that resolve inside still unpack
+        let mut b = tar::Builder::new(Vec::new());
+        symlink(&mut b, "usr/lib64", "lib");
+        symlink(&mut b, "lib", "usr/lib64/../lib64");
+        file(&mut b, "usr/lib/f", b"ok");
+        let (_root, r) = unpack_tar_bytes(b.into_inner().unwrap());
+        r.unwrap();
+    }
+
+    #[test]
+    fn fifos_and_devices_are_refused_and_setuid_bits_dropped() {
+        for kind in [
+            tar::EntryType::Fifo,
+            tar::EntryType::Char,
+            tar::EntryType::Block,
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "dev/thing", &b""[..]).unwrap();
+            let (root, r) = unpack_tar_bytes(b.into_inner().unwrap());
+            let e = r.unwrap_err();
+            assert!(format!("{e:#}").contains("a FIFO or a device"), "{e:#}");
+            assert!(fs::symlink_metadata(root.path().join("dest/dev/thing")).is_err());
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o6755);
+        h.set_cksum();
+        b.append_data(&mut h, "bin/su", &b"hi"[..]).unwrap();
+        let (root, r) = unpack_tar_bytes(b.into_inner().unwrap());
+        r.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(root.path().join("dest/bin/su"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn an_archive_past_the_limits_is_refused() {
+        let mut b = Budget::new("big.tar");
+        b.max_entries = 3;
+        b.max_bytes = 100;
+        b.take(10).unwrap();
+        b.take(10).unwrap();
+        b.take(10).unwrap();
+        let e = b.take(0).unwrap_err().to_string();
+        assert!(e.contains("more than 3 entries"), "{e}");
+        let mut b = Budget::new("big.tar");
+        b.max_bytes = 100;
+        b.take(60).unwrap();
+        let e = b.take(41).unwrap_err().to_string();
+        assert!(e.contains("more than 100 bytes"), "{e}");
     }
 
     #[test]

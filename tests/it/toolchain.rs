@@ -492,6 +492,32 @@ fn gc_removes_what_the_pins_no_longer_name() {
     ok(&e.xb(&["toolchain", "fetch", "--toolchains", pins]));
     assert_eq!(e.installed().len(), 4);
     assert_eq!(e.downloads(), 4);
+    // while a build uses every toolchain dir (a shared lock on each), gc
+    // removes none of them
+    let locks: Vec<fs::File> = e
+        .installed()
+        .iter()
+        .map(|name| {
+            let path = e
+                .cache()
+                .join("v1/toolchain-locks")
+                .join(format!("{name}.lock"));
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let f = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            f.lock_shared().unwrap();
+            f
+        })
+        .collect();
+    let r = e.xb(&["toolchain", "gc", "--toolchains", pins]);
+    ok(&r);
+    assert!(r.stderr.contains("a running build uses it"), "{}", r.stderr);
+    assert_eq!(e.installed().len(), 4);
+    drop(locks);
     let r = e.xb(&["toolchain", "gc", "--toolchains", pins]);
     ok(&r);
     assert_eq!(e.installed().len(), 3);
