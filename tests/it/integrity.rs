@@ -381,3 +381,70 @@ fn hostile_build_scripts_and_tests_reach_nothing_shared_no_terminal_no_host() {
         assert!(found.is_empty(), "as {name}: the tests wrote {found:?}");
     }
 }
+
+/// Ctrl-C (SIGINT to the terminal's foreground process group) stops the
+/// whole run within a second though the build runs in a session of its
+/// own, and leaves no process behind.
+#[test]
+fn ctrl_c_stops_a_build_whose_processes_have_no_terminal() {
+    provisioned();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = ws.path();
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"sleeper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"sleeper\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    let _ = std::process::Command::new(\"sleep\").arg(\"313.5\").status();\n}\n",
+    )
+    .unwrap();
+    fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    let sleeping = || {
+        run(Command::new("pgrep").args(["-f", "sleep 313.5"]))
+            .stdout
+            .lines()
+            .count()
+    };
+    assert_eq!(sleeping(), 0, "a sleeper from an earlier run is left");
+    let mut c = crate::e2e::xbuild(dir);
+    c.args(["--target", T, "--rebuild"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let mut child = c.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while sleeping() == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the build script never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pgid = child.id() as i32;
+    // SAFETY: a signal to the process group xbuild leads.
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    let signalled = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < std::time::Duration::from_secs(5),
+            "xbuild still runs 5 s after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(sleeping(), 0, "the build script's process outlived the run");
+}
