@@ -112,7 +112,11 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
         let started = std::time::Instant::now();
         match cmd.output() {
             Ok(_) => {
-                let _ = std::fs::remove_dir_all(zig_cache.join("tmp"));
+                // zig's scratch, and its ZIR cache (`z/`, half the size,
+                // read only when something is compiled again, never on a hit)
+                for scratch in ["tmp", "z"] {
+                    let _ = std::fs::remove_dir_all(zig_cache.join(scratch));
+                }
                 if let Some(dir) = runtime.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
