@@ -17,6 +17,7 @@ mod logging;
 mod pipeline;
 mod plan;
 mod process;
+mod safe_fs;
 mod sandbox;
 mod stdlib;
 mod targets;

@@ -30,6 +30,7 @@ pub mod deps;
 pub mod keys;
 pub mod outputs;
 pub mod remote;
+mod upkeep;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -40,6 +41,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::env;
+pub use upkeep::{gc_shims, remove_retired, trim};
 
 /// Written last inside an installed component; its presence means "complete".
 pub const MARKER: &str = ".xbuild-installed";
@@ -119,7 +121,7 @@ impl Cache {
     /// a link runs in, which its debug info names, so every change of those
     /// starts a new bucket: `zig2` since sealed builds see it (and zig) at
     /// fixed paths, `zig3` since its C runtime is built first by the warm-up
-    /// (see `pipeline::prewarm`). Earlier ones are [`RETIRED`].
+    /// (see `pipeline::prewarm`). Earlier ones are `upkeep::RETIRED`.
     pub fn zig_cache(&self) -> PathBuf {
         self.v1().join("zig3")
     }
@@ -315,122 +317,6 @@ pub struct Lock {
     _file: File,
 }
 
-/// Copy the regular files and directories of `from` (a bucket xbuild wrote)
-/// into `to`, a directory a build may have written: never hard links (they
-/// would share the inode, so the build could write through them into the
-/// bucket), never through a link found in `to` (a planted one fails the
-/// copy), and nothing that `to` already has is replaced. Returns the bytes
-/// copied.
-pub fn copy_tree_into(from: &Path, to: &Path) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    ensure_dir_no_links(to)?;
-    let mut bytes = 0;
-    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
-        let (src, dest) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            bytes += copy_tree_into(&src, &dest)?;
-        } else if kind.is_file() {
-            let mode = entry.metadata()?.permissions().mode() & 0o755;
-            let mut out = match open_new_no_links(&dest, mode) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("creating {}", dest.display())),
-            };
-            let mut input =
-                File::open(&src).with_context(|| format!("opening {}", src.display()))?;
-            bytes += io::copy(&mut input, &mut out)
-                .with_context(|| format!("copying {} to {}", src.display(), dest.display()))?;
-        }
-    }
-    Ok(bytes)
-}
-
-/// `dir` as a directory, made when missing (its parent must exist): what is
-/// there already must be a directory, not a link (a build may have put one).
-pub fn ensure_dir_no_links(dir: &Path) -> Result<()> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => bail!(
-            "{} is not a directory (a build replaced it): refusing to write through it",
-            dir.display()
-        ),
-        Err(_) => fs::create_dir(dir).with_context(|| format!("creating {}", dir.display())),
-    }
-}
-
-/// `path`, which lies under `root` (a directory a build wrote), when no
-/// component of it below `root` is a symbolic link: a build may plant links
-/// there toward the host's files, and xbuild's own copies out of it (and
-/// writes into it) must never follow one.
-pub fn no_links_below(root: &Path, path: &Path) -> Result<()> {
-    let rel = path.strip_prefix(root).with_context(|| {
-        format!(
-            "{} is not inside the build's directory {}",
-            path.display(),
-            root.display()
-        )
-    })?;
-    let mut at = root.to_path_buf();
-    for part in rel.components() {
-        at.push(part);
-        let m = fs::symlink_metadata(&at).with_context(|| format!("reading {}", at.display()))?;
-        if m.file_type().is_symlink() {
-            bail!(
-                "{} is a symbolic link that the build made: refusing to follow it (a build script may point one at your files)",
-                at.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Copy the regular file `from` (under `root`, a directory a build wrote)
-/// to `to`, following no link on the way.
-pub fn copy_out_no_links(root: &Path, from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    no_links_below(root, from)?;
-    let mut input = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(from)
-        .with_context(|| format!("opening {}", from.display()))?;
-    if !input.metadata()?.is_file() {
-        bail!("{} is not a regular file", from.display());
-    }
-    let mut out = File::create(to).with_context(|| format!("creating {}", to.display()))?;
-    io::copy(&mut input, &mut out)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    let mode = input.metadata()?.permissions();
-    out.set_permissions(mode)
-        .with_context(|| format!("setting the mode of {}", to.display()))?;
-    Ok(())
-}
-
-/// A new file, never through a link (`O_CREAT | O_EXCL | O_NOFOLLOW`).
-fn open_new_no_links(path: &Path, mode: u32) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode)
-        .open(path)
-}
-
-/// Write `bytes` into a new file at `path` in a directory a build may have
-/// written: an existing file (or a link) there is left alone.
-pub fn create_new_no_links(path: &Path, bytes: &[u8]) -> Result<()> {
-    match open_new_no_links(path, 0o644) {
-        Ok(mut f) => f
-            .write_all(bytes)
-            .with_context(|| format!("writing {}", path.display())),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
-}
-
 /// Copy `reader` into a new file at `path`, returning the sha256 of the bytes.
 pub fn copy_hashing(
     reader: &mut dyn Read,
@@ -490,70 +376,6 @@ fn exe_id(m: &fs::Metadata) -> String {
         m.mtime_nsec()
     );
     hash_bytes(id.as_bytes())[..12].to_string()
-}
-
-/// The shims bucket names of every executable a process runs now, of those
-/// processes whose executable this user may look at (its own, or all for root).
-fn running_exe_ids() -> std::collections::BTreeSet<String> {
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return Default::default();
-    };
-    procs
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| fs::metadata(e.path().join("exe")).ok())
-        .map(|m| exe_id(&m))
-        .collect()
-}
-
-/// How long a shims bucket nobody runs is kept after it last changed.
-const SHIMS_GRACE: Duration = Duration::from_secs(600);
-
-/// Remove the shims buckets of xbuild executables no process runs any more.
-/// Each bucket holds one xbuild (a hard link or a copy) and its wrappers, so
-/// every upgrade leaves one behind. A bucket whose executable still runs (a
-/// build started before the upgrade) is kept, so is one changed in the last
-/// ten minutes (a build may be starting), and every bucket when the running
-/// processes cannot be listed. Returns how many buckets went
-/// and the bytes freed (files that had no other link). Call with the lock held.
-pub fn gc_shims(cache: &Cache) -> Result<(usize, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let root = cache.v1().join("shims");
-    let Ok(buckets) = fs::read_dir(&root) else {
-        return Ok((0, 0));
-    };
-    let running = running_exe_ids();
-    if !running.contains(own_exe_id()) {
-        tracing::warn!(
-            "cannot tell which xbuild executables run (no /proc?); keeping every shims bucket"
-        );
-        return Ok((0, 0));
-    }
-    let (mut removed, mut freed) = (0, 0);
-    for bucket in buckets.flatten() {
-        let name = bucket.file_name().to_string_lossy().into_owned();
-        let fresh = bucket
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < SHIMS_GRACE));
-        if fresh || running.contains(&name) {
-            continue;
-        }
-        let size: u64 = fs::read_dir(bucket.path())
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| e.path().symlink_metadata().ok())
-                    .filter(|m| m.is_file() && m.nlink() == 1)
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        fs::remove_dir_all(bucket.path())
-            .with_context(|| format!("removing {}", bucket.path().display()))?;
-        removed += 1;
-        freed += size;
-    }
-    Ok((removed, freed))
 }
 
 /// The sha256 of bytes, in hex.
@@ -619,31 +441,6 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
-}
-
-/// Buckets no xbuild of this version reads (zig's caches of earlier
-/// recipes), removed by `toolchain gc`.
-pub const RETIRED: &[&str] = &["zig", "zig2"];
-
-/// Remove the [`RETIRED`] buckets; returns the bytes freed.
-pub fn remove_retired(cache: &Cache) -> Result<u64> {
-    let mut freed = 0;
-    for name in RETIRED {
-        let path = cache.v1().join(name);
-        if path.is_dir() {
-            let size = dir_size(&path);
-            fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
-            crate::ui::status(
-                "Removed",
-                &format!(
-                    "{name}, zig's cache of an earlier xbuild ({})",
-                    human_size(size)
-                ),
-            );
-            freed += size;
-        }
-    }
-    Ok(freed)
 }
 
 /// Remove what a killed process left in the temp area: every entry but
@@ -724,82 +521,10 @@ pub fn pid_alive(pid: libc::pid_t) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// Flush every regular file below `path` to disk, so that a rename that
-/// makes them visible never shows a file the disk does not hold yet.
-pub fn sync_tree(path: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if meta.is_dir() {
-        for e in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-            sync_tree(&e?.path())?;
-        }
-    } else if meta.is_file() {
-        File::open(path)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("syncing {}", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Trim the kept dependency dirs and cached output sets, least recently used
-/// first, until together they fit in `max` bytes. A kept dir in use by a
-/// build is skipped. Returns the bytes freed.
-pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
-    enum Item {
-        Outputs(String),
-        Deps(String),
-    }
-    let mut items: Vec<(Item, u64, std::time::SystemTime)> = outputs::list(cache)
-        .into_iter()
-        .map(|l| (Item::Outputs(l.key), l.size, l.last_used))
-        .chain(
-            deps::list(cache)
-                .into_iter()
-                .map(|l| (Item::Deps(l.entry.key), l.entry.size, l.entry.last_used)),
-        )
-        .collect();
-    items.sort_by_key(|(_, _, t)| *t);
-    let mut total: u64 = items.iter().map(|(_, s, _)| s).sum();
-    let mut freed = 0;
-    for (item, size, _) in items {
-        if total <= max {
-            break;
-        }
-        let removed = match item {
-            Item::Outputs(key) => outputs::remove(cache, &key)?,
-            Item::Deps(key) => deps::remove(cache, &key)?,
-        };
-        if removed {
-            total -= size;
-            freed += size;
-        }
-    }
-    Ok(freed)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::upkeep::SHIMS_GRACE;
     use super::*;
-
-    #[test]
-    fn copies_out_of_a_build_dir_refuse_planted_links() {
-        let root = tempfile::tempdir().unwrap();
-        let secret = tempfile::NamedTempFile::new().unwrap();
-        fs::write(secret.path(), "secret").unwrap();
-        let r = root.path();
-        fs::create_dir_all(r.join("real/bin")).unwrap();
-        fs::write(r.join("real/bin/app"), "elf").unwrap();
-        std::os::unix::fs::symlink(secret.path(), r.join("real/bin/link")).unwrap();
-        std::os::unix::fs::symlink(r.join("real"), r.join("dirlink")).unwrap();
-        let out = r.join("copied");
-        copy_out_no_links(r, &r.join("real/bin/app"), &out).unwrap();
-        assert_eq!(fs::read_to_string(&out).unwrap(), "elf");
-        for planted in ["real/bin/link", "dirlink/bin/app"] {
-            let e = copy_out_no_links(r, &r.join(planted), &r.join("x")).unwrap_err();
-            assert!(e.to_string().contains("symbolic link"), "{e:#}");
-            assert!(!r.join("x").exists());
-        }
-        assert!(copy_out_no_links(r, Path::new("/etc/passwd"), &r.join("x")).is_err());
-    }
 
     #[test]
     fn remove_retired_drops_earlier_zig_caches_and_keeps_the_current_one() {

@@ -82,7 +82,7 @@ pub fn store(cache: &Cache, key: &str, files: &[(Entry, PathBuf)]) -> Result<()>
         entries.push(entry.clone());
     }
     fs::write(staged.join(INDEX), serde_json::to_vec_pretty(&entries)?)?;
-    cache::sync_tree(&staged)?;
+    crate::safe_fs::sync_tree(&staged)?;
     // a concurrent writer of the same key may have won: then ours is dropped
     let _ = fs::rename(&staged, dir(cache, key));
     Ok(())

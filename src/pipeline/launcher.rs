@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::cache;
+use crate::safe_fs;
 
 const LAUNCHER_TAG: &str = "# xbuild launcher";
 
@@ -30,11 +30,11 @@ pub fn install(root: &Path, path: &Path, seen_as: &Path, runner: &[OsString]) ->
         .context("a binary path without a file name")?;
     let beside = |p: &Path| p.with_file_name(".xbuild-real").join(name);
     let (real, real_seen) = (beside(path), beside(seen_as));
-    cache::no_links_below(root, path)?;
+    safe_fs::no_links_below(root, path)?;
     let current = read_no_links(path)?;
     if current.starts_with(b"\x7fELF") {
         let dir = real.parent().context("a launcher path without a parent")?;
-        cache::ensure_dir_no_links(dir)?;
+        safe_fs::ensure_dir_no_links(dir)?;
         let tmp = real.with_extension("xbuild-tmp");
         write_new(&tmp, &current)?;
         fs::rename(&tmp, &real).with_context(|| format!("replacing {}", real.display()))?;

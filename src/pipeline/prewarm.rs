@@ -153,7 +153,7 @@ pub fn runtime(ctx: &TargetCtx<'_>) -> PathBuf {
 /// Without a runtime (the warm-up failed), the build's links make it.
 pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
     let runtime = runtime(ctx);
-    crate::cache::ensure_dir_no_links(zig_cache)?;
+    crate::safe_fs::ensure_dir_no_links(zig_cache)?;
     let Some(name) = runtime.file_name().filter(|_| runtime.is_dir()) else {
         return Ok(());
     };
@@ -163,9 +163,9 @@ pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
-    let bytes = crate::cache::copy_tree_into(&runtime, zig_cache)?;
-    crate::cache::ensure_dir_no_links(&seeded)?;
-    crate::cache::create_new_no_links(&marker, ctx.target.rust.as_bytes())?;
+    let bytes = crate::safe_fs::copy_tree_into(&runtime, zig_cache)?;
+    crate::safe_fs::ensure_dir_no_links(&seeded)?;
+    crate::safe_fs::create_new_no_links(&marker, ctx.target.rust.as_bytes())?;
     tracing::info!(
         "copied zig's runtime for {} into {} ({:.1} MiB in {:.2}s)",
         ctx.target.rust,

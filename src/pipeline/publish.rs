@@ -50,7 +50,7 @@ impl Staging {
     /// Its files reach the disk before the renames; a run killed between
     /// them is repaired by the next one ([`repair`]).
     pub fn publish(self, out: &Path) -> Result<()> {
-        crate::cache::sync_tree(self.dir.path())?;
+        crate::safe_fs::sync_tree(self.dir.path())?;
         let staged = self.dir.keep();
         let old = out.with_file_name(format!("{}{}", old_prefix(out), std::process::id()));
         let had_old = out.exists();

@@ -268,7 +268,7 @@ pub fn build(
         };
         let to = dest.join(&name);
         let real = sealed.real(&b.path);
-        crate::cache::copy_out_no_links(&sealed.target, &real, &to)?;
+        crate::safe_fs::copy_out_no_links(&sealed.target, &real, &to)?;
         if plan.test.is_some() {
             let network = plan.test.as_ref().is_some_and(|t| t.network);
             let runner = sealed.test_runner(&b.manifest_dir, network, &target.rust)?;

@@ -201,7 +201,7 @@ impl Sealed {
         // there would take the mount elsewhere
         let target_tmp = Path::new(triple).join("tmp");
         for dir in [self.target.join(triple), self.target.join(&target_tmp)] {
-            crate::cache::ensure_dir_no_links(&dir)?;
+            crate::safe_fs::ensure_dir_no_links(&dir)?;
         }
         let Some(sb) = self.sandbox(
             cwd,

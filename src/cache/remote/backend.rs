@@ -367,6 +367,19 @@ fn dir_put(root: &Path, name: &str, file: &Path, only_if_absent: bool) -> StoreR
     Ok(Created::Yes)
 }
 
+/// `url` without the credentials a user may have written into it
+/// (`https://user:secret@host/…` → `https://***@host/…`).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +419,19 @@ mod tests {
         assert_eq!(bucket.name(), "team");
         assert_eq!(prefix, "ci/x86/");
         assert!(Backend::parse("s3:///p", none()).is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_store_url_are_never_shown() {
+        let check = |url: &str, shown: &str| assert_eq!(redact(url), shown);
+        check(
+            "https://user:s3cret@cache.example/x",
+            "https://***@cache.example/x",
+        );
+        check("https://tok@cache.example", "https://***@cache.example");
+        check("s3://bucket/prefix", "s3://bucket/prefix");
+        check("file:///srv/c@x", "file:///srv/c@x");
+        check("https://h/p@q", "https://h/p@q");
     }
 
     #[test]

@@ -66,6 +66,19 @@ impl Body {
     }
 }
 
+/// Where `signer`'s manifest for `kind`/`key` is: one name per signing key,
+/// so that a manifest someone without a trusted key wrote never takes the
+/// place of a trusted writer's. Layout v2: v1 kept one manifest per key
+/// (`outputs/<key>`), which an untrusted writer could occupy first; v1
+/// manifests are not read (a miss; their blobs, named by content, are
+/// shared with v2 and still used).
+pub fn name(kind: &str, key: &str, signer: &PublicKey) -> String {
+    let kind = match kind {
+        super::OUTPUTS => "outputs",
+        _ => "sysroots",
+    };
+    format!("v2/{kind}/{key}/{}", signer.fingerprint())
+}
 /// Check `text` as the manifest of `kind`/`key`: signed by a trusted key,
 /// for this kind and key, with safe paths and well-formed digests. The error
 /// says which check failed.

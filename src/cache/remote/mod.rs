@@ -19,6 +19,8 @@
 
 pub mod backend;
 pub mod manifest;
+mod stats;
+pub use stats::{Stats, last_run};
 pub mod sign;
 
 use std::fmt;
@@ -28,7 +30,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 
 use self::backend::{Backend, Created, S3Settings, StoreError, Timeouts};
 use self::manifest::{Body, File};
@@ -38,25 +39,6 @@ use crate::{env, ui};
 
 /// The largest blob a reader accepts (a hostile store cannot fill the disk).
 const MAX_BLOB: u64 = 8 << 30;
-
-/// What the last run got from the store, for `xbuild cache list`.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Stats {
-    pub store: String,
-    pub output_hits: u32,
-    pub output_misses: u32,
-    pub std_hits: u32,
-    pub std_misses: u32,
-    pub artifact_hits: u32,
-    pub bytes_down: u64,
-    pub bytes_up: u64,
-    pub manifests_pushed: u32,
-    pub not_reproducible: u32,
-    /// Signed outputs that failed the ELF check after download.
-    #[serde(default)]
-    pub rejected: u32,
-    pub warnings: Vec<String>,
-}
 
 #[derive(Default)]
 struct State {
@@ -108,7 +90,7 @@ impl Remote {
             return Ok(None);
         };
         // what is shown and saved: never credentials in the URL
-        let shown = redact(&url);
+        let shown = backend::redact(&url);
         let backend = Backend::parse(
             &url,
             S3Settings {
@@ -311,7 +293,7 @@ impl Remote {
             return Ok(None);
         }
         let tmp = cache.temp_file("manifest").map_err(|e| format!("{e:#}"))?;
-        let name = manifest_name(kind, key, signer);
+        let name = manifest::name(kind, key, signer);
         match self
             .backend
             .get(&self.timeouts, &name, tmp.path(), manifest::MAX_MANIFEST)
@@ -426,7 +408,7 @@ impl Remote {
             if !self.usable() {
                 return false;
             }
-            let name = manifest_name(kind, key, signer);
+            let name = manifest::name(kind, key, signer);
             match self.backend.exists(&self.timeouts, &name) {
                 Ok(true) => return true,
                 Ok(false) => {}
@@ -548,7 +530,7 @@ impl Remote {
         if fs::write(tmp.path(), &text).is_err() {
             return Pushed::Nothing;
         }
-        let name = manifest_name(kind, key, &public);
+        let name = manifest::name(kind, key, &public);
         let written = match self.backend.put(&self.timeouts, &name, tmp.path(), true) {
             // another writer with this key was first: compare with what it
             // wrote; what does not verify under this key's name is a squat
@@ -576,7 +558,7 @@ impl Remote {
     pub fn save_stats(&self, cache: &Cache) {
         let stats = self.state.lock().expect("store state").stats.clone();
         if let Ok(json) = serde_json::to_vec_pretty(&stats) {
-            let _ = super::write_atomic(cache, &last_run_file(cache), &json);
+            let _ = super::write_atomic(cache, &stats::file(cache), &json);
         }
     }
 }
@@ -584,42 +566,6 @@ impl Remote {
 /// What a manifest holds: outputs by their key, or a std sysroot by its key.
 pub const OUTPUTS: &str = "outputs";
 pub const SYSROOT: &str = "sysroot";
-
-/// `url` without the credentials a user may have written into it
-/// (`https://user:secret@host/…` → `https://***@host/…`).
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_string(),
-    }
-}
-
-/// Where `signer`'s manifest for `kind`/`key` is: one name per signing key,
-/// so that a manifest someone without a trusted key wrote never takes the
-/// place of a trusted writer's. Layout v2: v1 kept one manifest per key
-/// (`outputs/<key>`), which an untrusted writer could occupy first; v1
-/// manifests are not read (a miss; their blobs, named by content, are
-/// shared with v2 and still used).
-fn manifest_name(kind: &str, key: &str, signer: &PublicKey) -> String {
-    let kind = match kind {
-        OUTPUTS => "outputs",
-        _ => "sysroots",
-    };
-    format!("v2/{kind}/{key}/{}", signer.fingerprint())
-}
-
-fn last_run_file(cache: &Cache) -> PathBuf {
-    cache.root.join("v1").join("store-last-run.json")
-}
-
-/// What the last run that used a store got from it.
-pub fn last_run(cache: &Cache) -> Option<Stats> {
-    serde_json::from_slice(&fs::read(last_run_file(cache)).ok()?).ok()
-}
 
 /// The manifest entries of files on disk, hashed now.
 pub fn files_of(root: &Path, paths: &[PathBuf]) -> Result<Vec<(File, PathBuf)>> {
