@@ -7,7 +7,7 @@
 //! | 2 | a user mistake: bad flag, unknown target, bad `toolchains.toml`, no `Cargo.lock` |
 //! | 3 | `--test`: the build succeeded and a test failed |
 //! | 4 | `--check-determinism`: two builds of the same inputs differ |
-//! | 5 | no sandbox: `--require-sandbox` and this system cannot give it, or an unsandboxed build would read a `.cargo/config.toml` above its directory |
+//! | 5 | no sandbox: `--require-sandbox` and this system cannot give it, an unsandboxed build would read a `.cargo/config.toml` above its directory, or run a workspace's own `toolchains.toml` |
 //! | 130 | interrupted (Ctrl-C or SIGTERM); nothing was published |
 
 use std::process::ExitCode;
