@@ -531,7 +531,7 @@ fn a_store_that_rejects_or_stops_leaves_a_local_build_with_one_warning() {
     );
     assert!(
         r.stderr.contains(&format!(
-            "the cache store {} failed (reading outputs/",
+            "the cache store {} failed (reading v2/outputs/",
             st.url
         )) && r.stderr.contains("access denied: HTTP 403"),
         "{}",
