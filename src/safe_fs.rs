@@ -2,7 +2,8 @@
 //! build wrote: its kept target dir, its zig cache, its sealed dir. A build
 //! may have planted symbolic links there toward the user's files; nothing
 //! here follows one: a planted link fails the operation, saying so.
-//! Also [`sync_tree`]: files reach the disk before a rename shows them.
+//! Also [`sync_tree`] and [`sync_file_system`]: files reach the disk before
+//! a rename shows them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -138,6 +139,20 @@ pub fn sync_tree(path: &Path) -> Result<()> {
         File::open(path)
             .and_then(|f| f.sync_all())
             .with_context(|| format!("syncing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Flush the file system holding `dir` to disk (`syncfs`): one call for a
+/// tree too large to sync file by file (an unpacked toolchain), before the
+/// rename that makes it visible.
+pub fn sync_file_system(dir: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: syncfs takes an open descriptor and touches no memory of ours.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error())
+            .with_context(|| format!("syncing the file system of {}", dir.display()));
     }
     Ok(())
 }

@@ -266,6 +266,9 @@ fn install(cache: &Cache, pins: &Pins, c: &Component, fetcher: &fetch::Fetcher) 
         // marker was missing): replace it.
         fs::remove_dir_all(&dest).with_context(|| format!("removing {}", dest.display()))?;
     }
+    // on disk before the rename shows it: a crash never leaves a marked
+    // install with files the disk does not hold
+    crate::safe_fs::sync_file_system(staging.path())?;
     let staged = staging.keep();
     fs::rename(&staged, &dest)
         .with_context(|| format!("moving {} into {}", staged.display(), dest.display()))?;
