@@ -149,18 +149,8 @@ fn sealed() {{
 }
 
 fn probe_ws(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path) {
-    fs::create_dir_all(dir.join("src")).unwrap();
+    crate::support::one_package(dir, "probe");
     fs::create_dir_all(dir.join("tests")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"probe\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
     fs::write(dir.join("build.rs"), BUILD_RS).unwrap();
     fs::write(dir.join("src/tty.rs"), TTY_RS).unwrap();
     fs::write(dir.join("src/main.rs"), MAIN_RS).unwrap();
@@ -390,17 +380,7 @@ fn ctrl_c_stops_a_build_whose_processes_have_no_terminal() {
     provisioned();
     let ws = tempfile::tempdir().unwrap();
     let dir = ws.path();
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"sleeper\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"sleeper\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
+    crate::support::one_package(dir, "sleeper");
     fs::write(
         dir.join("build.rs"),
         "fn main() {\n    let _ = std::process::Command::new(\"sleep\").arg(\"313.5\").status();\n}\n",

@@ -126,17 +126,7 @@ pub(crate) fn everyone() -> Vec<Option<&'static User>> {
 /// its buckets are bound at their real paths, so the directories leading to
 /// it are the one thing the probe may see and does not count.
 fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path) {
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"probe\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
+    crate::support::one_package(dir, "probe");
     fs::write(
         dir.join("build.rs"),
         format!(

@@ -579,18 +579,8 @@ fn a_file_store_gives_the_same_hit() {
     ok(&run(build(ws.path(), None, out1.path(), &[])
         .env("XBUILD_CACHE_URL", &url)
         .env("XBUILD_CACHE_SIGNING_KEY", &key)));
-    let empty = fresh_cache(false, false);
     let out2 = tempfile::tempdir().unwrap();
-    let hit = run(build(ws.path(), Some(empty.path()), out2.path(), &[])
-        .env("XBUILD_CACHE_URL", &url)
-        .env("XBUILD_CACHE_TRUSTED_KEYS", &public));
-    ok(&hit);
-    assert!(
-        hit.stderr
-            .contains(&format!("outputs from the shared store {url}")),
-        "{}",
-        hit.stderr
-    );
+    let (empty, hit) = hit_from_an_empty_cache(ws.path(), out2.path(), &url, &public);
     assert!(!hit.stderr.contains("Compiling"), "{}", hit.stderr);
     assert_eq!(
         fs::read_dir(empty.path().join("v1/toolchains"))
@@ -697,17 +687,7 @@ fn a_manifest_squatted_without_the_key_blocks_no_trusted_writer() {
         w.stderr
     );
     assert!(w.stderr.contains("Pushed"), "{}", w.stderr);
-    let empty = fresh_cache(false, false);
-    let hit = run(build(ws.path(), Some(empty.path()), out.path(), &[])
-        .env("XBUILD_CACHE_URL", &url)
-        .env("XBUILD_CACHE_TRUSTED_KEYS", &trusted));
-    ok(&hit);
-    assert!(
-        hit.stderr
-            .contains(&format!("outputs from the shared store {url}")),
-        "{}",
-        hit.stderr
-    );
+    hit_from_an_empty_cache(ws.path(), out.path(), &url, &trusted);
 
     // signed by the trusted key, but not an executable: a miss, never a failure
     let manifest = manifest_files(dir.path())
@@ -736,6 +716,28 @@ fn a_manifest_squatted_without_the_key_blocks_no_trusted_writer() {
         r.stderr
     );
     assert!(r.stderr.contains("Compiling app"), "{}", r.stderr);
+}
+
+/// A build of `ws` into `out` with an empty cache that trusts `public`:
+/// its outputs from the store at `url` (the cache and the run).
+fn hit_from_an_empty_cache(
+    ws: &Path,
+    out: &Path,
+    url: &str,
+    public: &str,
+) -> (tempfile::TempDir, Run) {
+    let empty = fresh_cache(false, false);
+    let hit = run(build(ws, Some(empty.path()), out, &[])
+        .env("XBUILD_CACHE_URL", url)
+        .env("XBUILD_CACHE_TRUSTED_KEYS", public));
+    ok(&hit);
+    assert!(
+        hit.stderr
+            .contains(&format!("outputs from the shared store {url}")),
+        "{}",
+        hit.stderr
+    );
+    (empty, hit)
 }
 
 /// A manifest `body` signed with the secret key in `key_file`, as xbuild

@@ -129,3 +129,19 @@ pub fn dir_until_exit(prefix: &str) -> std::path::PathBuf {
     dirs.push(dir.clone());
     dir
 }
+
+/// A workspace of one package `name` with no dependencies in `dir`: its
+/// `Cargo.toml` and `Cargo.lock`, and an empty `src/`.
+pub fn one_package(dir: &std::path::Path, name: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Cargo.lock"),
+        format!("version = 4\n\n[[package]]\nname = \"{name}\"\nversion = \"0.1.0\"\n"),
+    )
+    .unwrap();
+}
