@@ -221,14 +221,8 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
 fn a_workspaces_own_pins_are_refused_without_a_sandbox() {
     let home = tempfile::tempdir().unwrap();
     let ws = home.path().join("ws");
-    std::fs::create_dir_all(ws.join("src")).unwrap();
-    std::fs::write(
-        ws.join("Cargo.toml"),
-        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
+    crate::support::one_package(&ws, "w");
     std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
-    std::fs::write(ws.join("Cargo.lock"), "version = 3\n").unwrap();
     let pins = crate::support::repo_root().join("toolchains.toml");
     std::fs::copy(&pins, ws.join("toolchains.toml")).unwrap();
     let unsandboxed = |args: &[&str]| {
