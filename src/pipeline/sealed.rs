@@ -167,7 +167,6 @@ pub fn build(
             cache.cargo_home(),
             cache.own_exe()?,
         ],
-        mapped: Vec::new(),
     };
     inputs.read_only.extend(tc.qemu_dir.clone());
     inputs.read_only.extend(tc.tools_dir.clone());

@@ -34,8 +34,6 @@ pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     pub read_only: Vec<PathBuf>,
-    /// Read-only, at another path: (real path, path in the sandbox).
-    pub mapped: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Where a sealed build sees zig (`<FIXED_ZIG>/<its directory's name>`) and
@@ -51,9 +49,6 @@ impl Inputs {
     fn add_to(&self, sb: &mut Sandbox) {
         for p in self.read_only.iter().filter(|p| p.exists()) {
             sb.ro(p);
-        }
-        for (from, to) in &self.mapped {
-            sb.ro_at(from, to);
         }
     }
 }
