@@ -43,6 +43,28 @@ pub fn copy_tree_into(from: &Path, to: &Path) -> Result<u64> {
     Ok(bytes)
 }
 
+/// Move the files of the tree `from` that `base` has no file for (by the
+/// same relative path) into `to`, at the same relative paths; links are
+/// neither followed nor moved. Returns how many files moved.
+pub fn move_new_files(from: &Path, base: &Path, to: &Path) -> Result<u64> {
+    let mut moved = 0;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let name = entry.file_name();
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            moved += move_new_files(&entry.path(), &base.join(&name), &to.join(&name))?;
+        } else if kind.is_file() && fs::symlink_metadata(base.join(&name)).is_err() {
+            fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+            fs::rename(entry.path(), to.join(&name)).with_context(|| {
+                format!("moving {} into {}", entry.path().display(), to.display())
+            })?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// `dir` as a directory, made when missing (its parent must exist): what is
 /// there already must be a directory, not a link (a build may have put one).
 pub fn ensure_dir_no_links(dir: &Path) -> Result<()> {

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 /// 5: and zig's cache too, in a new bucket.
 /// 6: configure scripts get the target's GNU triple through `CONFIG_SITE`.
 /// 7: zig's C runtime built first, from a fixed directory (see prewarm).
-pub const RECIPE: &str = "7";
+/// 8: zig's C++ runtime made by a prelink from `/` (see zigcc::cxx).
+pub const RECIPE: &str = "8";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();

@@ -26,6 +26,7 @@ use super::sealed::{TargetCtx, ZigView};
 use crate::process::Cmd;
 use crate::sandbox::{self, Sandbox};
 use crate::toolchain::cargo_env::CargoEnv;
+use crate::ui;
 use crate::zigcc;
 
 /// An empty program that needs nothing from std (which is not built yet).
@@ -148,31 +149,163 @@ pub fn runtime(ctx: &TargetCtx<'_>) -> PathBuf {
 }
 
 /// Give a build's own zig cache (`zig_cache`, a real path) zig's runtime for
-/// its kind of link: copies, never links, of the files of the runtime bucket
-/// it lacks; once per kept dir (a marker there names the runtimes it has).
+/// its kind of link, and the C++ runtimes learned for it (see
+/// [`learn_cxx`]): copies, never links, of the files of each bucket it
+/// lacks; once per bucket and kept dir (a marker there names each).
 /// Without a runtime (the warm-up failed), the build's links make it.
 pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
     let runtime = runtime(ctx);
     crate::safe_fs::ensure_dir_no_links(zig_cache)?;
-    let Some(name) = runtime.file_name().filter(|_| runtime.is_dir()) else {
+    let Some(name) = runtime
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| runtime.is_dir())
+    else {
         return Ok(());
     };
-    let seeded = zig_cache.join("xbuild-seeded");
-    let marker = seeded.join(name);
-    if std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
-        return Ok(());
+    let seeded = zig_cache.join(zigcc::MARKERS);
+    let mut buckets = vec![(runtime.clone(), name.to_string())];
+    let cxx_prefix = format!("{name}-");
+    if let Some(dir) = runtime.parent()
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        for e in entries.flatten() {
+            let file_name = e.file_name();
+            if let Some(marker) = file_name.to_str().and_then(|n| n.strip_prefix(&cxx_prefix)) {
+                buckets.push((e.path(), marker.to_string()));
+            }
+        }
     }
-    let started = std::time::Instant::now();
-    let bytes = crate::safe_fs::copy_tree_into(&runtime, zig_cache)?;
-    crate::safe_fs::ensure_dir_no_links(&seeded)?;
-    crate::safe_fs::create_new_no_links(&marker, ctx.target.rust.as_bytes())?;
-    tracing::info!(
-        "copied zig's runtime for {} into {} ({:.1} MiB in {:.2}s)",
-        ctx.target.rust,
-        zig_cache.display(),
-        bytes as f64 / 1048576.0,
-        started.elapsed().as_secs_f64()
+    for (bucket, marker) in buckets {
+        let marker = seeded.join(marker);
+        if std::fs::symlink_metadata(&marker).is_ok() {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let bytes = crate::safe_fs::copy_tree_into(&bucket, zig_cache)?;
+        crate::safe_fs::ensure_dir_no_links(&seeded)?;
+        // a C++ bucket brings its own marker (the prelink's flags)
+        if std::fs::symlink_metadata(&marker).is_err() {
+            crate::safe_fs::create_new_no_links(&marker, ctx.target.rust.as_bytes())?;
+        }
+        tracing::info!(
+            "copied {} into {} ({:.1} MiB in {:.2}s)",
+            bucket.display(),
+            zig_cache.display(),
+            bytes as f64 / 1048576.0,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// After a build: the kinds of C++ runtime its links prelinked (markers in
+/// its zig cache, which it could write: each is checked to be a kind and
+/// no more than four are taken) that have no bucket yet are made again
+/// here, by the same prelink, seeded with the same runtime, from the same
+/// directory and with the zig cache at the same place as the build saw:
+/// the same bytes, in a step that runs no workspace code. Each becomes a
+/// bucket of its own (`<runtime>-cxx-<digest>`: the files the prelink
+/// added) by one rename; later builds are seeded with it.
+pub fn learn_cxx(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
+    let runtime = runtime(ctx);
+    let Some(name) = runtime
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| runtime.is_dir())
+    else {
+        return Ok(());
+    };
+    let Ok(entries) = std::fs::read_dir(zig_cache.join(zigcc::MARKERS)) else {
+        return Ok(());
+    };
+    let mut kinds = Vec::new();
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(marker) = file_name.to_str() else {
+            continue;
+        };
+        let bucket = runtime.with_file_name(format!("{name}-{marker}"));
+        if !marker.starts_with("cxx-") || bucket.exists() {
+            continue;
+        }
+        if let Some(flags) = zigcc::read_marker(ctx.target, &e.path()) {
+            kinds.push((marker.to_string(), flags, bucket));
+        }
+    }
+    for (marker, flags, bucket) in kinds.into_iter().take(4) {
+        ui::status(
+            "Warming",
+            &format!(
+                "zig's C++ runtime for {} (once per cache, for later builds)",
+                ctx.target.rust
+            ),
+        );
+        let started = std::time::Instant::now();
+        if let Err(e) = prelink_into_bucket(ctx, &runtime, &marker, &flags, &bucket) {
+            ui::note(&format!(
+                "could not keep zig's C++ runtime for {} (later builds make their own): {e:#}",
+                ctx.target.rust
+            ));
+            continue;
+        }
+        tracing::info!(
+            "zig's C++ runtime for {} ready in {:.1}s",
+            ctx.target.rust,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn prelink_into_bucket(
+    ctx: &TargetCtx<'_>,
+    runtime: &Path,
+    marker: &str,
+    flags: &[String],
+    bucket: &Path,
+) -> Result<()> {
+    let work = ctx.cache.temp_dir("zig-cxx-warm-up")?;
+    let (zig_cache, src, out) = (
+        work.path().join("zig-cache"),
+        work.path().join("src"),
+        work.path().join("bucket"),
     );
+    crate::safe_fs::copy_tree_into(runtime, &zig_cache)?;
+    std::fs::create_dir_all(&src).with_context(|| format!("creating {}", src.display()))?;
+    let zig = ZigView::of(ctx, &zig_cache);
+    let zig_exe = zig.toolchain(ctx.tc).zig();
+    let mut cmd = if ctx.sandboxed {
+        let mut sb = Sandbox::new(false);
+        zig.add_to(&mut sb);
+        sb.bind(&src, &src);
+        sb.chdir(Path::new("/"));
+        sb.command(zig_exe.as_os_str())
+    } else {
+        Cmd::new(&zig_exe)
+    };
+    cmd.envs(crate::env::passthrough_for_compiler())
+        .env("ZIG_GLOBAL_CACHE_DIR", &zig.cache)
+        .env("ZIG_LOCAL_CACHE_DIR", &zig.cache)
+        .current_dir("/")
+        .args(zigcc::prelink_args(flags, &src)?);
+    cmd.output()
+        .with_context(|| format!("prelinking zig's C++ runtime for {}", ctx.target.rust))?;
+    for scratch in ["tmp", "z"] {
+        let _ = std::fs::remove_dir_all(zig_cache.join(scratch));
+    }
+    // the bucket: what the prelink added to the runtime, and the marker
+    let added = crate::safe_fs::move_new_files(&zig_cache, runtime, &out)?;
+    anyhow::ensure!(added > 0, "the prelink added nothing to zig's cache");
+    let markers = out.join(zigcc::MARKERS);
+    std::fs::create_dir_all(&markers).with_context(|| format!("creating {}", markers.display()))?;
+    let mut text = flags.join("\n");
+    text.push('\n');
+    std::fs::write(markers.join(marker), text)
+        .with_context(|| format!("writing the marker in {}", markers.display()))?;
+    crate::safe_fs::sync_tree(&out)?;
+    // lost to another xbuild that made the same: as good
+    let _ = std::fs::rename(&out, bucket);
     Ok(())
 }
 

@@ -256,6 +256,7 @@ pub fn build(
             return Err(e);
         }
     };
+    prewarm::learn_cxx(ctx, &zig_cache)?;
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut files = Vec::new();
     let mut jobs = Vec::new();

@@ -8,6 +8,7 @@
 //! rejects rewritten (`flags`). A link also gets xbuild's small runtime
 //! archive (`atomic.c`: the libatomic entry points zig's compiler-rt lacks).
 
+mod cxx;
 mod flags;
 
 use std::ffi::OsString;
@@ -18,6 +19,7 @@ use anyhow::{Context, Result};
 
 use sha2::{Digest, Sha256};
 
+pub use self::cxx::{MARKERS, prelink_args, read_marker};
 use self::flags::Flag;
 use crate::cache::Cache;
 use crate::env;
@@ -114,6 +116,13 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
                 // and libc++abi, linked statically by its C++ driver.
                 if take_cxx_stdlib(&mut zig_args) {
                     driver = "c++";
+                }
+                if driver == "c++"
+                    && let Some(cache) = env::var_os(env::XBUILD_ZIG_CACHE)
+                {
+                    cxx::ensure(target, &zig_args, Path::new(&cache), || {
+                        zig_command().map(|(_, c)| c)
+                    })?;
                 }
                 let rt = rt_archive(Path::new(&name_dir(argv0)?), target, Path::new(&zig));
                 if rt.is_file() {

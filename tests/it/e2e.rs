@@ -1253,18 +1253,39 @@ fn a_lockfile_with_an_old_cc_builds_and_runs_on_armv6l() {
 /// CMake is the pinned one with Ninja, so a pass shows the pinned tools were
 /// the ones called (this machine has the host's g++ and make, and no cmake).
 /// Each binary is static (checked by xbuild) and prints the right answer.
+/// zig's C++ runtime is made by a prelink from a fixed directory, whichever
+/// link needs it first (here CMake's compiler identification), and learned
+/// into a bucket after the first build: the determinism check's second build,
+/// seeded from that bucket, gives the same bytes (in CI's fresh cache, the
+/// first build made the runtime itself).
 #[test]
 fn cxx_and_cmake_build_and_run_on_the_matrix_targets() {
-    // zig builds libc++ once per target (minutes each): the matrix targets in
-    // CI; every target by hand (docs/REAL-CRATES.md)
+    // zig builds libc++ once per target and kind of link (a minute each): the
+    // matrix targets in CI; every target by hand (docs/REAL-CRATES.md)
     provisioned();
     let ws = fixture("native-ws");
-    let mut args = vec!["--release", "--out", "dist"];
+    let mut args = vec!["--release", "--check-determinism", "--out", "dist"];
     for t in MATRIX {
         args.extend(["--target", t]);
     }
     let r = run(xbuild(ws.path()).args(&args));
     ok(&r);
+    assert!(
+        r.stderr.contains(&format!(
+            "determinism: {} identical, 0 different",
+            MATRIX.len()
+        )),
+        "{}",
+        r.stderr
+    );
+    // a learned C++ runtime per target, for the compiler identification's
+    // link and for the binary's (which strips)
+    let learned: Vec<String> = fs::read_dir(cache_dir().join("v1/zig-runtime"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-cxx-"))
+        .collect();
+    assert!(learned.len() >= 2 * MATRIX.len(), "{learned:?}");
     for nix in MATRIX {
         let rust = entry(nix)["rust"].as_str().unwrap();
         let exe = ws.path().join("dist").join(rust).join("native");

@@ -38,7 +38,7 @@ fn id(flag: &str, name: &str) -> u32 {
 }
 
 #[allow(clippy::disallowed_methods)] // the test reads CI's setting directly
-fn user() -> Option<&'static User> {
+pub(crate) fn user() -> Option<&'static User> {
     static USER: OnceLock<Option<User>> = OnceLock::new();
     USER.get_or_init(|| {
         let name = std::env::var("XBUILD_TEST_USER").ok()?;

@@ -591,6 +591,61 @@ fn a_file_store_gives_the_same_hit() {
     assert_eq!(sums(out1.path()), sums(out2.path()));
 }
 
+/// No outputs key depends on where the checkout, the cache or HOME is: a
+/// commit pushed from one checkout is a hit for a clone of it at another
+/// path (deeper, other name), with an empty cache elsewhere, run by the
+/// ordinary user when there is one (else by root), and the bytes are equal.
+#[test]
+fn the_same_commit_at_another_path_by_another_user_hits_the_store() {
+    let st = store("another-path");
+    let ws = unique(workspace(), "app/src/main.rs", "another-path");
+    let git = |dir: &Path, args: &[&str]| {
+        ok(&run(Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_COMMITTER_DATE", "2026-12-01T00:00:00Z")
+            .env("GIT_AUTHOR_DATE", "2026-12-01T00:00:00Z")))
+    };
+    git(ws.path(), &["init", "-q"]);
+    git(ws.path(), &["add", "-A"]);
+    git(ws.path(), &["commit", "-qm", "one commit"]);
+    let out1 = tempfile::tempdir().unwrap();
+    ok(&run(
+        st.on(&mut build(ws.path(), None, out1.path(), &[]), true)
+    ));
+
+    let user = crate::sandbox::user();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let clone = elsewhere.path().join("runner/work/checkout");
+    fs::create_dir_all(clone.parent().unwrap()).unwrap();
+    ok(&run(Command::new("git")
+        .args(["clone", "-q"])
+        .arg(ws.path())
+        .arg(&clone)));
+    let cache = elsewhere.path().join("cache");
+    let out2 = elsewhere.path().join("out");
+    fs::create_dir_all(&cache).unwrap();
+    if let Some(u) = user {
+        crate::sandbox::give(u, elsewhere.path());
+    }
+    let mut cmd = crate::sandbox::xbuild_as(user, &clone);
+    cmd.args(["--target", T, "--out"])
+        .arg(&out2)
+        .env("XBUILD_CACHE_DIR", &cache);
+    let hit = run(st.on(&mut cmd, false));
+    ok(&hit);
+    assert!(
+        hit.stderr
+            .contains(&format!("outputs from the shared store {}", st.url)),
+        "as {}: {}",
+        user.map_or("root", |u| u.name.as_str()),
+        hit.stderr
+    );
+    assert!(!hit.stderr.contains("Compiling"), "{}", hit.stderr);
+    assert_eq!(sums(out1.path()), sums(&out2));
+}
+
 /// Only trustworthy builds sign: a signing build does not reuse the kept
 /// dir an unsigned build of the same workspace wrote (and says so in one
 /// line), and an unsandboxed run, key and all, pushes nothing.
