@@ -126,6 +126,22 @@ pub fn copy_out_no_links(root: &Path, from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The regular file `path` (under `root`, a directory a build wrote) open
+/// for reading, following no link on the way.
+pub fn open_no_links(root: &Path, path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    no_links_below(root, path)?;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if !f.metadata()?.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    Ok(f)
+}
+
 /// A new file, never through a link (`O_CREAT | O_EXCL | O_NOFOLLOW`).
 fn open_new_no_links(path: &Path, mode: u32) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -319,8 +319,8 @@ impl<'a> Std<'a> {
         )?;
         fs::write(project.join("src/lib.rs"), "")?;
         let target_dir = tree.join("target");
-        let mut env = CargoEnv::for_fetch(cache, tc);
-        env.add_target(cache, tc, target)?;
+        let mut env = CargoEnv::for_fetch(cache, tc, &cache.cargo_home());
+        env.add_target(cache, tc, target, &|p| p.to_path_buf())?;
         let mut cmd = if sandboxed {
             let mut sb = crate::sandbox::Sandbox::new(true);
             for p in [tree, &cache.cargo_home(), &cache.zig_cache()] {

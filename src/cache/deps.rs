@@ -94,6 +94,65 @@ pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<
 }
 
 impl Checkout {
+    /// The entry's directory (its records; the target dir is below it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether no build stamped this entry yet (new, or emptied).
+    pub fn is_new(&self) -> bool {
+        fs::symlink_metadata(self.dir.join(SOURCES)).is_err()
+    }
+
+    /// The sources the last build saw: path → sha256.
+    pub fn sources(&self) -> BTreeMap<String, String> {
+        fs::read(self.dir.join(SOURCES))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<BTreeMap<String, Stamp>>(&b).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.sha256))
+            .collect()
+    }
+
+    /// After compiled units were restored into the target dir, every file
+    /// given the time `at_ns`: record the sources they were built from
+    /// (path → sha256) a second before it, so that the stamping gives
+    /// those files that time and every other (changed) file a later one,
+    /// later than `at_ns` too (an entry no file has carries it).
+    pub fn restored(
+        &self,
+        cache: &Cache,
+        sources: &BTreeMap<String, String>,
+        at_ns: u64,
+    ) -> Result<()> {
+        let before = at_ns.saturating_sub(1_000_000_000);
+        let mut record: BTreeMap<String, Stamp> = sources
+            .iter()
+            .map(|(k, sha256)| {
+                (
+                    k.clone(),
+                    Stamp {
+                        sha256: sha256.clone(),
+                        mtime_ns: before,
+                    },
+                )
+            })
+            .collect();
+        record.insert(
+            String::new(),
+            Stamp {
+                sha256: String::new(),
+                mtime_ns: at_ns,
+            },
+        );
+        cache::write_atomic(
+            cache,
+            &self.dir.join(SOURCES),
+            &serde_json::to_vec(&record)?,
+        )
+    }
+
     /// Give the snapshot's files (`files`, relative to `src`) their mtimes
     /// by content, and record them. Returns how many files are new or changed.
     pub fn stamp(&self, cache: &Cache, src: &Path, files: &[PathBuf]) -> Result<usize> {

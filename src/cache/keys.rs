@@ -67,6 +67,42 @@ pub fn deps(about: &About, pins: &str, flags: &[String]) -> String {
     ])
 }
 
+/// What compiled units in the store are for: every field is part of the
+/// key (a field left out would not compile), and none depends on where the
+/// checkout, the cache or HOME is.
+#[derive(Debug, Clone)]
+pub struct Units<'a> {
+    /// The pins' build digest (rustc, zig, std's recipe).
+    pub pins: &'a str,
+    pub target: &'a str,
+    /// `build` or `test`.
+    pub mode: &'a str,
+    /// The profile, packages, features (`Plan::selection_key`).
+    pub selection: &'a str,
+    /// The manifest, relative to the workspace root.
+    pub manifest: &'a str,
+    /// Every rustc flag but the fixed remaps and sysroot.
+    pub flags: &'a [String],
+    /// The lockfile's sha256; `None` for the fallback entry, which the
+    /// newest build of the same everything else writes.
+    pub lockfile: Option<&'a str>,
+}
+
+/// The key of compiled units in the store (see [`Units`]).
+pub fn units(u: &Units<'_>) -> String {
+    let flags = u.flags.join("\x1f");
+    digest([
+        "units",
+        u.pins,
+        u.target,
+        u.mode,
+        u.selection,
+        u.manifest,
+        &flags,
+        u.lockfile.unwrap_or("any lockfile"),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +133,59 @@ mod tests {
             target: "x86_64-unknown-linux-musl".into(),
             mode: "build".into(),
             signer: UNSIGNED.into(),
+        }
+    }
+
+    #[test]
+    fn units_keys_separate_every_input_and_the_fallback() {
+        let flags = vec!["-Ctarget-cpu=x".to_string()];
+        let base = Units {
+            pins: "p",
+            target: "x86_64-unknown-linux-musl",
+            mode: "build",
+            selection: "profile=release",
+            manifest: "Cargo.toml",
+            flags: &flags,
+            lockfile: Some("abc"),
+        };
+        let key = units(&base);
+        assert_eq!(key, units(&base.clone()));
+        let other_flags = vec!["-Ctarget-cpu=y".to_string()];
+        for changed in [
+            Units {
+                pins: "q",
+                ..base.clone()
+            },
+            Units {
+                target: "aarch64-unknown-linux-musl",
+                ..base.clone()
+            },
+            Units {
+                mode: "test",
+                ..base.clone()
+            },
+            Units {
+                selection: "profile=dev",
+                ..base.clone()
+            },
+            Units {
+                manifest: "app/Cargo.toml",
+                ..base.clone()
+            },
+            Units {
+                flags: &other_flags,
+                ..base.clone()
+            },
+            Units {
+                lockfile: Some("abd"),
+                ..base.clone()
+            },
+            Units {
+                lockfile: None,
+                ..base.clone()
+            },
+        ] {
+            assert_ne!(key, units(&changed), "{changed:?}");
         }
     }
 

@@ -30,6 +30,7 @@ pub mod deps;
 pub mod keys;
 pub mod outputs;
 pub mod remote;
+pub mod units;
 mod upkeep;
 
 use std::fs::{self, File, OpenOptions};

@@ -160,15 +160,15 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
 }
 
 /// `cargo fetch --locked` of the sealed workspace into xbuild's cargo home,
-/// before the build: in the sandbox, with network.
+/// before the build: in the sandbox, with network; `tc` as the build sees it.
 pub fn fetch_dependencies(
     plan: &Plan,
     cache: &Cache,
     tc: &Toolchain,
     sealed: &Sealed,
 ) -> Result<()> {
-    let env = CargoEnv::for_fetch(cache, tc);
     let home = cache.cargo_home();
+    let env = CargoEnv::for_fetch(cache, tc, &sealed.seen(&home));
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     let mut cmd = sealed.fetch_command(tc.cargo().as_os_str(), &home);
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))

@@ -2,7 +2,8 @@
 //!
 //! resolve (`plan`) → provision (`toolchain`) → snapshot (`sandbox::snapshot`)
 //! → per target: outputs cache hit, local or shared (`verify`)? → std
-//! (`stdlib`) → seal + build (`sealed`, `cargo`) → verify (`verify`) →
+//! (`stdlib`) → seal + build (`sealed`, `cargo`; compiled units restored
+//! from and published to the store: `units`) → verify (`verify`) →
 //! determinism (`determinism`) or tests (`testrun`) → compared with and
 //! pushed to the shared store (`shared`) → report and publish (`report`,
 //! `publish`). The toolchain is provisioned when a target first needs it.
@@ -16,6 +17,7 @@ pub mod publish;
 pub mod report;
 pub mod sealed;
 mod shared;
+mod units;
 pub mod verify;
 
 use std::path::Path;
@@ -44,6 +46,8 @@ pub struct Outcomes {
     pub determinism: Vec<determinism::Verdict>,
     pub reports: Vec<TargetReport>,
     built_any: bool,
+    /// The units the target being built started from (see `units`).
+    restored: Option<crate::cache::units::Restored>,
 }
 
 /// Run the plan: every target into a staging tree, then publish it whole.
@@ -89,8 +93,9 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
                 build_target(&ctx, &dir, &staging, &mut out)?;
             }
         }
-        out.reports
-            .push(TargetReport::new(target, flags, started, hit, sandboxed));
+        let mut report = TargetReport::new(target, flags, started, hit, sandboxed);
+        report.units_restored = out.restored.take();
+        out.reports.push(report);
     }
     if let Some(remote) = cache.remote() {
         remote.save_stats(cache);
@@ -144,6 +149,7 @@ fn build_target(
     let primary = sealed::build(ctx, &sysroot, &Variant::primary(plan), dir, true)?;
     let artifacts = verify::outputs(target, &primary.files, staging.path())?;
     out.built_any = true;
+    out.restored = primary.restored.clone();
     if let Some(tests) = primary.outcomes.clone() {
         out.tests.push((target.rust.clone(), tests));
     }

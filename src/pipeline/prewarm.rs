@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 
-use super::sealed::{TargetCtx, ZigView};
+use super::sealed::{self, TargetCtx, ZigView};
 use crate::process::Cmd;
 use crate::sandbox::{self, Sandbox};
 use crate::toolchain::cargo_env::CargoEnv;
@@ -72,24 +72,25 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     };
     let src = src_dir.join("empty.rs");
     std::fs::write(&src, PROGRAM).with_context(|| format!("writing {}", src.display()))?;
-    let seen = zig.toolchain(tc);
-    let mut env = CargoEnv::sealed(cache, &seen, &here, &here, ctx.epoch);
-    env.add_target(cache, &seen, target)?;
-    env.set(
-        crate::env::XBUILD_ZIG_CACHE,
-        zig.cache.display().to_string(),
+    let inputs = sealed::inputs(ctx, None);
+    let seen = zig.toolchain(&tc.seen_through(|p| inputs.seen(p)));
+    let mut env = CargoEnv::sealed(
+        &seen,
+        &inputs.seen(&cache.cargo_home()),
+        &zig.cache,
+        &here,
+        &here,
+        ctx.epoch,
     );
+    env.add_target(cache, &seen, target, &|p| inputs.seen(p))?;
     env.set("RUSTC_BOOTSTRAP", "1");
     let mut cmd = if ctx.sandboxed {
         let mut sb = Sandbox::new(false);
-        for p in [&tc.rust_dir, &cache.shims()] {
-            sb.ro(p);
-        }
-        sb.ro(&cache.own_exe()?);
+        inputs.add_to(&mut sb);
         zig.add_to(&mut sb);
         sb.bind(&src_dir, &here);
         sb.chdir(&here);
-        sb.command(tc.rustc().as_os_str())
+        sb.command(seen.rustc().as_os_str())
     } else {
         Cmd::new(tc.rustc())
     };
@@ -98,7 +99,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
         .args(["--edition", "2021", "--crate-type", "bin", "--target"])
         .arg(&target.rust)
         .arg("-C")
-        .arg(format!("linker={}", shims.cc.display()))
+        .arg(format!("linker={}", inputs.seen(&shims.cc).display()))
         .args(&ctx.flags)
         // what std's libc and unwind crates ask the linker for
         .args(["-C", "link-arg=-lunwind", "-C", "link-arg=-lc"]);

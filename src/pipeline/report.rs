@@ -28,6 +28,9 @@ pub struct TargetReport {
     cached: bool,
     /// The build ran in the sandbox (no network, only its inputs visible).
     sandboxed: bool,
+    /// Compiled units the build started from, restored from the store
+    /// (null when it started from the kept dir, or from nothing).
+    pub units_restored: Option<crate::cache::units::Restored>,
 }
 
 impl TargetReport {
@@ -46,6 +49,7 @@ impl TargetReport {
             duration_secs: started.elapsed().as_secs_f64(),
             cached,
             sandboxed,
+            units_restored: None,
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct SealedOutput {
     pub outcomes: Option<Vec<Outcome>>,
     /// The sealed directory's path while it existed (for the diagnosis).
     pub sealed_root: PathBuf,
+    /// Compiled units the build started from, restored from the store.
+    pub restored: Option<crate::cache::units::Restored>,
 }
 
 /// Where a sealed build sees zig and its zig cache: at fixed paths in the
@@ -135,6 +137,29 @@ impl ZigView {
     }
 }
 
+/// What a sealed build (or the warm-up, which links as one does) sees
+/// besides its own directory, each input at its fixed place (see
+/// [`sandbox::Inputs`]): the toolchain, std (`sysroot`), the shims and
+/// xbuild, the cargo home.
+pub fn inputs(ctx: &TargetCtx<'_>, sysroot: Option<&Path>) -> sandbox::Inputs {
+    let (cache, tc) = (ctx.cache, ctx.tc);
+    let mut inputs = sandbox::Inputs::new(ctx.sandboxed);
+    inputs
+        .add(&tc.rust_dir, "rust")
+        .add(&cache.shims(), "shims")
+        .add(&cache.cargo_home(), "cargo-home");
+    if let Some(s) = sysroot {
+        inputs.add(s, "sysroot");
+    }
+    if let Some(d) = &tc.qemu_dir {
+        inputs.add(d, "qemu");
+    }
+    if let Some(d) = &tc.tools_dir {
+        inputs.add(d, "tools");
+    }
+    inputs
+}
+
 /// Copy the snapshot into a sealed directory, fetch its dependencies into
 /// xbuild's cargo home, build there offline, copy the executables into
 /// `dest`, and (for the primary build with --test) run the tests.
@@ -159,17 +184,7 @@ pub fn build(
     } else {
         None
     };
-    let mut inputs = sandbox::Inputs {
-        read_only: vec![
-            tc.rust_dir.clone(),
-            sysroot.to_path_buf(),
-            cache.shims(),
-            cache.cargo_home(),
-            cache.own_exe()?,
-        ],
-    };
-    inputs.read_only.extend(tc.qemu_dir.clone());
-    inputs.read_only.extend(tc.tools_dir.clone());
+    let inputs = inputs(ctx, Some(sysroot));
     let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
     let zig_cache = kept
         .as_ref()
@@ -177,8 +192,14 @@ pub fn build(
     prewarm::seed(ctx, &zig_cache)?;
     let zig = ZigView::of(ctx, &zig_cache);
     zig.add_to_sealed(&mut sealed);
-    let seen = zig.toolchain(tc);
+    // the toolchain, cargo home, std and shims where the build sees them
+    let seen = zig.toolchain(&tc.seen_through(|p| sealed.seen(p)));
+    let cargo_home = sealed.seen(&cache.cargo_home());
+    // fetched first: every crate cargo unpacks is older than restored units
+    cargo::fetch_dependencies(plan, cache, &seen, &sealed)?;
+    let mut restored = None;
     if let Some(kept) = &kept {
+        restored = super::units::restore(ctx, kept)?;
         let changed = kept.stamp(cache, &sealed.src, &sealed.files)?;
         tracing::info!(
             "reusing compiled dependencies in {} ({changed} of {} source files new or changed)",
@@ -187,20 +208,16 @@ pub fn build(
         );
         sealed.use_target_dir(kept.target.clone());
     }
-    cargo::fetch_dependencies(plan, cache, tc, &sealed)?;
 
     let mut env = CargoEnv::sealed(
-        cache,
         &seen,
+        &cargo_home,
+        &zig.cache,
         &sealed.view_of("home"),
         &sealed.view_of("tmp"),
         ctx.epoch,
     );
-    env.add_target(cache, &seen, target)?;
-    env.set(
-        crate::env::XBUILD_ZIG_CACHE,
-        zig.cache.display().to_string(),
-    );
+    env.add_target(cache, &seen, target, &|p| sealed.seen(p))?;
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);
     }
@@ -211,13 +228,13 @@ pub fn build(
     for (from, to) in [
         (sealed.view_of("src"), "/xbuild/src"),
         (sealed.view_of("target"), "/xbuild/target"),
-        (cache.cargo_home(), "/xbuild/cargo-home"),
-        (tc.rust_dir.clone(), "/xbuild/toolchain"),
+        (cargo_home.clone(), "/xbuild/cargo-home"),
+        (seen.rust_dir.clone(), "/xbuild/toolchain"),
     ] {
         flags.push(format!("--remap-path-prefix={}={to}", from.display()));
     }
     flags.push("--sysroot".into());
-    flags.push(sysroot.display().to_string());
+    flags.push(sealed.seen(sysroot).display().to_string());
     if primary {
         ui::status(
             "Compiling",
@@ -233,7 +250,7 @@ pub fn build(
     let old_umask = variant.umask.map(set_umask);
     let built = cargo::build(&CargoRun {
         plan,
-        tc,
+        tc: &seen,
         env: &env,
         target,
         rustflags: &flags,
@@ -257,6 +274,9 @@ pub fn build(
         }
     };
     prewarm::learn_cxx(ctx, &zig_cache)?;
+    if let Some(kept) = &kept {
+        super::units::publish(ctx, kept);
+    }
     fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
     let mut files = Vec::new();
     let mut jobs = Vec::new();
@@ -293,7 +313,7 @@ pub fn build(
         && let Some(opts) = &plan.test
         && !opts.no_run
     {
-        let runner = cargo::runner_for(tc, target)?;
+        let runner = cargo::runner_for(&seen, target)?;
         for job in &mut jobs {
             job.runner.extend(runner.iter().cloned());
         }
@@ -329,6 +349,7 @@ pub fn build(
         files,
         outcomes,
         sealed_root,
+        restored,
     })
 }
 

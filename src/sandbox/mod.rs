@@ -28,13 +28,23 @@ pub const FIXED_VIEW: &str = "/tmp/xbuild-sealed";
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What a sealed build may see besides its own directory: the toolchain,
-/// std, the shims and xbuild itself, the crates, all read-only. Nothing the
-/// cache shares with other builds is writable: a build's zig cache is its
-/// own ([`Sealed::bind_in_build`]).
+/// std, the shims and xbuild itself, the crates, all read-only, each at a
+/// fixed path under [`FIXED_INPUTS`] in the sandbox (`<FIXED_INPUTS>/rust`,
+/// `…/sysroot`, `…/shims`, `…/cargo-home`): everything cargo fingerprints
+/// (`RUSTFLAGS`' `--sysroot` and remaps, the linker's path, the `CC_…`
+/// variables build scripts track) is then the same for every cache, user
+/// and machine, so compiled units travel. Nothing the cache shares with
+/// other builds is writable: a build's zig cache is its own
+/// ([`Sealed::bind_in_build`]).
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    pub read_only: Vec<PathBuf>,
+    /// (real path, where the build sees it)
+    read_only: Vec<(PathBuf, PathBuf)>,
+    sandboxed: bool,
 }
+
+/// Where a sealed build's inputs appear in the sandbox (see [`Inputs`]).
+pub const FIXED_INPUTS: &str = "/tmp/xbuild-in";
 
 /// Where a sealed build sees zig (`<FIXED_ZIG>/<its directory's name>`) and
 /// zig's cache: zig compiles musl, libunwind and compiler_rt with debug
@@ -44,12 +54,50 @@ pub const FIXED_ZIG: &str = "/tmp/xbuild-zig";
 pub const FIXED_ZIG_CACHE: &str = "/tmp/xbuild-zig-cache";
 
 impl Inputs {
+    pub fn new(sandboxed: bool) -> Inputs {
+        Inputs {
+            read_only: Vec::new(),
+            sandboxed,
+        }
+    }
+
+    /// `real`, read-only, seen at `<FIXED_INPUTS>/<name>` in the sandbox
+    /// (at its own path without one).
+    pub fn add(&mut self, real: &Path, name: &str) -> &mut Inputs {
+        let seen = if self.sandboxed {
+            Path::new(FIXED_INPUTS).join(name)
+        } else {
+            real.to_path_buf()
+        };
+        self.read_only.push((real.to_path_buf(), seen));
+        self
+    }
+
+    /// Where the build sees `real` (a path inside an input, or any other).
+    pub fn seen(&self, real: &Path) -> PathBuf {
+        for (from, to) in &self.read_only {
+            if let Ok(rel) = real.strip_prefix(from) {
+                return if rel.as_os_str().is_empty() {
+                    to.clone()
+                } else {
+                    to.join(rel)
+                };
+            }
+        }
+        real.to_path_buf()
+    }
+
     /// Bind them: a read-only input that does not exist yet has nothing to
     /// show.
-    fn add_to(&self, sb: &mut Sandbox) {
-        for p in self.read_only.iter().filter(|p| p.exists()) {
-            sb.ro(p);
+    pub fn add_to(&self, sb: &mut Sandbox) {
+        for (from, to) in self.read_only.iter().filter(|(p, _)| p.exists()) {
+            sb.ro_at(from, to);
         }
+    }
+
+    /// Bind `real` (an input) writable where the build sees it.
+    fn add_writable(&self, sb: &mut Sandbox, real: &Path) {
+        sb.bind(real, &self.seen(real));
     }
 }
 
@@ -80,6 +128,11 @@ impl Sealed {
     /// A path inside the sealed dir, as the build sees it.
     pub fn view_of(&self, rel: &str) -> PathBuf {
         self.view.join(rel)
+    }
+
+    /// Where the build sees `real`, one of its inputs (see [`Inputs`]).
+    pub fn seen(&self, real: &Path) -> PathBuf {
+        self.inputs.seen(real)
     }
 
     /// Show `from` at `to` to cargo's builds only (zig, and the build's own
@@ -160,7 +213,7 @@ impl Sealed {
                 }
             }
             Role::Fetch { cargo_home } => {
-                sb.rw(cargo_home);
+                self.inputs.add_writable(&mut sb, cargo_home);
                 sb.bind(&self.root, &self.view);
                 sb.bind(&self.target, &target);
             }

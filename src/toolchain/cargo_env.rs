@@ -35,8 +35,14 @@ pub struct CargoEnv {
 }
 
 impl CargoEnv {
-    /// What every cargo child gets: the pinned toolchain and xbuild's cargo home.
-    fn toolchain(cache: &Cache, tc: &Toolchain, path_tail: OsString) -> CargoEnv {
+    /// What every cargo child gets: the pinned toolchain, xbuild's cargo
+    /// home and zig's cache (as the child sees them).
+    fn toolchain(
+        tc: &Toolchain,
+        cargo_home: &Path,
+        zig_cache: &Path,
+        path_tail: OsString,
+    ) -> CargoEnv {
         let mut path = OsString::new();
         // the pinned build tools (CMake, Ninja) come before the host's
         if let Some(dir) = tc.tools_bin() {
@@ -54,9 +60,9 @@ impl CargoEnv {
             // cargo runs through the loader: tell it its own path (what build
             // scripts get as CARGO)
             ("CARGO".into(), tc.cargo().into()),
-            ("CARGO_HOME".into(), cache.cargo_home().into()),
+            ("CARGO_HOME".into(), cargo_home.into()),
             (env::XBUILD_ZIG.into(), tc.zig().into()),
-            (env::XBUILD_ZIG_CACHE.into(), cache.zig_cache().into()),
+            (env::XBUILD_ZIG_CACHE.into(), zig_cache.into()),
         ];
         if let Some(dir) = tc.libclang_dir() {
             vars.push(("LIBCLANG_PATH".into(), dir.into()));
@@ -72,14 +78,14 @@ impl CargoEnv {
     /// For work that needs the network (`cargo fetch`, std's dependencies):
     /// the user's PATH, HOME and proxy settings, and the host's CA
     /// certificates (the pinned OpenSSL looks where Debian keeps them; cargo
-    /// is told where this host does).
-    pub fn for_fetch(cache: &Cache, tc: &Toolchain) -> CargoEnv {
+    /// is told where this host does). `cargo_home` as cargo sees it.
+    pub fn for_fetch(cache: &Cache, tc: &Toolchain, cargo_home: &Path) -> CargoEnv {
         let user = env::passthrough_for_fetchers();
         let path = user
             .iter()
             .find(|(k, _)| k == "PATH")
             .map_or_else(|| OsString::from("/usr/bin:/bin"), |(_, v)| v.clone());
-        let mut e = CargoEnv::toolchain(cache, tc, path);
+        let mut e = CargoEnv::toolchain(tc, cargo_home, &cache.zig_cache(), path);
         let have: Vec<String> = e.vars.iter().map(|(k, _)| k.clone()).collect();
         e.vars
             .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
@@ -92,9 +98,22 @@ impl CargoEnv {
     }
 
     /// A sealed build's environment: nothing from the user's but how to show
-    /// progress; `home` and `tmp` are the sealed directory's, as the build sees them.
-    pub fn sealed(cache: &Cache, tc: &Toolchain, home: &Path, tmp: &Path, epoch: &str) -> CargoEnv {
-        let mut e = CargoEnv::toolchain(cache, tc, "/usr/local/bin:/usr/bin:/bin".into());
+    /// progress; the cargo home, zig's cache, `home` and `tmp` (the sealed
+    /// directory's) as the build sees them.
+    pub fn sealed(
+        tc: &Toolchain,
+        cargo_home: &Path,
+        zig_cache: &Path,
+        home: &Path,
+        tmp: &Path,
+        epoch: &str,
+    ) -> CargoEnv {
+        let mut e = CargoEnv::toolchain(
+            tc,
+            cargo_home,
+            zig_cache,
+            "/usr/local/bin:/usr/bin:/bin".into(),
+        );
         e.vars.extend([
             ("HOME".to_string(), home.into()),
             ("TMPDIR".to_string(), tmp.into()),
@@ -121,9 +140,16 @@ impl CargoEnv {
     }
 
     /// Make `target`'s C and C++ compilers, archiver and linker the zig
-    /// wrappers, and give CMake and bindgen what they need to cross-compile.
-    pub fn add_target(&mut self, cache: &Cache, tc: &Toolchain, target: &Target) -> Result<()> {
-        let shims = zigcc::install_shims(cache, target, &tc.zig())?;
+    /// wrappers, and give CMake and bindgen what they need to cross-compile;
+    /// `seen` gives where the build sees a path of the cache's.
+    pub fn add_target(
+        &mut self,
+        cache: &Cache,
+        tc: &Toolchain,
+        target: &Target,
+        seen: &dyn Fn(&Path) -> std::path::PathBuf,
+    ) -> Result<()> {
+        let shims = zigcc::install_shims(cache, target, &tc.zig())?.seen_through(seen);
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
         self.set(&format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone());
@@ -143,7 +169,7 @@ impl CargoEnv {
         );
         // build scripts and proc macros are linked for the host: by the
         // host's `cc`, or by zig where there is none
-        if let Some(host) = zigcc::host_linker(cache)? {
+        if let Some(host) = zigcc::host_linker(cache)?.map(|h| seen(&h)) {
             let h = zigcc::HOST.replace('-', "_");
             self.set(
                 &format!("CARGO_TARGET_{}_LINKER", h.to_ascii_uppercase()),

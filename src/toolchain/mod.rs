@@ -63,6 +63,17 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
+    /// The same toolchain where a sealed build sees it: its directories
+    /// through `seen` (zig's is another view's, see `ZigView`).
+    pub fn seen_through(&self, seen: impl Fn(&Path) -> PathBuf) -> Toolchain {
+        Toolchain {
+            rust_dir: seen(&self.rust_dir),
+            qemu_dir: self.qemu_dir.as_deref().map(&seen),
+            tools_dir: self.tools_dir.as_deref().map(&seen),
+            ..self.clone()
+        }
+    }
+
     /// The launcher of the pinned rustc (see [`launchers`]): what cargo, build
     /// scripts and people run.
     pub fn rustc(&self) -> PathBuf {

@@ -362,13 +362,20 @@ pub fn install_std_wrapper(cache: &Cache) -> Result<PathBuf> {
     link_to_self(cache, &dir.join(STD_WRAPPER))
 }
 
-/// `path` as a link to this xbuild, replaced atomically when it is not one.
+/// `path` as a link to this xbuild, replaced atomically when it is not one:
+/// a relative link to the copy beside it ([`Cache::own_exe`]), so that the
+/// shims directory works wherever a sandbox shows it.
 fn link_to_self(cache: &Cache, path: &Path) -> Result<PathBuf> {
     let exe = cache.own_exe()?;
-    if fs::read_link(path).ok().as_deref() != Some(exe.as_path()) {
+    // (without procfs, xbuild's installed path, wherever it is)
+    let name = match exe.file_name() {
+        Some(n) if exe.parent() == path.parent() => PathBuf::from(n),
+        _ => exe.clone(),
+    };
+    if fs::read_link(path).ok().as_deref() != Some(name.as_path()) {
         let work = cache.temp_dir("shim")?;
         let tmp = work.path().join("link");
-        std::os::unix::fs::symlink(&exe, &tmp)
+        std::os::unix::fs::symlink(&name, &tmp)
             .with_context(|| format!("linking {}", tmp.display()))?;
         fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     }
@@ -376,6 +383,7 @@ fn link_to_self(cache: &Cache, path: &Path) -> Result<PathBuf> {
 }
 
 /// The wrapper paths for a target, creating the links if needed.
+#[derive(Clone)]
 pub struct Shims {
     pub cc: PathBuf,
     pub cxx: PathBuf,
@@ -385,6 +393,20 @@ pub struct Shims {
     pub cmake_toolchain: PathBuf,
     /// The autoconf site file for the target (`CONFIG_SITE`).
     pub config_site: PathBuf,
+}
+
+impl Shims {
+    /// The same paths where a build sees them (`seen`).
+    pub fn seen_through(self, seen: &dyn Fn(&Path) -> PathBuf) -> Shims {
+        Shims {
+            cc: seen(&self.cc),
+            cxx: seen(&self.cxx),
+            ar: seen(&self.ar),
+            ranlib: seen(&self.ranlib),
+            cmake_toolchain: seen(&self.cmake_toolchain),
+            config_site: seen(&self.config_site),
+        }
+    }
 }
 
 /// The wrappers for `target` (links to xbuild in the cache's shims bucket)
@@ -447,7 +469,11 @@ fn config_site(target: &Target) -> String {
 /// (the `cmake` crate passes it through `CMAKE_TOOLCHAIN_FILE_<target>`).
 fn cmake_toolchain(target: &Target, shims: &Shims) -> String {
     let processor = target.nix.split('-').next().unwrap_or("unknown");
-    let q = |p: &Path| p.display().to_string().replace('"', "\\\"");
+    // beside the wrappers: named from its own directory, wherever it is seen
+    let q = |p: &Path| {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        format!("${{CMAKE_CURRENT_LIST_DIR}}/{}", name.replace('"', "\\\""))
+    };
     format!(
         "# Written by xbuild for {rust}: cross-compiling with zig, statically.\n\
          set(CMAKE_SYSTEM_NAME Linux)\n\
@@ -572,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cmake_toolchain_names_the_wrappers_and_the_target() {
+    fn the_cmake_toolchain_names_the_wrappers_beside_it_and_the_target() {
         let t = targets::lookup("armv6l-unknown-linux-musleabihf").unwrap();
         let shims = Shims {
             cc: "/c/xbuild-zig-cc--arm".into(),
@@ -586,8 +612,9 @@ mod tests {
         for line in [
             "set(CMAKE_SYSTEM_NAME Linux)",
             "set(CMAKE_SYSTEM_PROCESSOR armv6l)",
-            "set(CMAKE_CXX_COMPILER \"/c/xbuild-zig-c++--arm\")",
-            "set(CMAKE_RANLIB \"/c/xbuild-zig-ranlib--arm\" CACHE FILEPATH \"xbuild\")",
+            // beside the file, wherever a sandbox shows it
+            "set(CMAKE_CXX_COMPILER \"${CMAKE_CURRENT_LIST_DIR}/xbuild-zig-c++--arm\")",
+            "set(CMAKE_RANLIB \"${CMAKE_CURRENT_LIST_DIR}/xbuild-zig-ranlib--arm\" CACHE FILEPATH \"xbuild\")",
             "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");

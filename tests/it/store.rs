@@ -646,6 +646,154 @@ fn the_same_commit_at_another_path_by_another_user_hits_the_store() {
     assert_eq!(sums(out1.path()), sums(&out2));
 }
 
+/// A fresh runner with a warm store compiles only what changed: the writer
+/// publishes its compiled units; a clone at another path, built with a cache
+/// that never saw the workspace (the ordinary user's, when there is one),
+/// one member edited, restores them and compiles that member alone, to the
+/// bytes of a build from scratch. A bumped dependency takes the fallback
+/// entry and compiles it and its dependents; a tampered unit is a miss.
+#[test]
+fn a_fresh_runner_restores_compiled_units_and_compiles_only_what_changed() {
+    let st = store("units");
+    let ws = unique(workspace(), "app/src/main.rs", "units");
+    let out1 = tempfile::tempdir().unwrap();
+    // (--rebuild: an earlier run of this test may have cached the outputs)
+    let pushed = run(st.on(
+        &mut build(ws.path(), None, out1.path(), &["--rebuild"]),
+        true,
+    ));
+    ok(&pushed);
+    assert!(
+        pushed.stderr.contains("Published") && pushed.stderr.contains("compiled units"),
+        "{}",
+        pushed.stderr
+    );
+    assert!(
+        fs::read_dir(st.files.join("v2/units")).unwrap().count() >= 2,
+        "the exact entry and the fallback one"
+    );
+
+    // another checkout, one member edited
+    let user = crate::sandbox::user();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let clone = elsewhere.path().join("runner/work/checkout");
+    crate::e2e::copy_dir(ws.path(), &clone);
+    let tool = clone.join("tool/src/main.rs");
+    let source = fs::read_to_string(&tool).unwrap();
+    fs::write(&tool, format!("{source}\n// edited on the runner\n")).unwrap();
+    let fresh = fresh_cache(true, true);
+    let (cache, out2) = match user {
+        Some(u) => (u.cache.clone(), elsewhere.path().join("out")),
+        None => (fresh.path().to_path_buf(), elsewhere.path().join("out")),
+    };
+    if let Some(u) = user {
+        crate::sandbox::give(u, elsewhere.path());
+    }
+    let mut cmd = crate::sandbox::xbuild_as(user, &clone);
+    cmd.args(["--target", T, "--out"])
+        .arg(&out2)
+        .env("XBUILD_CACHE_DIR", &cache);
+    let restored = run(st.on(&mut cmd, false));
+    ok(&restored);
+    assert!(
+        restored.stderr.contains("Restored") && !restored.stderr.contains("fallback entry"),
+        "{}",
+        restored.stderr
+    );
+    assert!(
+        restored.stderr.contains("Compiling tool"),
+        "{}",
+        restored.stderr
+    );
+    for kept in [
+        "Compiling cmath",
+        "Compiling app",
+        "Compiling cc ",
+        "Compiling itoa",
+    ] {
+        assert!(
+            !restored.stderr.contains(kept),
+            "{kept}:\n{}",
+            restored.stderr
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(out2.join("report.json")).unwrap()).unwrap();
+    let units = &report["targets"][0]["units_restored"];
+    assert!(units["units"].as_u64().unwrap() > 5, "{units}");
+    assert_eq!(units["fallback"], false);
+
+    // the same bytes as a build of the edited sources from scratch
+    let ws_tool = ws.path().join("tool/src/main.rs");
+    fs::write(&ws_tool, fs::read(&tool).unwrap()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    ok(&run(&mut build(
+        ws.path(),
+        None,
+        scratch.path(),
+        &["--rebuild"],
+    )));
+    assert_eq!(sums(&out2), sums(scratch.path()));
+
+    // a bumped dependency: the fallback entry, and only it and its dependents
+    ok(&run(Command::new("cargo")
+        .args(["update", "-q", "-p", "itoa", "--precise", "1.0.18"])
+        .current_dir(ws.path())));
+    let fresh2 = fresh_cache(true, true);
+    let out3 = tempfile::tempdir().unwrap();
+    let bumped = run(st.on(
+        &mut build(ws.path(), Some(fresh2.path()), out3.path(), &[]),
+        false,
+    ));
+    ok(&bumped);
+    assert!(
+        bumped.stderr.contains("fallback entry"),
+        "{}",
+        bumped.stderr
+    );
+    assert!(
+        bumped.stderr.contains("Compiling itoa v1.0.18"),
+        "{}",
+        bumped.stderr
+    );
+    assert!(bumped.stderr.contains("Compiling app"), "{}", bumped.stderr);
+    for kept in ["Compiling cmath", "Compiling cc "] {
+        assert!(!bumped.stderr.contains(kept), "{kept}:\n{}", bumped.stderr);
+    }
+
+    // a tampered unit: the entry is not used (said once), everything compiles
+    let mut blobs: Vec<PathBuf> = fs::read_dir(st.files.join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    blobs.sort();
+    for b in &blobs {
+        let mut bytes = fs::read(b).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(b, bytes).unwrap();
+    }
+    let fresh3 = fresh_cache(true, true);
+    let out4 = tempfile::tempdir().unwrap();
+    let tampered = run(st.on(
+        &mut build(ws.path(), Some(fresh3.path()), out4.path(), &[]),
+        false,
+    ));
+    ok(&tampered);
+    assert!(!tampered.stderr.contains("Restored"), "{}", tampered.stderr);
+    assert_eq!(
+        count(&tampered.stderr, "tampered with"),
+        1,
+        "{}",
+        tampered.stderr
+    );
+    assert!(
+        tampered.stderr.contains("Compiling cmath"),
+        "{}",
+        tampered.stderr
+    );
+}
+
 /// Only trustworthy builds sign: a signing build does not reuse the kept
 /// dir an unsigned build of the same workspace wrote (and says so in one
 /// line), and an unsandboxed run, key and all, pushes nothing.

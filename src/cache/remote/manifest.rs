@@ -75,6 +75,7 @@ impl Body {
 pub fn name(kind: &str, key: &str, signer: &PublicKey) -> String {
     let kind = match kind {
         super::OUTPUTS => "outputs",
+        super::UNITS => "units",
         _ => "sysroots",
     };
     format!("v2/{kind}/{key}/{}", signer.fingerprint())

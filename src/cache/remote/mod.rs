@@ -320,6 +320,7 @@ impl Remote {
         let miss = |this: &Self| {
             this.stats(|s| match kind {
                 OUTPUTS => s.output_misses += 1,
+                UNITS => s.units_misses += 1,
                 _ => s.std_misses += 1,
             });
             None
@@ -359,6 +360,7 @@ impl Remote {
             s.bytes_down += bytes;
             match kind {
                 OUTPUTS => s.output_hits += 1,
+                UNITS => s.units_hits += 1,
                 _ => s.std_hits += 1,
             }
         });
@@ -554,6 +556,46 @@ impl Remote {
         }
     }
 
+    /// Write this run's signed manifest of `files` (whose blobs the caller
+    /// pushed) for `kind`/`key`, replacing what it wrote there before: the
+    /// newest entry (compiled units: each build's are the newest). Best
+    /// effort: false when nothing was written (said as a warning).
+    pub fn publish_manifest(&self, cache: &Cache, kind: &str, key: &str, files: &[File]) -> bool {
+        let Some(signer) = self.signer.as_ref().filter(|_| self.writes()) else {
+            return false;
+        };
+        let ours = Body::new(kind, key, files.to_vec());
+        let Ok(tmp) = cache.temp_file("manifest") else {
+            return false;
+        };
+        if fs::write(tmp.path(), ours.sign(signer)).is_err() {
+            return false;
+        }
+        let name = manifest::name(kind, key, &signer.public());
+        match self.backend.put(&self.timeouts, &name, tmp.path(), false) {
+            Ok(_) => {
+                self.stats(|s| s.manifests_pushed += 1);
+                true
+            }
+            Err(e) => {
+                self.failed(&format!("writing {name}"), e);
+                false
+            }
+        }
+    }
+
+    /// Whether the store holds the blob `sha256` (false when it cannot say).
+    pub fn has_blob(&self, sha256: &str) -> bool {
+        let name = format!("blobs/{sha256}");
+        match self.backend.exists(&self.timeouts, &name) {
+            Ok(b) => b,
+            Err(e) => {
+                self.failed(&format!("checking {name}"), e);
+                false
+            }
+        }
+    }
+
     /// Keep this run's numbers for `xbuild cache list`.
     pub fn save_stats(&self, cache: &Cache) {
         let stats = self.state.lock().expect("store state").stats.clone();
@@ -566,6 +608,8 @@ impl Remote {
 /// What a manifest holds: outputs by their key, or a std sysroot by its key.
 pub const OUTPUTS: &str = "outputs";
 pub const SYSROOT: &str = "sysroot";
+/// Compiled units of a kept target dir (see `cache::units`).
+pub const UNITS: &str = "units";
 
 /// The manifest entries of files on disk, hashed now.
 pub fn files_of(root: &Path, paths: &[PathBuf]) -> Result<Vec<(File, PathBuf)>> {

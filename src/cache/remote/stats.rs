@@ -16,6 +16,11 @@ pub struct Stats {
     pub output_misses: u32,
     pub std_hits: u32,
     pub std_misses: u32,
+    /// Compiled units restored (exact or fallback entry), and misses.
+    #[serde(default)]
+    pub units_hits: u32,
+    #[serde(default)]
+    pub units_misses: u32,
     pub artifact_hits: u32,
     pub bytes_down: u64,
     pub bytes_up: u64,
