@@ -186,11 +186,24 @@ mapped is explained on stderr, and the exit status is 2.")]
 pub enum CacheCommand {
     /// Sizes of each part of the cache, the kept dependencies and the cached output sets
     List,
-    /// Remove the least recently used output sets and kept dependencies until they fit in SIZE
+    /// Remove the least recently used output sets and kept dependencies until they fit in SIZE;
+    /// with --store, trim the file:// store XBUILD_CACHE_URL names
+    #[command(after_help = "\
+Examples:
+  $ xbuild cache gc --max-size 4G
+  $ XBUILD_CACHE_URL=file:///srv/xbuild-store xbuild cache gc --store --older-than 30
+    (compiled units no build replaced in 30 days, and the blobs only they named; outputs and std
+    stay. An S3 store is trimmed by a lifecycle rule: see docs/SHARED-CACHE.md)")]
     Gc {
         /// Like 500M or 2G (bytes without a suffix)
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-        max_size: u64,
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, required_unless_present = "store")]
+        max_size: Option<u64>,
+        /// Trim the shared store (a file:// one) instead of the local cache
+        #[arg(long)]
+        store: bool,
+        /// With --store: the age, in days, past which a compiled-units entry goes
+        #[arg(long, value_name = "DAYS", default_value_t = 30, requires = "store")]
+        older_than: u64,
     },
     /// Make a signing key for the shared store: the secret key goes to FILE, the public key
     /// (NAME:KEY, for XBUILD_CACHE_TRUSTED_KEYS) is printed on stdout

@@ -60,8 +60,39 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
             }
             list_store(out, &cache)?;
         }
-        CacheCommand::Gc { max_size } => {
-            let freed = cache::trim(&cache, max_size)?;
+        CacheCommand::Gc {
+            store: true,
+            older_than,
+            ..
+        } => {
+            let url = env::var(env::XBUILD_CACHE_URL).unwrap_or_default();
+            let Some(root) = url.strip_prefix("file://") else {
+                anyhow::bail!(
+                    "--store trims a file:// store, and {} is {}: an S3 store is trimmed by a lifecycle rule on `v2/units/` (docs/SHARED-CACHE.md)",
+                    env::XBUILD_CACHE_URL,
+                    if url.is_empty() {
+                        "not set".to_string()
+                    } else {
+                        format!("`{}`", remote::backend::redact(&url))
+                    }
+                );
+            };
+            let t = remote::gc::trim_file_store(
+                std::path::Path::new(root),
+                std::time::Duration::from_secs(older_than.saturating_mul(86400)),
+            )?;
+            ui::status(
+                "Freed",
+                &format!(
+                    "{} in {} blobs and {} compiled-units entries of {url}",
+                    cache::human_size(t.bytes),
+                    t.blobs,
+                    t.manifests
+                ),
+            );
+        }
+        CacheCommand::Gc { max_size, .. } => {
+            let freed = cache::trim(&cache, max_size.unwrap_or(u64::MAX))?;
             ui::status("Freed", &cache::human_size(freed));
         }
     }

@@ -18,6 +18,7 @@
 //! loudly, with the server's answer, and the run goes on without it.
 
 pub mod backend;
+pub mod gc;
 pub mod manifest;
 mod stats;
 pub use stats::{Stats, last_run};
