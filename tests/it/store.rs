@@ -651,7 +651,8 @@ fn the_same_commit_at_another_path_by_another_user_hits_the_store() {
 /// that never saw the workspace (the ordinary user's, when there is one),
 /// one member edited, restores them and compiles that member alone, to the
 /// bytes of a build from scratch. A bumped dependency takes the fallback
-/// entry and compiles it and its dependents; a tampered unit is a miss.
+/// entry and compiles it and its dependents; another profile takes nothing;
+/// a tampered unit is a miss.
 #[test]
 fn a_fresh_runner_restores_compiled_units_and_compiles_only_what_changed() {
     let st = store("units");
@@ -760,6 +761,26 @@ fn a_fresh_runner_restores_compiled_units_and_compiles_only_what_changed() {
     for kept in ["Compiling cmath", "Compiling cc "] {
         assert!(!bumped.stderr.contains(kept), "{kept}:\n{}", bumped.stderr);
     }
+
+    // another profile never takes these units
+    let fresh_release = fresh_cache(true, true);
+    let out5 = tempfile::tempdir().unwrap();
+    let release = run(st.on(
+        &mut build(
+            ws.path(),
+            Some(fresh_release.path()),
+            out5.path(),
+            &["--release"],
+        ),
+        false,
+    ));
+    ok(&release);
+    assert!(!release.stderr.contains("Restored"), "{}", release.stderr);
+    assert!(
+        release.stderr.contains("Compiling cmath"),
+        "{}",
+        release.stderr
+    );
 
     // a tampered unit: the entry is not used (said once), everything compiles
     let mut blobs: Vec<PathBuf> = fs::read_dir(st.files.join("blobs"))
