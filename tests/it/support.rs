@@ -107,6 +107,7 @@ pub fn repo_root() -> PathBuf {
 
 /// A new directory in the temp dir, kept for the whole test process (shared
 /// by its tests through a static) and removed when the process exits.
+#[cfg(feature = "e2e")]
 pub fn dir_until_exit(prefix: &str) -> std::path::PathBuf {
     static DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
     extern "C" fn remove_dirs() {
