@@ -107,16 +107,7 @@ pub fn no_links_below(root: &Path, path: &Path) -> Result<()> {
 /// Copy the regular file `from` (under `root`, a directory a build wrote)
 /// to `to`, following no link on the way.
 pub fn copy_out_no_links(root: &Path, from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    no_links_below(root, from)?;
-    let mut input = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(from)
-        .with_context(|| format!("opening {}", from.display()))?;
-    if !input.metadata()?.is_file() {
-        bail!("{} is not a regular file", from.display());
-    }
+    let mut input = open_no_links(root, from)?;
     let mut out = File::create(to).with_context(|| format!("creating {}", to.display()))?;
     io::copy(&mut input, &mut out)
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;

@@ -157,11 +157,7 @@ pub fn runtime(ctx: &TargetCtx<'_>) -> PathBuf {
 pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
     let runtime = runtime(ctx);
     crate::safe_fs::ensure_dir_no_links(zig_cache)?;
-    let Some(name) = runtime
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|_| runtime.is_dir())
-    else {
+    let Some(name) = bucket_name(&runtime) else {
         return Ok(());
     };
     let seeded = zig_cache.join(zigcc::MARKERS);
@@ -210,11 +206,7 @@ pub fn seed(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
 /// added) by one rename; later builds are seeded with it.
 pub fn learn_cxx(ctx: &TargetCtx<'_>, zig_cache: &Path) -> Result<()> {
     let runtime = runtime(ctx);
-    let Some(name) = runtime
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|_| runtime.is_dir())
-    else {
+    let Some(name) = bucket_name(&runtime) else {
         return Ok(());
     };
     let Ok(entries) = std::fs::read_dir(zig_cache.join(zigcc::MARKERS)) else {
@@ -308,6 +300,14 @@ fn prelink_into_bucket(
     // lost to another xbuild that made the same: as good
     let _ = std::fs::rename(&out, bucket);
     Ok(())
+}
+
+/// The runtime bucket's name, when the warm-up made it.
+fn bucket_name(runtime: &Path) -> Option<&str> {
+    runtime
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| runtime.is_dir())
 }
 
 fn strips_for(ctx: &TargetCtx<'_>) -> bool {
