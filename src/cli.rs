@@ -186,17 +186,23 @@ mapped is explained on stderr, and the exit status is 2.")]
 pub enum CacheCommand {
     /// Sizes of each part of the cache, the kept dependencies and the cached output sets
     List,
-    /// Remove the least recently used output sets and kept dependencies until they fit in SIZE;
-    /// with --store, trim the file:// store XBUILD_CACHE_URL names
+    /// Remove the least recently used kept dependencies, output sets and source mirrors until
+    /// they fit in SIZE (default: the cache's limit, which every build enforces too); with
+    /// --store, trim the file:// store XBUILD_CACHE_URL names
     #[command(after_help = "\
+The limit: XBUILD_CACHE_MAX (like 20G, or none), else max-size in the cache's config.toml
+(max-size = \"20G\"), else 20 GiB; `xbuild cache list` shows it. Toolchains and std are never
+trimmed (`xbuild toolchain gc` removes those no pin uses).
+
 Examples:
+  $ xbuild cache gc
   $ xbuild cache gc --max-size 4G
   $ XBUILD_CACHE_URL=file:///srv/xbuild-store xbuild cache gc --store --older-than 30
     (compiled units no build replaced in 30 days, and the blobs only they named; outputs and std
     stay. An S3 store is trimmed by a lifecycle rule: see docs/SHARED-CACHE.md)")]
     Gc {
         /// Like 500M or 2G (bytes without a suffix)
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, required_unless_present = "store")]
+        #[arg(long, value_name = "SIZE", value_parser = crate::cache::parse_size, conflicts_with = "store")]
         max_size: Option<u64>,
         /// Trim the shared store (a file:// one) instead of the local cache
         #[arg(long)]
@@ -221,21 +227,6 @@ sets XBUILD_CACHE_TRUSTED_KEYS to the printed line. FILE is created with mode
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-}
-
-/// `500M`, `2G`, `1024`: a size in bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .map(|n| n * mult)
-        .map_err(|_| format!("`{s}` is not a size like 500M, 2G or 1024"))
 }
 
 /// Options every toolchain command shares.

@@ -22,6 +22,10 @@ pub const XBUILD_MIRROR: &str = "XBUILD_MIRROR";
 pub const XBUILD_DEBIAN_MIRROR: &str = "XBUILD_DEBIAN_MIRROR";
 /// The durable Debian archive (`[sources] debian-archive` in toolchains.toml).
 pub const XBUILD_DEBIAN_ARCHIVE: &str = "XBUILD_DEBIAN_ARCHIVE";
+/// The bound on the cache's kept dependencies, cached outputs and source
+/// mirrors (`20G`, `500M`, `none`), enforced at the end of each run that
+/// builds; overrides `max-size` in the cache's `config.toml`.
+pub const XBUILD_CACHE_MAX: &str = "XBUILD_CACHE_MAX";
 /// The shared store (`s3://BUCKET/PREFIX`, `file:///DIR`, read-only
 /// `https://…`), as `--cache-url`; S3 takes the standard `AWS_*` variables.
 pub const XBUILD_CACHE_URL: &str = "XBUILD_CACHE_URL";

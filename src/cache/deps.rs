@@ -36,6 +36,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::keys::About;
+use super::mirror::Source;
 use super::{self as cache, Cache};
 
 const SOURCES: &str = "sources.json";
@@ -52,9 +53,11 @@ fn root(cache: &Cache) -> PathBuf {
     cache.deps_root()
 }
 
-/// An entry in use by this process.
+/// An entry in use by this process. Dropped, it records its size (for the
+/// cache's bound) and lets the entry go.
 pub struct Checkout {
     dir: PathBuf,
+    cache: Cache,
     _lock: fs::File,
     /// The kept cargo target dir.
     pub target: PathBuf,
@@ -87,10 +90,19 @@ pub fn checkout(cache: &Cache, key: &str, about: &About, fresh: bool) -> Result<
     cache::write_atomic(cache, &dir.join(ABOUT), &serde_json::to_vec_pretty(about)?)?;
     Ok(Some(Checkout {
         dir,
+        cache: cache.clone(),
         _lock: lock,
         target,
         zig_cache,
     }))
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if let Err(e) = cache::record_size(&self.cache, &self.dir) {
+            tracing::debug!("recording the size of {}: {e:#}", self.dir.display());
+        }
+    }
 }
 
 impl Checkout {
@@ -153,9 +165,11 @@ impl Checkout {
         )
     }
 
-    /// Give the snapshot's files (`files`, relative to `src`) their mtimes
-    /// by content, and record them. Returns how many files are new or changed.
-    pub fn stamp(&self, cache: &Cache, src: &Path, files: &[PathBuf]) -> Result<usize> {
+    /// Give the snapshot's files (`files`, relative to `src`, with their
+    /// digests) their mtimes by content, and record them. Returns how many
+    /// files are new or changed. A file that has its mtime already (the
+    /// workspace's mirror, stamped by the last build) is not touched.
+    pub fn stamp(&self, cache: &Cache, src: &Path, files: &[Source]) -> Result<usize> {
         let record_path = self.dir.join(SOURCES);
         let old: BTreeMap<String, Stamp> = fs::read(&record_path)
             .ok()
@@ -169,29 +183,28 @@ impl Checkout {
         let now = old.values().map(|s| s.mtime_ns + 1).fold(now, u64::max);
         let mut record = BTreeMap::new();
         let mut changed = 0;
-        for rel in files {
-            let path = src.join(rel);
-            let Ok(meta) = fs::symlink_metadata(&path) else {
-                continue;
+        for file in files {
+            let Some(sha256) = file.sha256() else {
+                continue; // a link: cargo looks at its target's mtime
             };
-            if !meta.is_file() {
-                continue;
-            }
-            let name = rel.to_string_lossy().into_owned();
-            let sha256 = cache::hash_file(&path)?;
+            let path = src.join(&file.path);
+            let name = file.path.to_string_lossy().into_owned();
             let stamp = match old.get(&name) {
                 Some(s) if s.sha256 == sha256 => s.clone(),
                 _ => {
                     changed += 1;
                     Stamp {
-                        sha256,
+                        sha256: sha256.to_string(),
                         mtime_ns: now,
                     }
                 }
             };
-            fs::File::open(&path)
-                .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_nanos(stamp.mtime_ns)))
-                .with_context(|| format!("setting the mtime of {}", path.display()))?;
+            let at = UNIX_EPOCH + Duration::from_nanos(stamp.mtime_ns);
+            if fs::symlink_metadata(&path).and_then(|m| m.modified()).ok() != Some(at) {
+                fs::File::open(&path)
+                    .and_then(|f| f.set_modified(at))
+                    .with_context(|| format!("setting the mtime of {}", path.display()))?;
+            }
             record.insert(name, stamp);
         }
         cache::write_atomic(cache, &record_path, &serde_json::to_vec(&record)?)?;
@@ -273,22 +286,27 @@ mod tests {
         fs::metadata(p).unwrap().modified().unwrap()
     }
 
-    /// A new snapshot of the same files, as each sealed build makes.
-    fn snapshot(files: &[(&str, &str)]) -> tempfile::TempDir {
+    /// A new snapshot of the same files, as each sealed build makes, and
+    /// its sources with their digests.
+    fn snapshot(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Source>) {
         let d = tempfile::tempdir().unwrap();
+        let mut sources = Vec::new();
         for (name, text) in files {
             fs::write(d.path().join(name), text).unwrap();
+            sources.push(Source {
+                path: name.into(),
+                content: super::super::mirror::Content::File(cache::hash_bytes(text.as_bytes())),
+            });
         }
-        d
+        (d, sources)
     }
 
     #[test]
     fn unchanged_files_keep_their_mtime_and_changed_ones_get_a_newer_one() {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::at(root.path().join("c")).unwrap();
-        let files: Vec<PathBuf> = vec!["a.rs".into(), "b.rs".into()];
         let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
-        let one = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        let (one, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
         assert_eq!(c.stamp(&cache, one.path(), &files).unwrap(), 2);
         let (a1, b1) = (
             mtime(&one.path().join("a.rs")),
@@ -297,7 +315,7 @@ mod tests {
         drop(c);
 
         let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
-        let two = snapshot(&[("a.rs", "a1"), ("b.rs", "b2")]);
+        let (two, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b2")]);
         assert_eq!(c.stamp(&cache, two.path(), &files).unwrap(), 1);
         assert_eq!(
             mtime(&two.path().join("a.rs")),
@@ -310,7 +328,7 @@ mod tests {
 
         // back to the first content: a change again, not the old mtime
         let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
-        let three = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        let (three, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
         assert_eq!(c.stamp(&cache, three.path(), &files).unwrap(), 1);
         assert!(mtime(&three.path().join("b.rs")) > b2);
     }

@@ -35,6 +35,12 @@ pub fn outputs(parts: &[&str]) -> String {
     digest(parts.iter().copied())
 }
 
+/// The key of a workspace's kept source mirror: its absolute path (only
+/// this cache's runs of that checkout share it).
+pub fn mirror(workspace: &std::path::Path) -> String {
+    digest(["mirror", &workspace.display().to_string()])
+}
+
 /// The `signer` of kept dirs that builds without a signing key write.
 pub const UNSIGNED: &str = "unsigned";
 

@@ -28,6 +28,7 @@
 
 pub mod deps;
 pub mod keys;
+pub mod mirror;
 pub mod outputs;
 pub mod remote;
 pub mod units;
@@ -42,7 +43,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::env;
-pub use upkeep::{gc_shims, remove_retired, trim};
+pub use upkeep::{bound, gc_shims, growing_size, limit, remove_retired, trim};
 
 /// Written last inside an installed component; its presence means "complete".
 pub const MARKER: &str = ".xbuild-installed";
@@ -198,6 +199,9 @@ impl Cache {
     fn outputs_root(&self) -> PathBuf {
         self.v1().join("outputs")
     }
+    fn mirrors_root(&self) -> PathBuf {
+        self.v1().join("mirrors")
+    }
 
     /// A new temp dir inside the cache (same file system as its final place),
     /// named with this process's id so that [`clean_tmp`] leaves it alone
@@ -235,15 +239,11 @@ impl Cache {
             ("crates (cargo home)", self.cargo_home()),
             ("kept dependencies", self.deps_root()),
             ("cached outputs", self.outputs_root()),
+            ("source mirrors", self.mirrors_root()),
         ]
         .into_iter()
         .map(|(what, path)| (what, dir_size(&path)))
         .collect()
-    }
-
-    /// The size of what grows with every new source and flag set.
-    pub fn growing_size(&self) -> u64 {
-        dir_size(&self.deps_root()) + dir_size(&self.outputs_root())
     }
 
     /// Take the cache-wide lock, waiting at most `XBUILD_LOCK_TIMEOUT` seconds.
@@ -429,6 +429,22 @@ pub fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// `500M`, `2G`, `1024`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size like 500M, 2G or 1024"))
+}
+
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = bytes as f64;
@@ -478,6 +494,29 @@ pub struct Listed {
     pub last_used: std::time::SystemTime,
 }
 
+/// The file in a bucket's entry that records its size when its last user
+/// let it go (walking a kept dir of a big workspace takes seconds).
+pub const SIZE: &str = "size";
+
+/// The size an entry recorded ([`SIZE`]).
+fn recorded_size(entry: &Path) -> Option<u64> {
+    fs::read_to_string(entry.join(SIZE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Record `entry`'s size (walked now) for listing it later.
+pub fn record_size(cache: &Cache, entry: &Path) -> Result<()> {
+    let _ = fs::remove_file(entry.join(SIZE));
+    write_atomic(
+        cache,
+        &entry.join(SIZE),
+        dir_size(entry).to_string().as_bytes(),
+    )
+}
+
 /// Every entry of the bucket `root`, most recently used first; `stamp` is
 /// the file in each entry whose mtime is its last use.
 fn list_bucket(root: &Path, stamp: &str) -> Vec<Listed> {
@@ -487,7 +526,7 @@ fn list_bucket(root: &Path, stamp: &str) -> Vec<Listed> {
                 .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| Listed {
                     key: e.file_name().to_string_lossy().into_owned(),
-                    size: dir_size(&e.path()),
+                    size: recorded_size(&e.path()).unwrap_or_else(|| dir_size(&e.path())),
                     last_used: fs::metadata(e.path().join(stamp))
                         .and_then(|m| m.modified())
                         .unwrap_or(std::time::UNIX_EPOCH),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{Cache, deps, dir_size, exe_id, human_size, outputs, own_exe_id};
+use super::{Cache, deps, dir_size, exe_id, human_size, mirror, outputs, own_exe_id};
 
 /// The shims bucket names of every executable a process runs now, of those
 /// processes whose executable this user may look at (its own, or all for root).
@@ -98,13 +98,156 @@ pub fn remove_retired(cache: &Cache) -> Result<u64> {
     Ok(freed)
 }
 
-/// Trim the kept dependency dirs and cached output sets, least recently used
-/// first, until together they fit in `max` bytes. A kept dir in use by a
-/// build is skipped. Returns the bytes freed.
-pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
+/// What grows with use, and [`trim`] removes: kept dependency dirs, cached
+/// output sets and source mirrors.
+pub const GROWING: &str = "kept dependencies, cached outputs and source mirrors";
+
+/// The bound on [`GROWING`] when nothing sets one: room for a few large
+/// workspaces on several targets, on a laptop's disk.
+pub const DEFAULT_MAX: u64 = 20 << 30;
+
+/// The cache's settings file (`max-size = "20G"` or `"none"`).
+pub const CONFIG: &str = "config.toml";
+
+/// An output set used this recently is not trimmed: another run may be
+/// copying it (kept dirs and mirrors are locked while used instead).
+const OUTPUTS_GRACE: Duration = Duration::from_secs(300);
+
+/// The bound on [`GROWING`], and what set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// `None`: no bound.
+    pub bytes: Option<u64>,
+    /// `XBUILD_CACHE_MAX`, the config file, or the default.
+    pub from: String,
+}
+
+impl Limit {
+    pub fn describe(&self) -> String {
+        let size = self.bytes.map_or_else(|| "none".to_string(), human_size);
+        format!("{size} on {GROWING} ({})", self.from)
+    }
+}
+
+/// Like `500M`, `2G`, `1024` (bytes), or `none`.
+fn parse_limit(text: &str) -> Result<Option<u64>, String> {
+    match text.trim() {
+        "none" | "off" => Ok(None),
+        s => super::parse_size(s).map(Some),
+    }
+}
+
+/// The bound: `XBUILD_CACHE_MAX`, else `max-size` in the cache's
+/// `config.toml`, else [`DEFAULT_MAX`]. A bad value is an error that names
+/// where it is.
+pub fn limit(cache: &Cache) -> Result<Limit> {
+    if let Some(v) = crate::env::var(crate::env::XBUILD_CACHE_MAX) {
+        let bytes = parse_limit(&v)
+            .map_err(|e| crate::exit::Usage(format!("{}: {e}", crate::env::XBUILD_CACHE_MAX)))?;
+        return Ok(Limit {
+            bytes,
+            from: crate::env::XBUILD_CACHE_MAX.to_string(),
+        });
+    }
+    let file = cache.root.join(CONFIG);
+    if let Ok(text) = fs::read_to_string(&file) {
+        let table: toml::Table = text.parse().map_err(|e| {
+            crate::exit::Usage(format!("{} is not valid TOML: {e}", file.display()))
+        })?;
+        if let Some(v) = table.get("max-size") {
+            let bytes = v
+                .as_str()
+                .ok_or_else(|| "a string".to_string())
+                .and_then(parse_limit)
+                .map_err(|e| {
+                    crate::exit::Usage(format!(
+                        "max-size in {}: {e} (write it as max-size = \"20G\" or \"none\")",
+                        file.display()
+                    ))
+                })?;
+            return Ok(Limit {
+                bytes,
+                from: format!("max-size in {}", file.display()),
+            });
+        }
+    }
+    Ok(Limit {
+        bytes: Some(DEFAULT_MAX),
+        from: format!(
+            "the default; {} or max-size in {} sets it",
+            crate::env::XBUILD_CACHE_MAX,
+            file.display()
+        ),
+    })
+}
+
+/// What a trim removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    pub bytes: u64,
+    pub deps: usize,
+    pub outputs: usize,
+    pub mirrors: usize,
+}
+
+impl Trimmed {
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.deps, "kept dependency dir"),
+            (self.outputs, "cached output set"),
+            (self.mirrors, "source mirror"),
+        ] {
+            match n {
+                0 => {}
+                1 => parts.push(format!("1 {what}")),
+                n => parts.push(format!("{n} {what}s")),
+            }
+        }
+        if parts.is_empty() {
+            return "nothing".to_string();
+        }
+        format!("{} ({})", human_size(self.bytes), parts.join(", "))
+    }
+}
+
+/// The total size of [`GROWING`].
+pub fn growing_size(cache: &Cache) -> u64 {
+    outputs::list(cache).iter().map(|l| l.size).sum::<u64>()
+        + deps::list(cache).iter().map(|l| l.entry.size).sum::<u64>()
+        + mirror::list(cache).iter().map(|l| l.size).sum::<u64>()
+}
+
+/// At the end of a run that built something: trim to the [`limit`], and
+/// say in one line what went.
+pub fn bound(cache: &Cache) -> Result<()> {
+    let limit = limit(cache)?;
+    let Some(max) = limit.bytes else {
+        return Ok(());
+    };
+    let trimmed = trim(cache, max)?;
+    if trimmed.bytes > 0 {
+        crate::ui::status(
+            "Freed",
+            &format!(
+                "{}, least recently used, to keep the cache within {}",
+                trimmed.describe(),
+                limit.describe()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Trim [`GROWING`], least recently used first, until together they fit
+/// in `max` bytes. What a run holds (a kept dir or a mirror in use, an
+/// output set used in the last minutes) is skipped; toolchains, std and
+/// zig's runtimes are never touched.
+pub fn trim(cache: &Cache, max: u64) -> Result<Trimmed> {
     enum Item {
         Outputs(String),
         Deps(String),
+        Mirror(String),
     }
     let mut items: Vec<(Item, u64, std::time::SystemTime)> = outputs::list(cache)
         .into_iter()
@@ -114,22 +257,36 @@ pub fn trim(cache: &Cache, max: u64) -> Result<u64> {
                 .into_iter()
                 .map(|l| (Item::Deps(l.entry.key), l.entry.size, l.entry.last_used)),
         )
+        .chain(
+            mirror::list(cache)
+                .into_iter()
+                .map(|l| (Item::Mirror(l.key), l.size, l.last_used)),
+        )
         .collect();
     items.sort_by_key(|(_, _, t)| *t);
     let mut total: u64 = items.iter().map(|(_, s, _)| s).sum();
-    let mut freed = 0;
-    for (item, size, _) in items {
+    let mut trimmed = Trimmed::default();
+    for (item, size, used) in items {
         if total <= max {
             break;
         }
-        let removed = match item {
-            Item::Outputs(key) => outputs::remove(cache, &key)?,
-            Item::Deps(key) => deps::remove(cache, &key)?,
+        let removed = match &item {
+            Item::Outputs(key) => {
+                let recent = used.elapsed().map_or(true, |age| age < OUTPUTS_GRACE);
+                !recent && outputs::remove(cache, key)?
+            }
+            Item::Deps(key) => deps::remove(cache, key)?,
+            Item::Mirror(key) => mirror::remove(cache, key)?,
         };
         if removed {
             total -= size;
-            freed += size;
+            trimmed.bytes += size;
+            match item {
+                Item::Outputs(_) => trimmed.outputs += 1,
+                Item::Deps(_) => trimmed.deps += 1,
+                Item::Mirror(_) => trimmed.mirrors += 1,
+            }
         }
     }
-    Ok(freed)
+    Ok(trimmed)
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cache::remote::sign::SecretKey;
 use crate::cache::remote::{self, Remote};
-use crate::cache::{self, Cache, deps, outputs};
+use crate::cache::{self, Cache, deps, mirror, outputs};
 use crate::cli::CacheCommand;
 use crate::env;
 use crate::ui;
@@ -38,6 +38,12 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "  {what:<22} {:>10}", cache::human_size(size))?;
             }
             writeln!(out, "  {:<22} {:>10}", "total", cache::human_size(total))?;
+            writeln!(
+                out,
+                "limit: {}; they take {} now",
+                cache::limit(&cache)?.describe(),
+                cache::human_size(cache::growing_size(&cache))
+            )?;
             for kept in deps::list(&cache) {
                 let what = kept.about.map_or_else(
                     || "(unknown)".to_string(),
@@ -48,6 +54,19 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
                     "  kept deps  {} {:>10}  {what}",
                     kept.entry.key,
                     cache::human_size(kept.entry.size)
+                )?;
+            }
+            for m in mirror::list(&cache) {
+                let about = std::fs::read(m.dir.join("about.json")).ok();
+                let workspace = about
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .and_then(|v| v["workspace"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "(unknown)".into());
+                writeln!(
+                    out,
+                    "  sources    {} {:>10}  {workspace}",
+                    m.key,
+                    cache::human_size(m.size)
                 )?;
             }
             for set in outputs::list(&cache) {
@@ -92,8 +111,23 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
             );
         }
         CacheCommand::Gc { max_size, .. } => {
-            let freed = cache::trim(&cache, max_size.unwrap_or(u64::MAX))?;
-            ui::status("Freed", &cache::human_size(freed));
+            let limit = cache::limit(&cache)?;
+            let Some(max) = max_size.or(limit.bytes) else {
+                ui::note(&format!(
+                    "the cache has no limit ({}): nothing to trim; --max-size SIZE trims to SIZE",
+                    limit.from
+                ));
+                return Ok(());
+            };
+            let trimmed = cache::trim(&cache, max)?;
+            ui::status(
+                "Freed",
+                &format!(
+                    "{}, least recently used first, to fit in {}",
+                    trimmed.describe(),
+                    cache::human_size(max)
+                ),
+            );
         }
     }
     Ok(())

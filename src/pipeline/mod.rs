@@ -66,6 +66,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
     let epoch = sources::source_date_epoch(&plan.workspace_root);
     let staging = Staging::new(&plan.out_dir, plan.test.is_some())?;
     let mut out = Outcomes::default();
+    let mut warned = false;
     for target in &plan.targets {
         if env::interrupted() {
             bail!("interrupted");
@@ -79,6 +80,10 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         match cached {
             Some(artifacts) => out.artifacts.extend(artifacts),
             None => {
+                if !warned {
+                    sources::warn_untracked(&plan.workspace_root);
+                    warned = true;
+                }
                 let ctx = TargetCtx {
                     plan,
                     cache,
@@ -109,7 +114,8 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
     report::write(plan, &epoch, &out, staging.path())?;
     staging.publish(&plan.out_dir)?;
     if out.built_any {
-        report::cache_size(cache);
+        // within the cache's bound (this run's mirror is still held)
+        crate::cache::bound(cache)?;
     }
     Ok(out)
 }

@@ -10,12 +10,11 @@ use serde::Serialize;
 
 use super::Outcomes;
 use super::verify::Artifact;
-use crate::cache::{self, Cache};
+use crate::cache;
 use crate::plan::Plan;
 use crate::plan::RustFlags;
 use crate::targets::Target;
 use crate::testrun::{Outcome, Status};
-use crate::ui;
 
 #[derive(Debug, Serialize)]
 pub struct TargetReport {
@@ -79,26 +78,6 @@ pub fn write(plan: &Plan, epoch: &str, out: &Outcomes, dir: &Path) -> Result<()>
     });
     fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)
         .context("writing report.json")
-}
-
-/// Above this, kept dependencies and cached outputs are worth a note.
-const CACHE_NOTE_SIZE: u64 = 8 << 30;
-
-/// The parts of the cache that grow with every new source and flag set:
-/// say how big they are, so that the cache never grows unnoticed.
-pub fn cache_size(cache: &Cache) {
-    let size = cache.growing_size();
-    tracing::info!(
-        "kept dependencies and cached outputs: {}",
-        cache::human_size(size)
-    );
-    if size > CACHE_NOTE_SIZE {
-        ui::note(&format!(
-            "kept dependencies and cached outputs take {} in {}; `xbuild cache gc --max-size 4G` trims them, least recently used first",
-            cache::human_size(size),
-            cache.root.display()
-        ));
-    }
 }
 
 /// The table printed after a build of several targets.

@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 
 pub use self::bwrap::Sandbox;
 pub use self::snapshot::Snapshot;
+use crate::cache::mirror::Source;
 use crate::process::Cmd;
 use crate::ui;
 
@@ -107,10 +108,11 @@ pub struct Sealed {
     dir: Option<tempfile::TempDir>,
     pub root: PathBuf,
     pub view: PathBuf,
-    /// The snapshot of the workspace root (real path).
+    /// The snapshot of the workspace root (real path): `root/src`, or the
+    /// workspace's mirror, mounted read-only over it.
     pub src: PathBuf,
-    /// The source files in the snapshot, relative to `src`.
-    pub files: Vec<PathBuf>,
+    /// The source files in the snapshot, relative to `src`, with digests.
+    pub files: Vec<Source>,
     /// The cargo target dir (real path): `root/target`, or a kept one from
     /// the dependency cache, mounted at `view/target`.
     pub target: PathBuf,
@@ -153,6 +155,9 @@ impl Sealed {
     pub fn real(&self, seen: &Path) -> PathBuf {
         if let Ok(rel) = seen.strip_prefix(self.view.join("target")) {
             return self.target.join(rel);
+        }
+        if let Ok(rel) = seen.strip_prefix(self.view.join("src")) {
+            return self.src.join(rel);
         }
         match seen.strip_prefix(&self.view) {
             Ok(rel) => self.root.join(rel),
@@ -202,7 +207,7 @@ impl Sealed {
         let target = self.view.join("target");
         match role {
             Role::Build => {
-                sb.bind(&self.root, &self.view);
+                self.bind_sealed_dir(&mut sb, true);
                 sb.bind(&self.target, &target);
                 for (from, to, writable) in &self.build_only {
                     if *writable {
@@ -214,7 +219,7 @@ impl Sealed {
             }
             Role::Fetch { cargo_home } => {
                 self.inputs.add_writable(&mut sb, cargo_home);
-                sb.bind(&self.root, &self.view);
+                self.bind_sealed_dir(&mut sb, true);
                 sb.bind(&self.target, &target);
             }
             Role::Test {
@@ -224,7 +229,7 @@ impl Sealed {
             } => {
                 // the snapshot and what the build made, read-only; its own
                 // HOME and TMPDIR, and a scratch dir as CARGO_TARGET_TMPDIR
-                sb.ro_at(&self.root, &self.view);
+                self.bind_sealed_dir(&mut sb, false);
                 for d in ["home", "tmp"] {
                     sb.bind(&self.root.join(d), &self.view.join(d));
                 }
@@ -234,6 +239,19 @@ impl Sealed {
         }
         sb.chdir(cwd);
         Some(sb)
+    }
+
+    /// The sealed dir at its view, and a mounted snapshot over its `src`,
+    /// read-only whatever the role: the next build reads it too.
+    fn bind_sealed_dir(&self, sb: &mut Sandbox, writable: bool) {
+        if writable {
+            sb.bind(&self.root, &self.view);
+        } else {
+            sb.ro_at(&self.root, &self.view);
+        }
+        if self.src != self.root.join("src") {
+            sb.ro_at(&self.src, &self.view.join("src"));
+        }
     }
 
     /// How test binaries run: the runner prefix (empty without a sandbox)
@@ -394,8 +412,10 @@ pub fn refuse_configs_above(dir: &Path) -> Result<()> {
     .into())
 }
 
-/// A new sealed directory holding a copy of `snapshot`: `pad` lengthens its
-/// path, so that two sealed builds differ in the absolute path and its length.
+/// A new sealed directory with `snapshot` as its sources: in the sandbox a
+/// kept snapshot (the workspace's mirror) is mounted read-only, otherwise it
+/// is copied. `pad` lengthens the directory's path, so that two unsandboxed
+/// builds differ in the absolute path and its length.
 pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) -> Result<Sealed> {
     let dir = tempfile::Builder::new()
         .prefix("xbuild-sealed-")
@@ -408,7 +428,6 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
     if !sandboxed {
         refuse_configs_above(&root)?;
     }
-    let src = root.join("src");
     for d in ["src", "home", "tmp", "target"] {
         let d = root.join(d);
         fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
@@ -418,12 +437,23 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
     } else {
         root.clone()
     };
-    snapshot.copy_to(&src)?;
-    tracing::info!(
-        "sealed {} files into {}",
-        snapshot.files.len(),
-        src.display()
-    );
+    let src = if sandboxed && snapshot.is_kept() {
+        tracing::info!(
+            "sealed {} files: {} mounted read-only",
+            snapshot.files.len(),
+            snapshot.root.display()
+        );
+        snapshot.root.clone()
+    } else {
+        let src = root.join("src");
+        snapshot.copy_to(&src)?;
+        tracing::info!(
+            "sealed {} files into {}",
+            snapshot.files.len(),
+            src.display()
+        );
+        src
+    };
     Ok(Sealed {
         dir: Some(dir),
         target: root.join("target"),

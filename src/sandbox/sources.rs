@@ -55,7 +55,9 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
         .output()
     {
         Ok(out) => {
-            check_submodules(root)?;
+            if has_submodules(root) {
+                check_submodules(root)?;
+            }
             let files = split_z(&out.stdout);
             let manifest = Path::new("Cargo.toml");
             if root.join(manifest).exists() && !files.iter().any(|f| f == manifest) {
@@ -68,7 +70,6 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
                 ))
                 .into());
             }
-            warn_untracked(root);
             files
         }
         Err(e) if e.stderr.contains("not a git repository") => {
@@ -112,16 +113,15 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     files.dedup();
-    for rel in &files {
-        check_link(root, rel)?;
-    }
     Ok(files)
 }
 
 /// Say which files the build will not see because git does not track them
 /// (and does not ignore them either): a new module not yet `git add`ed
-/// otherwise fails the build with cargo's "file not found for module".
-fn warn_untracked(root: &Path) {
+/// otherwise fails the build with cargo's "file not found for module". Said
+/// when something is built (git walks the whole tree to tell, and a run whose
+/// outputs are cached builds nothing that could fail).
+pub fn warn_untracked(root: &Path) {
     if let Some(note) = untracked_note(root) {
         crate::ui::warn(&note);
     }
@@ -175,18 +175,10 @@ fn split_z(bytes: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Refuse a tracked symlink that points outside the workspace: the snapshot
-/// must not hand a build the user's other files.
-fn check_link(root: &Path, rel: &Path) -> Result<()> {
-    let path = root.join(rel);
-    let Ok(meta) = fs::symlink_metadata(&path) else {
-        return Ok(());
-    };
-    if !meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    let target =
-        fs::read_link(&path).with_context(|| format!("reading the link {}", path.display()))?;
+/// Refuse a tracked symlink (`rel`, pointing to `target`) that points
+/// outside the workspace: the snapshot must not hand a build the user's
+/// other files.
+pub fn check_link(rel: &Path, target: &Path) -> Result<()> {
     let mut inside = rel.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut escapes = target.is_absolute();
     for c in target.components() {
@@ -205,6 +197,15 @@ fn check_link(root: &Path, rel: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether the repository `root` is in declares submodules (a
+/// `.gitmodules` at its top): `git submodule status` costs a few tens of
+/// milliseconds, a no-change run not much more.
+fn has_submodules(root: &Path) -> bool {
+    root.ancestors()
+        .find(|d| d.join(".git").exists())
+        .is_some_and(|top| top.join(".gitmodules").exists())
 }
 
 /// An uninitialized submodule that a manifest of the workspace points into
@@ -599,7 +600,7 @@ mod tests {
             let cache = Cache::at(root.path().join("c")).unwrap();
             let snap = Snapshot::take(&cache, ws.path()).unwrap();
             assert!(
-                snap.files.iter().any(|f| f.as_os_str() == name),
+                snap.files.iter().any(|f| f.path.as_os_str() == name),
                 "git: {with_git}"
             );
             assert_eq!(fs::read_to_string(snap.root.join(name)).unwrap(), "latin-1");

@@ -88,8 +88,9 @@ fn unknown_flag_is_a_usage_error() {
     insta::assert_snapshot!(render(&r));
 }
 
-/// `xbuild cache list` shows kept dependencies and output sets; `gc` removes
-/// the least recently used first and never a kept dir a build is using.
+/// `xbuild cache list` shows kept dependencies, output sets, source mirrors
+/// and the limit; `gc` removes the least recently used first, never a kept
+/// dir a build is using, and trims to the configured limit without a size.
 #[test]
 fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
     use std::fs;
@@ -118,6 +119,12 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
         fs::write(d.join("app"), &mb).unwrap();
         set_mtime(&d, day(used));
     }
+    // a source mirror, the oldest of all
+    let m = v1.join("mirrors/mirror-old");
+    fs::create_dir_all(m.join("src")).unwrap();
+    fs::write(m.join("src/data.bin"), &mb).unwrap();
+    fs::write(m.join("about.json"), r#"{"workspace":"/w/mirrored"}"#).unwrap();
+    set_mtime(&m.join("about.json"), day(0));
 
     let r = crate::support::run(crate::support::xbuild(&home).args(["cache", "list"]));
     crate::support::ok(&r);
@@ -129,6 +136,25 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
         r.stdout
     );
     assert!(r.stdout.contains("output set out-new"), "{}", r.stdout);
+    assert!(r.stdout.contains("sources    mirror-old"), "{}", r.stdout);
+    assert!(r.stdout.contains("/w/mirrored"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "limit: 20.0 GiB on kept dependencies, cached outputs and source mirrors (the default; "
+        ),
+        "{}",
+        r.stdout
+    );
+    // a bad limit is a usage error naming the file
+    let config = home.path().join("cache/config.toml");
+    fs::write(&config, "max-size = \"lots\"\n").unwrap();
+    let r = crate::support::run(crate::support::xbuild(&home).args(["cache", "list"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("config.toml") && r.stderr.contains("`lots` is not a size"),
+        "{}",
+        r.stderr
+    );
 
     // a build holds deps-busy
     fs::create_dir_all(v1.join("deps/deps-busy")).unwrap();
@@ -139,14 +165,11 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
         .open(v1.join("deps/deps-busy/lock"))
         .unwrap();
     lock.try_lock().unwrap();
-    // 5 MiB in all; keep at most 2.5 MiB: deps-old, then deps-busy (skipped),
-    // out-old and out-new go, oldest first, until two entries are left
-    let r = crate::support::run(crate::support::xbuild(&home).args([
-        "cache",
-        "gc",
-        "--max-size",
-        "2600K",
-    ]));
+    // 6 MiB in all; keep at most 2.5 MiB (the config's limit): mirror-old,
+    // deps-old, then deps-busy (skipped), out-old and out-new go, oldest
+    // first, until two entries are left
+    fs::write(&config, "max-size = \"2600K\"\n").unwrap();
+    let r = crate::support::run(crate::support::xbuild(&home).args(["cache", "gc"]));
     crate::support::ok(&r);
     let left = |kind: &str| -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(v1.join(kind))
@@ -159,7 +182,14 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
     };
     assert_eq!(left("deps"), ["deps-busy", "deps-new"]);
     assert_eq!(left("outputs"), Vec::<String>::new());
-    assert!(r.stderr.contains("Freed"), "{}", r.stderr);
+    assert_eq!(left("mirrors"), Vec::<String>::new());
+    assert!(
+        r.stderr.contains(
+            "Freed 4.0 MiB (1 kept dependency dir, 2 cached output sets, 1 source mirror), least recently used first, to fit in 2.5 MiB"
+        ),
+        "{}",
+        r.stderr
+    );
 }
 
 /// User mistakes exit 2 with a message that says what to do, and are found

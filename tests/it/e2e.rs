@@ -62,8 +62,29 @@ pub(crate) fn xbuild(cwd: &Path) -> Command {
         .env_remove("XBUILD_LOG")
         .env_remove("XBUILD_CACHE_URL")
         .env_remove("XBUILD_CACHE_SIGNING_KEY")
-        .env_remove("XBUILD_CACHE_TRUSTED_KEYS");
+        .env_remove("XBUILD_CACHE_TRUSTED_KEYS")
+        // tests share the cache: no run trims what another test uses next
+        .env("XBUILD_CACHE_MAX", "none");
     c
+}
+
+/// A new cache with the shared cache's `buckets` (`toolchains`, `sysroots`,
+/// `zig-runtime`) hard-linked in (`cp -al`): what a build reads, not what
+/// it writes.
+pub(crate) fn linked_cache(buckets: &[&str]) -> tempfile::TempDir {
+    provisioned();
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("v1")).unwrap();
+    for bucket in buckets {
+        let from = cache_dir().join("v1").join(bucket);
+        if from.is_dir() {
+            ok(&run(Command::new("cp")
+                .arg("-al")
+                .arg(&from)
+                .arg(dir.path().join("v1").join(bucket))));
+        }
+    }
+    dir
 }
 
 /// A copy of the fixture workspace in a fresh directory.
@@ -838,6 +859,121 @@ fn unchanged_inputs_publish_cached_outputs_without_cargo() {
         fs::read(&exe).unwrap(),
         bytes,
         "the rebuilt output equals the first build"
+    );
+}
+
+/// At the end of a run that built, the cache trims itself to its bound:
+/// the least recently used kept dirs, output sets and source mirrors go, in
+/// that order of age; toolchains and std stay; one line says what was freed.
+#[test]
+fn the_cache_limit_trims_the_least_recently_used_and_keeps_toolchains() {
+    use std::time::{Duration, SystemTime};
+    let cache = linked_cache(&["toolchains", "sysroots", "zig-runtime"]);
+    let v1 = cache.path().join("v1");
+    let workspace = |name: &str| {
+        let d = tempfile::tempdir().unwrap();
+        crate::support::one_package(d.path(), name);
+        fs::write(
+            d.path().join("src/main.rs"),
+            format!("fn main() {{ println!(\"{name}\"); }}\n"),
+        )
+        .unwrap();
+        d
+    };
+    let (old, new) = (workspace("old"), workspace("new"));
+    let build = |ws: &Path, max: &str| {
+        run(xbuild(ws)
+            .env("XBUILD_CACHE_DIR", cache.path())
+            .env("XBUILD_CACHE_MAX", max))
+    };
+    let entries = |bucket: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(v1.join(bucket))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let installed = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = ["toolchains", "sysroots"]
+            .iter()
+            .flat_map(|b| entries(b))
+            .filter(|d| d.join(".xbuild-installed").exists())
+            .collect();
+        v.sort();
+        v
+    };
+    let toolchains = installed();
+    assert!(!toolchains.is_empty());
+    ok(&build(old.path(), "none"));
+    let (deps, outputs, mirrors) = (entries("deps"), entries("outputs"), entries("mirrors"));
+    assert_eq!((deps.len(), outputs.len(), mirrors.len()), (1, 1, 1));
+    let du = |p: &Path| -> u64 {
+        let r = run(Command::new("du").args(["-sb"]).arg(p));
+        r.stdout.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let one_build = du(&deps[0]) + du(&outputs[0]) + du(&mirrors[0]);
+    // the old workspace's entries were used days ago, its outputs first
+    let days_ago = |n: u64| SystemTime::now() - Duration::from_secs(86_400 * n);
+    for (stamp, days) in [
+        (outputs[0].join("outputs.json"), 3),
+        (mirrors[0].join("about.json"), 2),
+        (deps[0].join("about.json"), 1),
+    ] {
+        fs::File::options()
+            .write(true)
+            .open(&stamp)
+            .unwrap()
+            .set_modified(days_ago(days))
+            .unwrap();
+    }
+    // room for one build and a half: the old one's entries must go, all of them
+    let max = (one_build * 3 / 2).to_string();
+    let r = build(new.path(), &max);
+    ok(&r);
+    assert!(
+        r.stderr.contains("Freed")
+            && r.stderr
+                .contains("1 kept dependency dir, 1 cached output set, 1 source mirror")
+            && r.stderr.contains("least recently used")
+            && r.stderr.contains("(XBUILD_CACHE_MAX)"),
+        "{}",
+        r.stderr
+    );
+    for gone in [&deps[0], &outputs[0], &mirrors[0]] {
+        assert!(!gone.exists(), "{} is left", gone.display());
+    }
+    assert_eq!(
+        (
+            entries("deps").len(),
+            entries("outputs").len(),
+            entries("mirrors").len()
+        ),
+        (1, 1, 1),
+        "the new workspace's entries stay"
+    );
+    assert_eq!(
+        installed(),
+        toolchains,
+        "toolchains and std are never trimmed"
+    );
+    // within the bound now: nothing more goes, and the outputs still serve
+    let again = build(new.path(), &max);
+    ok(&again);
+    assert!(
+        again.stderr.contains("inputs unchanged"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stderr.contains("Freed"), "{}", again.stderr);
+    let list = run(xbuild(new.path())
+        .env("XBUILD_CACHE_DIR", cache.path())
+        .env("XBUILD_CACHE_MAX", &max)
+        .args(["cache", "list"]));
+    ok(&list);
+    assert!(
+        list.stdout.contains("limit: ") && list.stdout.contains("(XBUILD_CACHE_MAX)"),
+        "{}",
+        list.stdout
     );
 }
 

@@ -106,6 +106,7 @@ pub(crate) fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
         .env("HOME", &u.home)
         .env("USER", &u.name)
         .env("XBUILD_CACHE_DIR", &u.cache)
+        .env("XBUILD_CACHE_MAX", "none")
         .env("PATH", "/usr/local/bin:/usr/bin:/bin");
     c
 }

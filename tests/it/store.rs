@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use crate::e2e::{cache_dir, provisioned, sums, workspace, xbuild};
+use crate::e2e::{sums, workspace, xbuild};
 use crate::support::{Run, ok, run};
 
 const T: &str = "aarch64-unknown-linux-musl";
@@ -214,9 +214,6 @@ fn fingerprint(public: &str) -> String {
 /// A fresh cache dir; with `toolchain`, the run's toolchain linked in
 /// (`cp -al`), and std too with `std`.
 fn fresh_cache(toolchain: bool, std: bool) -> tempfile::TempDir {
-    provisioned();
-    let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join("v1")).unwrap();
     let mut buckets = Vec::new();
     if toolchain {
         buckets.push("toolchains");
@@ -224,13 +221,7 @@ fn fresh_cache(toolchain: bool, std: bool) -> tempfile::TempDir {
     if std {
         buckets.push("sysroots");
     }
-    for bucket in buckets {
-        ok(&run(Command::new("cp")
-            .arg("-al")
-            .arg(cache_dir().join("v1").join(bucket))
-            .arg(dir.path().join("v1").join(bucket))));
-    }
-    dir
+    crate::e2e::linked_cache(&buckets)
 }
 
 fn build(ws: &Path, cache: Option<&Path>, out: &Path, extra: &[&str]) -> Command {

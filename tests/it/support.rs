@@ -13,6 +13,7 @@ pub fn xbuild(home: &tempfile::TempDir) -> Command {
         .env_remove("XBUILD_CACHE_URL")
         .env_remove("XBUILD_CACHE_SIGNING_KEY")
         .env_remove("XBUILD_CACHE_TRUSTED_KEYS")
+        .env_remove("XBUILD_CACHE_MAX")
         .env_remove("RUST_LOG")
         .env_remove("RUSTFLAGS")
         .env("COLUMNS", "100");
