@@ -9,8 +9,13 @@
 #   BIG=ripgrep@14.1.1   the real workspace, fetched from crates.io with cargo; BIG= skips it
 #   BIG_EDIT=crates/core/main.rs    the file the one-file change edits in it
 #   CZB=0.24.1      the cargo-zigbuild version installed from crates.io; CZB= skips it
-#   STEPS="first repeated"   which parts to run (first builds; everything else)
+#   STEPS="first repeated tree"   which parts to run (first builds; the repeated builds of the
+#                   fixture and BIG; the fixture with and without 10,000 tracked data files)
+#   TREE_FILES=10000  the data files the "tree" step adds (16,000 random bytes each)
 #
+# The "tree" step, per target: the fixture as it is and with TREE_FILES tracked data files
+# (a monorepo's test data): a no-change run (median of 11) and a one-file change (median of
+# REPS) for xbuild, and the same for plain cargo, side by side.
 # For the fixture workspace tests/fixtures/hello-ws and for BIG, per target:
 #   - first build with std not cached and zig's cache empty (as on a fresh
 #     machine): xbuild, and cargo-zigbuild -Zbuild-std
@@ -34,7 +39,8 @@ first_reps="${FIRST_REPS:-1}"
 big="${BIG-ripgrep@14.1.1}"
 big_edit="${BIG_EDIT:-crates/core/main.rs}"
 czb_version="${CZB-0.24.1}"
-steps=" ${STEPS:-first repeated} "
+steps=" ${STEPS:-first repeated tree} "
+tree_files="${TREE_FILES:-10000}"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64-unknown-linux-musl)
 
@@ -138,6 +144,55 @@ for target in "${targets[@]}"; do
   plain_build=("${plain_env[@]}" cargo build --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
   czb_build=(env RUSTC_BOOTSTRAP=1 ZIG_GLOBAL_CACHE_DIR="$work/zig-czb" RUSTFLAGS="$flags -C link-self-contained=no" "$czb" zigbuild --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
   xb_build=(env XBUILD_LOG=info "$xb" --release --target "$triple")
+
+  if [[ "$steps" == *" tree "* ]]; then
+    log "the fixture with and without $tree_files data files, for $triple"
+    for size in small big; do
+      copy_ws "${ws_src[fixture]}" "$work/tree-$size"; rm -rf "$work/tree-$size/.git"
+      if [ "$size" = big ]; then
+        for i in $(seq 0 $((tree_files - 1))); do
+          d="$work/tree-$size/data/$((i / 100))"; [ -d "$d" ] || mkdir -p "$d"
+          head -c 16000 /dev/urandom >"$d/f$i.bin"
+        done
+      fi
+      git_snapshot "$work/tree-$size"
+      cp -r "$work/tree-$size" "$work/ptree-$size"
+    done
+    declare -A tnop tchange pnop pchange_t
+    for size in small big; do
+      # two runs first: the first copies every file, the second re-reads those written within
+      # two seconds of it (racily clean); from the third on, a no-change run reads no file
+      for _ in 1 2; do (cd "$work/tree-$size" && "${xb_build[@]}") >/dev/null 2>&1; done
+      sleep 2; (cd "$work/tree-$size" && "${xb_build[@]}") >/dev/null 2>&1
+      (cd "$work/ptree-$size" && "${plain_build[@]}") >/dev/null 2>&1
+      nop=(); for _ in $(seq 11); do timed nop "$work/tree-$size" "${xb_build[@]}"; done
+      tnop[$size]="$(median "${nop[@]}")"
+      nop=(); for _ in $(seq 11); do timed nop "$work/ptree-$size" "${plain_build[@]}"; done
+      pnop[$size]="$(median "${nop[@]}")"
+      ch=(); pch=()
+      for i in $(seq "$reps"); do
+        edit "$work/tree-$size" "tree $i" "${ws_edit[fixture]}"
+        timed ch "$work/tree-$size" "${xb_build[@]}"
+        edit "$work/ptree-$size" "tree $i" "${ws_edit[fixture]}"
+        timed pch "$work/ptree-$size" "${plain_build[@]}"
+      done
+      tchange[$size]="$(median "${ch[@]}")"; pchange_t[$size]="$(median "${pch[@]}")"
+    done
+    label="fixture + $tree_files data files"
+    row "no-change run, median of 11: xbuild" fixture "$triple" "${tnop[small]} s"
+    row "no-change run, median of 11: xbuild" "$label" "$triple" "${tnop[big]} s $(met "${tnop[big]}" "<=" 0.1) (< 0.1 s)"
+    r="$(ratio "${tnop[big]}" "${tnop[small]}")"
+    row "ratio xbuild no-change, with data / without (target ≤ 2×)" "$label" "$triple" "${r}× $(met "$r" "<=" 2)"
+    row "no-change run, median of 11: plain \`cargo build\`" fixture "$triple" "${pnop[small]} s"
+    row "no-change run, median of 11: plain \`cargo build\`" "$label" "$triple" "${pnop[big]} s"
+    row "one-file change (${ws_edit[fixture]}), median of $reps: xbuild" fixture "$triple" "${tchange[small]} s"
+    row "one-file change (${ws_edit[fixture]}), median of $reps: xbuild" "$label" "$triple" "${tchange[big]} s"
+    r="$(ratio "${tchange[big]}" "${tchange[small]}")"
+    row "ratio xbuild one-file change, with data / without (target ≤ 1.5×)" "$label" "$triple" "${r}× $(met "$r" "<=" 1.5)"
+    row "one-file change, median of $reps: plain \`cargo build\`" fixture "$triple" "${pchange_t[small]} s"
+    row "one-file change, median of $reps: plain \`cargo build\`" "$label" "$triple" "${pchange_t[big]} s"
+    rm -rf "$work"/tree-* "$work"/ptree-*
+  fi
 
   for ws in "${ws_names[@]}"; do
     src="${ws_src[$ws]}"; file="${ws_edit[$ws]}"

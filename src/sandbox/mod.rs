@@ -292,10 +292,22 @@ impl Sealed {
         })
     }
 
-    /// Keep the directory instead of removing it; returns its path.
+    /// Keep the directory instead of removing it, with a copy of the
+    /// sources the build saw (a mounted snapshot changes with the next
+    /// run); returns its path.
     pub fn keep(&mut self) -> PathBuf {
         if let Some(dir) = self.dir.take() {
             let _ = dir.keep();
+        }
+        let copy = self.root.join("src");
+        if self.src != copy {
+            let paths: Vec<PathBuf> = self.files.iter().map(|s| s.path.clone()).collect();
+            if let Err(e) = snapshot::copy_files(&self.src, &paths, &copy) {
+                ui::warn(&format!(
+                    "copying the sources into {}: {e:#}",
+                    copy.display()
+                ));
+            }
         }
         self.root.clone()
     }

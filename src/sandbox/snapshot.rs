@@ -145,7 +145,7 @@ fn digest_of(sources: &[Source]) -> String {
 /// Copy `files` (relative to `from`) to `to`, links as links; a listed file
 /// missing in `from` is left out. Returns what was copied, hashed from the
 /// copies.
-fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<Vec<Source>> {
+pub(super) fn copy_files(from: &Path, files: &[PathBuf], to: &Path) -> Result<Vec<Source>> {
     let mut out = Vec::with_capacity(files.len());
     for rel in files {
         let src = from.join(rel);
