@@ -103,6 +103,7 @@ timed() {
   t1=$(now); out+=("$(secs "$t0" "$t1")")
 }
 copy_ws() { rm -rf "$2"; cp -r "$1" "$2"; }
+link_shims() { ln -sfn "$(ls -td "$XBUILD_CACHE_DIR"/v1/shims/*/ | head -1)" "$work/shims"; }
 edit() { echo "// bench edit $2" >>"$1/$3"; }
 peak_of_last() { grep -o 'peak memory of xbuild itself: [0-9]* MiB' "$work/last.log" | grep -o '[0-9]*' | tail -1; }
 
@@ -135,11 +136,12 @@ for target in "${targets[@]}"; do
   under="${triple//-/_}"
   upper="$(echo "$under" | tr '[:lower:]' '[:upper:]')"
   flags="$("$xb" targets --json | python3 -c "import json,sys; t=[t for t in json.load(sys.stdin) if t['rust']=='$triple'][0]; print(' '.join(t['rustflags']))")"
-  # plain cargo gets xbuild's zig wrappers (they exist once xbuild has built for the target)
+  # plain cargo gets xbuild's zig wrappers (they exist once xbuild has built for the target,
+  # in the shims bucket of the xbuild that ran: link_shims points $work/shims at it)
   plain_env=(env RUSTC_BOOTSTRAP=1 XBUILD_ZIG="$ZIG" XBUILD_ZIG_CACHE="$ZIG_GLOBAL_CACHE_DIR"
-    "CARGO_TARGET_${upper}_LINKER=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple"
-    "CC_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-cc--$triple"
-    "AR_${under}=$XBUILD_CACHE_DIR/v1/shims/xbuild-zig-ar--$triple"
+    "CARGO_TARGET_${upper}_LINKER=$work/shims/xbuild-zig-cc--$triple"
+    "CC_${under}=$work/shims/xbuild-zig-cc--$triple"
+    "AR_${under}=$work/shims/xbuild-zig-ar--$triple"
     RUSTFLAGS="$flags -C link-self-contained=no")
   plain_build=("${plain_env[@]}" cargo build --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
   czb_build=(env RUSTC_BOOTSTRAP=1 ZIG_GLOBAL_CACHE_DIR="$work/zig-czb" RUSTFLAGS="$flags -C link-self-contained=no" "$czb" zigbuild --release -Zbuild-std=std,panic_abort --target "$triple" --bins)
@@ -164,6 +166,7 @@ for target in "${targets[@]}"; do
       # two seconds of it (racily clean); from the third on, a no-change run reads no file
       for _ in 1 2; do (cd "$work/tree-$size" && "${xb_build[@]}") >/dev/null 2>&1; done
       sleep 2; (cd "$work/tree-$size" && "${xb_build[@]}") >/dev/null 2>&1
+      link_shims
       (cd "$work/ptree-$size" && "${plain_build[@]}") >/dev/null 2>&1
       nop=(); for _ in $(seq 11); do timed nop "$work/tree-$size" "${xb_build[@]}"; done
       tnop[$size]="$(median "${nop[@]}")"
@@ -228,6 +231,7 @@ for target in "${targets[@]}"; do
       edit "$work/x$i-$ws" "$i" "$file"
       timed change "$work/x$i-$ws" "${xb_build[@]}"; note_peak
       copy_ws "$src" "$work/p$i-$ws"
+      link_shims
       timed pclean "$work/p$i-$ws" "${plain_build[@]}"
       edit "$work/p$i-$ws" "$i" "$file"
       timed pchange "$work/p$i-$ws" "${plain_build[@]}"

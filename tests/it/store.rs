@@ -334,9 +334,11 @@ fn tampered_blobs_and_untrusted_signers_are_misses_that_build_locally() {
     let st = store("tampered");
     let ws = unique(workspace(), "app/src/main.rs", "tampered");
     let out = tempfile::tempdir().unwrap();
-    ok(&run(
-        st.on(&mut build(ws.path(), None, out.path(), &[]), true)
-    ));
+    // --rebuild: a local hit (an earlier run of the suite in this cache) would push nothing
+    ok(&run(st.on(
+        &mut build(ws.path(), None, out.path(), &["--rebuild"]),
+        true,
+    )));
     let manifest = &st.manifests()[0];
     let key = key_of(manifest);
     let good = sums(out.path());
@@ -602,9 +604,11 @@ fn the_same_commit_at_another_path_by_another_user_hits_the_store() {
     git(ws.path(), &["add", "-A"]);
     git(ws.path(), &["commit", "-qm", "one commit"]);
     let out1 = tempfile::tempdir().unwrap();
-    ok(&run(
-        st.on(&mut build(ws.path(), None, out1.path(), &[]), true)
-    ));
+    // --rebuild: a local hit (an earlier run of the suite in this cache) would push nothing
+    ok(&run(st.on(
+        &mut build(ws.path(), None, out1.path(), &["--rebuild"]),
+        true,
+    )));
 
     let user = crate::sandbox::user();
     let elsewhere = tempfile::tempdir().unwrap();
