@@ -15,7 +15,9 @@
 #     compiled once, each target's flags through CARGO_TARGET_<TRIPLE>_RUSTFLAGS).
 # If the host side costs H and each target T, n singles cost n(H+T) and one invocation H+nT:
 # the host share H/(H+T) is (1 - ratio)·n/(n-1), ratio = together / sum of singles.
-# Prints a Markdown table.
+# Then xbuild itself, sealed: each target alone with --rebuild (its kept dir emptied, so the
+# host side compiles again), and all the targets in one run with --rebuild (one kept dir: the
+# host side once). Prints a Markdown table.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 crate="${1:?usage: bench/host-share.sh CRATE@VERSION [TARGET...]}"
@@ -100,6 +102,29 @@ done
 log "$name for ${#triples[@]} targets in one invocation"
 together=0; build together "${triples[@]}"
 n=${#triples[@]}
+xrows=()
+xsum=0
+xbuild_run() { # xbuild_run SECONDS_VAR TARGET...
+  local -n out=$1; shift
+  local args=() t0 t1
+  for t in "$@"; do args+=(--target "$t"); done
+  [ "$profile" = release ] && args+=(--release)
+  t0=$(now)
+  if ! (cd "$work/ws" && "$xb" --rebuild "${args[@]}" --out "$work/xb-out") >"$work/last.log" 2>&1; then
+    tail -30 "$work/last.log" >&2; log "xbuild failed for $*"; exit 1
+  fi
+  t1=$(now)
+  out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+}
+for triple in "${triples[@]}"; do
+  log "xbuild: $name for $triple alone"
+  s=0; xbuild_run s "$triple"
+  xrows+=("| xbuild, $triple alone (--rebuild) | $s s |")
+  xsum=$(awk -v a="$xsum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
+done
+log "xbuild: $name for ${#triples[@]} targets in one run"
+xtogether=0; xbuild_run xtogether "${triples[@]}"
+xratio=$(awk -v a="$xtogether" -v b="$xsum" 'BEGIN { printf "%.2f", a / b }')
 ratio=$(awk -v a="$together" -v b="$sum" 'BEGIN { printf "%.2f", a / b }')
 share=$(awk -v r="$ratio" -v n="$n" 'BEGIN { printf "%.0f", 100 * (1 - r) * n / (n - 1) }')
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d); $crate, profile $profile, $(grep -c '^\[\[package\]\]' "$work/ws/Cargo.lock") packages in Cargo.lock"
@@ -111,3 +136,7 @@ echo "| sum of the $n single-target builds | $sum s |"
 echo "| the $n targets in one cargo invocation | $together s |"
 echo "| ratio together / singles | ${ratio}× |"
 echo "| host side, share of one target's build | ${share} % |"
+printf '%s\n' "${xrows[@]}"
+echo "| xbuild: sum of the $n single-target runs | $xsum s |"
+echo "| xbuild: the $n targets in one run | $xtogether s |"
+echo "| xbuild: ratio one run / singles (target ≤ 0.8×) | ${xratio}× |"

@@ -276,7 +276,7 @@ for target in "${targets[@]}"; do
     for i in $(seq "$reps"); do rm -rf "$work/x$i-$ws"; done
   done
 done
-row "peak memory of xbuild itself (VmHWM, largest of the xbuild runs above)" all all "$peak MiB"
+[ "$peak" -eq 0 ] || row "peak memory of xbuild itself (VmHWM, largest of the xbuild runs above)" all all "$peak MiB"
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d)"
 for ws in "${ws_names[@]}"; do

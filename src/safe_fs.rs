@@ -65,6 +65,30 @@ pub fn move_new_files(from: &Path, base: &Path, to: &Path) -> Result<u64> {
     Ok(moved)
 }
 
+/// Move the regular files of the tree `from` (xbuild's own) into `to`, a
+/// directory a build may have written, at the same relative paths, where
+/// `to` has nothing yet (what is there stays, with its times); never through
+/// a link found in `to` (a planted one fails the move). Returns how many
+/// files moved.
+pub fn move_tree_into(from: &Path, to: &Path) -> Result<u64> {
+    ensure_dir_no_links(to)?;
+    let mut moved = 0;
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
+        let dest = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            moved += move_tree_into(&entry.path(), &dest)?;
+        } else if kind.is_file() && fs::symlink_metadata(&dest).is_err() {
+            fs::rename(entry.path(), &dest).with_context(|| {
+                format!("moving {} to {}", entry.path().display(), dest.display())
+            })?;
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// `dir` as a directory, made when missing (its parent must exist): what is
 /// there already must be a directory, not a link (a build may have put one).
 pub fn ensure_dir_no_links(dir: &Path) -> Result<()> {

@@ -1,7 +1,9 @@
-//! Kept dependencies: one cargo target dir per (workspace, target, rust and
-//! zig pins, flags, build or test), kept in the cache between sealed builds,
-//! so that a build after a one-file change compiles what plain cargo would
-//! and no more.
+//! Kept dependencies: one cargo target dir per (workspace, rust and zig
+//! pins, build or test, signer), kept in the cache between sealed builds, so
+//! that a build after a one-file change compiles what plain cargo would and
+//! no more. Every target builds in it: cargo keeps each target's units
+//! under `<triple>/` and the host side (build scripts, proc macros and what
+//! they use) once, so a run of several targets compiles it once.
 //!
 //! Cargo decides what is stale by comparing source mtimes with its own
 //! records. A sealed snapshot is new every time, so xbuild gives its files
@@ -17,7 +19,7 @@
 //!
 //! ```text
 //! <cache>/v1/deps/<key>/lock           held while a build uses the entry
-//! <cache>/v1/deps/<key>/about.json     workspace, target, mode; its mtime is the last use
+//! <cache>/v1/deps/<key>/about.json     workspace, mode, signer; its mtime is the last use
 //! <cache>/v1/deps/<key>/sources.json   path -> sha256 and the mtime given
 //! <cache>/v1/deps/<key>/target/        cargo's target dir, mounted at the sealed view's target/
 //! <cache>/v1/deps/<key>/zig-cache/     zig's cache of these builds: copies of zig's runtime, and their C objects
@@ -25,7 +27,7 @@
 //!
 //! Everything in an entry may have been written by the workspace's code
 //! (build scripts, proc macros): an entry is used only by builds of the same
-//! workspace, target, pins, flags and signer (see `keys::About`).
+//! workspace, pins, mode and signer (see `keys::About`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -111,11 +113,6 @@ impl Checkout {
         &self.dir
     }
 
-    /// Whether no build stamped this entry yet (new, or emptied).
-    pub fn is_new(&self) -> bool {
-        fs::symlink_metadata(self.dir.join(SOURCES)).is_err()
-    }
-
     /// The sources the last build saw: path → sha256.
     pub fn sources(&self) -> BTreeMap<String, String> {
         fs::read(self.dir.join(SOURCES))
@@ -127,11 +124,14 @@ impl Checkout {
             .collect()
     }
 
-    /// After compiled units were restored into the target dir, every file
-    /// given the time `at_ns`: record the sources they were built from
-    /// (path → sha256) a second before it, so that the stamping gives
-    /// those files that time and every other (changed) file a later one,
-    /// later than `at_ns` too (an entry no file has carries it).
+    /// After compiled units were restored into the target dir, every
+    /// restored file given the time `at_ns`: record the sources they were
+    /// built from (path → sha256) a second before it, so that the stamping
+    /// gives those files that time and every other (changed) file a later
+    /// one, later than `at_ns` too (an entry no file has carries it). A
+    /// source the record already has with the same sha256 keeps its time:
+    /// what was compiled here before (the host side, other targets) stays
+    /// as fresh or stale as it was.
     pub fn restored(
         &self,
         cache: &Cache,
@@ -139,16 +139,21 @@ impl Checkout {
         at_ns: u64,
     ) -> Result<()> {
         let before = at_ns.saturating_sub(1_000_000_000);
+        let old: BTreeMap<String, Stamp> = fs::read(self.dir.join(SOURCES))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         let mut record: BTreeMap<String, Stamp> = sources
             .iter()
             .map(|(k, sha256)| {
-                (
-                    k.clone(),
-                    Stamp {
+                let stamp = match old.get(k) {
+                    Some(s) if s.sha256 == *sha256 => s.clone(),
+                    _ => Stamp {
                         sha256: sha256.clone(),
                         mtime_ns: before,
                     },
-                )
+                };
+                (k.clone(), stamp)
             })
             .collect();
         record.insert(
@@ -276,7 +281,6 @@ mod tests {
     fn about() -> About {
         About {
             workspace: "/w".into(),
-            target: "x86_64-unknown-linux-musl".into(),
             mode: "build".into(),
             signer: crate::cache::keys::UNSIGNED.into(),
         }
@@ -331,6 +335,40 @@ mod tests {
         let (three, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
         assert_eq!(c.stamp(&cache, three.path(), &files).unwrap(), 1);
         assert!(mtime(&three.path().join("b.rs")) > b2);
+    }
+
+    #[test]
+    fn restored_units_keep_the_times_of_sources_compiled_here_before() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path().join("c")).unwrap();
+        let c = checkout(&cache, "k", &about(), false).unwrap().unwrap();
+        let (one, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        c.stamp(&cache, one.path(), &files).unwrap();
+        let a1 = mtime(&one.path().join("a.rs"));
+        // another target's units restored: they saw a.rs as it is and b.rs
+        // otherwise
+        let entry: BTreeMap<String, String> = [
+            ("a.rs".to_string(), cache::hash_bytes(b"a1")),
+            ("b.rs".to_string(), cache::hash_bytes(b"b0")),
+        ]
+        .into();
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        c.restored(&cache, &entry, at).unwrap();
+        let (two, files) = snapshot(&[("a.rs", "a1"), ("b.rs", "b1")]);
+        assert_eq!(c.stamp(&cache, two.path(), &files).unwrap(), 1);
+        assert_eq!(
+            mtime(&two.path().join("a.rs")),
+            a1,
+            "what was compiled here stays fresh"
+        );
+        let b = mtime(&two.path().join("b.rs"));
+        assert!(
+            b > UNIX_EPOCH + Duration::from_nanos(at),
+            "a file the units did not see is newer than they are"
+        );
     }
 
     #[test]

@@ -45,11 +45,14 @@ pub fn mirror(workspace: &std::path::Path) -> String {
 pub const UNSIGNED: &str = "unsigned";
 
 /// What a kept dependency dir is for, shown by `xbuild cache list`: every
-/// field is part of its key.
+/// field is part of its key. Every target of the workspace builds in it
+/// (cargo keeps each target's units in `<triple>/`, and the host side,
+/// build scripts and proc macros, once for all of them in the profile's
+/// directory), whatever its flags: cargo's own fingerprints tell which
+/// units a change of flags makes stale.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct About {
     pub workspace: String,
-    pub target: String,
     /// `build` or `test`.
     pub mode: String,
     /// Who may publish what is built in it: the public key of the run's
@@ -59,17 +62,15 @@ pub struct About {
     pub signer: String,
 }
 
-/// The key of a kept dependency dir: what it is for, the pins' build
-/// digest and the flags (anything else must not share compiled code).
-pub fn deps(about: &About, pins: &str, flags: &[String]) -> String {
-    let flags = flags.join("\x1f");
+/// The key of a kept dependency dir: what it is for and the pins' build
+/// digest (anything else must not share compiled code).
+pub fn deps(about: &About, pins: &str) -> String {
     digest([
+        "deps2",
         about.workspace.as_str(),
-        &about.target,
         &about.mode,
         &about.signer,
         pins,
-        &flags,
     ])
 }
 
@@ -136,7 +137,6 @@ mod tests {
     fn about() -> About {
         About {
             workspace: "/w".into(),
-            target: "x86_64-unknown-linux-musl".into(),
             mode: "build".into(),
             signer: UNSIGNED.into(),
         }
@@ -196,20 +196,14 @@ mod tests {
     }
 
     #[test]
-    fn deps_keys_separate_workspaces_targets_modes_signers_and_flags() {
+    fn deps_keys_separate_workspaces_modes_signers_and_pins() {
         let a = about();
-        let flags = |f: &str| vec![f.to_string()];
-        let base = deps(&a, "pins", &flags("flags"));
-        assert_eq!(base, deps(&a, "pins", &flags("flags")));
-        assert_ne!(base, deps(&a, "pins", &flags("flags2")));
-        assert_ne!(base, deps(&a, "pins2", &flags("flags")));
+        let base = deps(&a, "pins");
+        assert_eq!(base, deps(&a, "pins"));
+        assert_ne!(base, deps(&a, "pins2"));
         for changed in [
             About {
                 workspace: "/v".into(),
-                ..a.clone()
-            },
-            About {
-                target: "i686-unknown-linux-musl".into(),
                 ..a.clone()
             },
             About {
@@ -221,7 +215,7 @@ mod tests {
                 ..a.clone()
             },
         ] {
-            assert_ne!(base, deps(&changed, "pins", &flags("flags")));
+            assert_ne!(base, deps(&changed, "pins"));
         }
     }
 }

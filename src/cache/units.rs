@@ -73,8 +73,11 @@ fn in_unit(name: &str, unit: &str) -> bool {
     of(name) || name.strip_prefix("lib").is_some_and(of)
 }
 
-/// The profile directories of a target dir: those holding `.fingerprint/`.
-fn profile_dirs(target: &Path) -> Vec<PathBuf> {
+/// The profile directories of a target dir that a build for `triple` uses:
+/// those holding `.fingerprint/`, the host's (`release/`) and the triple's
+/// (`<triple>/release/`), not other targets' (a kept dir holds every target
+/// of its workspace).
+fn profile_dirs(target: &Path, triple: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(top) = fs::read_dir(target) else {
         return out;
@@ -86,6 +89,8 @@ fn profile_dirs(target: &Path) -> Vec<PathBuf> {
         }
         if p.join(".fingerprint").is_dir() {
             out.push(p);
+        } else if e.file_name() != triple {
+            continue;
         } else if let Ok(inner) = fs::read_dir(&p) {
             for f in inner.flatten() {
                 if f.file_type().is_ok_and(|t| t.is_dir()) && f.path().join(".fingerprint").is_dir()
@@ -119,11 +124,12 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PathBuf> 
     Ok(())
 }
 
-/// Every unit of the target dir `target` whose files are all regular files
-/// (a unit with a link, a FIFO or a socket in it is left out, and said).
-pub fn units_of(target: &Path) -> Vec<Unit> {
+/// Every unit of a build for `triple` in the target dir `target` (the
+/// host's and the triple's) whose files are all regular files (a unit with
+/// a link, a FIFO or a socket in it is left out, and said).
+pub fn units_of(target: &Path, triple: &str) -> Vec<Unit> {
     let mut units = Vec::new();
-    for dir in profile_dirs(target) {
+    for dir in profile_dirs(target, triple) {
         let Ok(rel) = dir.strip_prefix(target) else {
             continue;
         };
@@ -249,7 +255,7 @@ pub fn publish(
     cache: &Cache,
     remote: &Remote,
     kept_dir: &Path,
-    target: &Path,
+    (target, triple): (&Path, &str),
     sources: &BTreeMap<String, String>,
     keys: &[String],
 ) -> Result<Option<Published>> {
@@ -266,7 +272,7 @@ pub fn publish(
     let work = cache.temp_dir("units")?;
     let mut files = Vec::new();
     let mut packed = 0;
-    let units = units_of(target);
+    let units = units_of(target, triple);
     let mut kept = BTreeMap::new();
     for unit in &units {
         let state = state_of(target, unit);
@@ -366,9 +372,12 @@ pub fn restore(
             .unwrap_or_default();
         let mut units = 0;
         let mut bytes = 0;
+        // unpacked aside, then moved in: the kept dir may hold what builds wrote
+        let stage = work.path().join("stage");
+        fs::create_dir(&stage).with_context(|| format!("creating {}", stage.display()))?;
         for f in body.files.iter().filter(|f| f.path.ends_with(".tar.zst")) {
             let blob = work.path().join(&f.path);
-            crate::toolchain::unpack::unpack(&blob, &f.path, target, 0)
+            crate::toolchain::unpack::unpack(&blob, &f.path, &stage, 0)
                 .with_context(|| format!("unpacking the unit {}", f.path))?;
             units += 1;
             bytes += f.size;
@@ -377,7 +386,8 @@ pub fn restore(
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos() as u64;
-        set_mtimes(target, at)?;
+        set_mtimes(&stage, at)?;
+        crate::safe_fs::move_tree_into(&stage, target)?;
         return Ok(Some((
             Restored {
                 units,
@@ -459,13 +469,19 @@ mod tests {
             "rlib",
         );
         write(r, &format!("{p}/app"), "uplifted, not a unit's");
+        // another target's unit, in the same kept dir
+        write(
+            r,
+            &format!("aarch64-unknown-linux-musl/release/.fingerprint/adder-{h}/lib-adder"),
+            "fp",
+        );
         t
     }
 
     #[test]
-    fn units_are_grouped_by_cargos_metadata_hash_in_each_profile_dir() {
+    fn units_are_grouped_by_cargos_metadata_hash_in_the_hosts_and_the_triples_profile_dirs() {
         let t = target_dir();
-        let units = units_of(t.path());
+        let units = units_of(t.path(), "x86_64-unknown-linux-musl");
         let ids: Vec<&str> = units.iter().map(|u| u.id.as_str()).collect();
         assert_eq!(
             ids,
@@ -514,7 +530,7 @@ mod tests {
             .path()
             .join("x86_64-unknown-linux-musl/release/build/adder-fedcba9876543210/out");
         std::os::unix::fs::symlink("/etc/passwd", p.join("evil")).unwrap();
-        let units = units_of(t.path());
+        let units = units_of(t.path(), "x86_64-unknown-linux-musl");
         assert_eq!(units.len(), 3, "{units:?}");
         let a = pack(t.path(), &units[2]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));

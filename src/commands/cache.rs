@@ -47,7 +47,7 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
             for kept in deps::list(&cache) {
                 let what = kept.about.map_or_else(
                     || "(unknown)".to_string(),
-                    |a| format!("{} {} of {}", a.mode, a.target, a.workspace),
+                    |a| format!("{} of {}", a.mode, a.workspace),
                 );
                 writeln!(
                     out,

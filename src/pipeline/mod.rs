@@ -94,6 +94,7 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
                     key,
                     flags: flags.flags.clone(),
                     sandboxed,
+                    empty_kept: plan.rebuild && !out.built_any,
                 };
                 build_target(&ctx, &dir, &staging, &mut out)?;
             }

@@ -34,6 +34,9 @@ pub struct TargetCtx<'a> {
     pub sandboxed: bool,
     /// The outputs key of this target's build.
     pub key: String,
+    /// `--rebuild`, and the first build of the run: the kept dir is
+    /// emptied (later targets of the run build on this run's host side).
+    pub empty_kept: bool,
 }
 
 /// What differs between the two builds of `--check-determinism`: everything
@@ -372,28 +375,26 @@ fn kept_target_dir(ctx: &TargetCtx<'_>) -> Result<Option<deps::Checkout>> {
     let signer = cache.remote().and_then(|r| r.signer());
     let about = keys::About {
         workspace: plan.workspace_root.display().to_string(),
-        target: target.rust.clone(),
         mode: if plan.test.is_some() { "test" } else { "build" }.into(),
         signer: signer.clone().unwrap_or_else(|| keys::UNSIGNED.into()),
     };
     let pins = tc.pins.build_digest();
-    let key = keys::deps(&about, &pins, &ctx.flags);
+    let key = keys::deps(&about, &pins);
     if signer.is_some() {
         // what builds without the key kept is theirs: say it is not used
         let unsigned = keys::About {
             signer: keys::UNSIGNED.into(),
             ..about.clone()
         };
-        if deps::exists(cache, &keys::deps(&unsigned, &pins, &ctx.flags)) {
-            ui::note(&format!(
-                "not reusing the compiled dependencies that unsigned builds kept for {} of this workspace: a signing build keeps its own",
-                target.rust
-            ));
+        if deps::exists(cache, &keys::deps(&unsigned, &pins)) {
+            ui::note(
+                "not reusing the compiled dependencies that unsigned builds kept for this workspace: a signing build keeps its own",
+            );
         }
     }
-    let Some(kept) = deps::checkout(cache, &key, &about, plan.rebuild)? else {
+    let Some(kept) = deps::checkout(cache, &key, &about, ctx.empty_kept)? else {
         ui::note(&format!(
-            "another xbuild is using the compiled dependencies kept for {} of this workspace; building from scratch",
+            "another xbuild is using the compiled dependencies kept for this workspace; building {} from scratch",
             target.rust
         ));
         return Ok(None);

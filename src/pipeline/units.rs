@@ -39,14 +39,23 @@ fn keys_for(ctx: &TargetCtx<'_>) -> [String; 2] {
 }
 
 /// Before the build (after `cargo fetch`, so that every crate it unpacked
-/// is older than the units): when the kept dir is new and a store is
-/// configured, its newest units for this build. A store without them is a
+/// is older than the units): when the kept dir has no units for this
+/// target yet (new, or its other targets' only) and a store is configured,
+/// its newest units for this build. A store without them is a
 /// miss, said by nothing; a bad entry a miss said once (by the store).
 pub fn restore(ctx: &TargetCtx<'_>, kept: &Checkout) -> Result<Option<Restored>> {
     let Some(remote) = ctx.cache.remote() else {
         return Ok(None);
     };
-    if !ctx.sandboxed || !kept.is_new() || ctx.plan.rebuild || !remote.usable() {
+    // this target and profile compiled here before (`plan.profile()` is
+    // cargo's directory for the profile)
+    let built_here = kept
+        .target
+        .join(&ctx.target.rust)
+        .join(ctx.plan.profile())
+        .join(".fingerprint")
+        .exists();
+    if !ctx.sandboxed || built_here || ctx.plan.rebuild || !remote.usable() {
         return Ok(None);
     }
     let Some((restored, sources, at)) =
@@ -86,7 +95,7 @@ pub fn publish(ctx: &TargetCtx<'_>, kept: &Checkout) {
         ctx.cache,
         remote,
         kept.dir(),
-        &kept.target,
+        (&kept.target, &ctx.target.rust),
         &kept.sources(),
         &keys_for(ctx),
     ) {

@@ -107,9 +107,7 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
         let d = v1.join("deps").join(key);
         fs::create_dir_all(d.join("target")).unwrap();
         fs::write(d.join("target/lib.rlib"), &mb).unwrap();
-        let about = format!(
-            r#"{{"workspace":"/w/{key}","target":"x86_64-unknown-linux-musl","mode":"build"}}"#
-        );
+        let about = format!(r#"{{"workspace":"/w/{key}","mode":"build"}}"#);
         fs::write(d.join("about.json"), about).unwrap();
         set_mtime(&d.join("about.json"), day(used));
     }
@@ -129,12 +127,7 @@ fn cache_gc_trims_least_recently_used_and_skips_entries_in_use() {
     let r = crate::support::run(crate::support::xbuild(&home).args(["cache", "list"]));
     crate::support::ok(&r);
     assert!(r.stdout.contains("kept dependencies"), "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("build x86_64-unknown-linux-musl of /w/deps-old"),
-        "{}",
-        r.stdout
-    );
+    assert!(r.stdout.contains("build of /w/deps-old"), "{}", r.stdout);
     assert!(r.stdout.contains("output set out-new"), "{}", r.stdout);
     assert!(r.stdout.contains("sources    mirror-old"), "{}", r.stdout);
     assert!(r.stdout.contains("/w/mirrored"), "{}", r.stdout);

@@ -1036,6 +1036,61 @@ fn a_one_file_change_rebuilds_only_its_crate_and_matches_a_build_from_scratch() 
     assert_eq!(sums(&ws.path().join("target/xbuild")), sums(&scratch));
 }
 
+/// Several targets in one run build in one kept dir: the host side (the
+/// build scripts, and `cc`, a build dependency) compiles once, and every
+/// target's outputs are byte for byte those of a build of it alone.
+#[test]
+fn several_targets_compile_the_host_side_once_and_match_single_target_builds() {
+    provisioned();
+    let ws = workspace();
+    let targets = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
+    let both = run(xbuild(ws.path()).args([
+        "--release",
+        "--rebuild",
+        "--target",
+        targets[0],
+        "--target",
+        targets[1],
+        "--out",
+        "target/both",
+    ]));
+    ok(&both);
+    for host_unit in ["Compiling cc ", "Compiling shlex "] {
+        assert_eq!(
+            both.stderr.matches(host_unit).count(),
+            1,
+            "{host_unit}once for both targets:\n{}",
+            both.stderr
+        );
+    }
+    assert_eq!(
+        both.stderr.matches("Compiling itoa ").count(),
+        2,
+        "{}",
+        both.stderr
+    );
+    let lines = |out: &str, t: &str| -> Vec<String> {
+        sums(&ws.path().join(out))
+            .lines()
+            .filter(|l| l.contains(t))
+            .map(str::to_string)
+            .collect()
+    };
+    for t in targets {
+        let alone = format!("target/alone-{t}");
+        ok(&run(xbuild(ws.path())
+            .args(["--release", "--rebuild", "--target", t, "--out"])
+            .arg(&alone)));
+        let got = lines("target/both", t);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(
+            got,
+            lines(&alone, t),
+            "{t}: built with another target, built alone"
+        );
+    }
+}
+
 #[test]
 fn concurrent_builds_of_one_workspace_both_succeed_and_agree() {
     provisioned();
