@@ -131,7 +131,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub keep_sealed: bool,
     /// Build from scratch: ignore cached outputs for exactly these inputs, and empty the
-    /// compiled dependencies kept for this workspace and target
+    /// compiled dependencies kept for this workspace (once: later targets of the run build on
+    /// what the first compiled)
     #[arg(long)]
     pub rebuild: bool,
     /// Fail (exit 5) when this system cannot sandbox builds, instead of building without

@@ -12,8 +12,10 @@
 //! <root>/v1/cargo-home/               the crates builds depend on (cargo fetch)
 //! <root>/v1/zig3/                     zig's own cache for std builds; `toolchain gc` drops earlier ones
 //! <root>/v1/zig-runtime/<key>/        zig's C runtime for one kind of link, made by the warm-up, copied into each build's private zig cache
-//! <root>/v1/deps/<key>/               kept cargo target dirs (see deps)
+//! <root>/v1/deps/<key>/               kept cargo target dirs, one per workspace for all its targets (see deps)
 //! <root>/v1/outputs/<key>/            verified outputs by input digest (see outputs)
+//! <root>/v1/mirrors/<key>/            each workspace's tracked files and their stat index (see mirror)
+//! <root>/config.toml                  the cache's settings: `max-size` (see upkeep)
 //! <root>/v1/tmp/<what>.<pid>.<rand>   temp files and dirs, on the same file system
 //! <root>/v1/lock                      held while provisioning and building std
 //! <root>/v1/store-last-run.json       what the last run got from the shared store

@@ -356,8 +356,8 @@ pub fn build(
     })
 }
 
-/// Take the dependency cache's target dir for this workspace, target and
-/// signer (the caller stamps the snapshot's files into it). `None` (a build
+/// Take the dependency cache's target dir for this workspace (all its
+/// targets), mode and signer (the caller stamps the snapshot's files into it). `None` (a build
 /// from scratch) when there is no fixed view to mount it at, or when another
 /// xbuild is using it.
 fn kept_target_dir(ctx: &TargetCtx<'_>) -> Result<Option<deps::Checkout>> {

@@ -1043,6 +1043,10 @@ fn a_one_file_change_rebuilds_only_its_crate_and_matches_a_build_from_scratch() 
 fn several_targets_compile_the_host_side_once_and_match_single_target_builds() {
     provisioned();
     let ws = workspace();
+    // its own inputs: no other test's cached outputs answer for it, nor its for them
+    let main = ws.path().join("app/src/main.rs");
+    let source = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{source}\n// several targets\n")).unwrap();
     let targets = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
     let both = run(xbuild(ws.path()).args([
         "--release",
