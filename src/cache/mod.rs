@@ -45,7 +45,9 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::env;
-pub use upkeep::{bound, gc_shims, growing_size, limit, remove_retired, trim};
+pub use upkeep::{
+    SIZE, bound, gc_shims, growing_size, limit, parse_size, record_size, remove_retired, trim,
+};
 
 /// Written last inside an installed component; its presence means "complete".
 pub const MARKER: &str = ".xbuild-installed";
@@ -431,22 +433,6 @@ pub fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// `500M`, `2G`, `1024`: a size in bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
-        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| format!("`{s}` is not a size like 500M, 2G or 1024"))
-}
-
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = bytes as f64;
@@ -496,29 +482,6 @@ pub struct Listed {
     pub last_used: std::time::SystemTime,
 }
 
-/// The file in a bucket's entry that records its size when its last user
-/// let it go (walking a kept dir of a big workspace takes seconds).
-pub const SIZE: &str = "size";
-
-/// The size an entry recorded ([`SIZE`]).
-fn recorded_size(entry: &Path) -> Option<u64> {
-    fs::read_to_string(entry.join(SIZE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Record `entry`'s size (walked now) for listing it later.
-pub fn record_size(cache: &Cache, entry: &Path) -> Result<()> {
-    let _ = fs::remove_file(entry.join(SIZE));
-    write_atomic(
-        cache,
-        &entry.join(SIZE),
-        dir_size(entry).to_string().as_bytes(),
-    )
-}
-
 /// Every entry of the bucket `root`, most recently used first; `stamp` is
 /// the file in each entry whose mtime is its last use.
 fn list_bucket(root: &Path, stamp: &str) -> Vec<Listed> {
@@ -528,7 +491,7 @@ fn list_bucket(root: &Path, stamp: &str) -> Vec<Listed> {
                 .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| Listed {
                     key: e.file_name().to_string_lossy().into_owned(),
-                    size: recorded_size(&e.path()).unwrap_or_else(|| dir_size(&e.path())),
+                    size: upkeep::recorded_size(&e.path()).unwrap_or_else(|| dir_size(&e.path())),
                     last_used: fs::metadata(e.path().join(stamp))
                         .and_then(|m| m.modified())
                         .unwrap_or(std::time::UNIX_EPOCH),

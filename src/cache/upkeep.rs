@@ -3,11 +3,12 @@
 //! of the buckets of earlier recipes.
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{Cache, deps, dir_size, exe_id, human_size, mirror, outputs, own_exe_id};
+use super::{Cache, deps, dir_size, exe_id, human_size, mirror, outputs, own_exe_id, write_atomic};
 
 /// The shims bucket names of every executable a process runs now, of those
 /// processes whose executable this user may look at (its own, or all for root).
@@ -96,6 +97,45 @@ pub fn remove_retired(cache: &Cache) -> Result<u64> {
         }
     }
     Ok(freed)
+}
+
+/// `500M`, `2G`, `1024`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("`{s}` is not a size like 500M, 2G or 1024"))
+}
+
+/// The file in a bucket's entry that records its size when its last user
+/// let it go (walking a kept dir of a big workspace takes seconds).
+pub const SIZE: &str = "size";
+
+/// The size an entry recorded ([`SIZE`]).
+pub(super) fn recorded_size(entry: &Path) -> Option<u64> {
+    fs::read_to_string(entry.join(SIZE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Record `entry`'s size (walked now) for listing it later.
+pub fn record_size(cache: &Cache, entry: &Path) -> Result<()> {
+    let _ = fs::remove_file(entry.join(SIZE));
+    write_atomic(
+        cache,
+        &entry.join(SIZE),
+        dir_size(entry).to_string().as_bytes(),
+    )
 }
 
 /// What grows with use, and [`trim`] removes: kept dependency dirs, cached
