@@ -7,6 +7,7 @@
 #   XBUILD_CACHE_DIR   the cache to use (default: xbuild's); std for each target is built there
 #                      first, by an xbuild run of a one-line workspace
 #   PROFILE=release    the cargo profile
+#   STEPS="cargo xbuild"  which measurements to run (plain cargo's; xbuild's own)
 #
 # Plain cargo with xbuild's pinned cargo and rustc, xbuild's std sysroot, per-target flags and
 # zig wrappers, in a fresh target dir each time:
@@ -25,6 +26,7 @@ shift
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv6l-unknown-linux-musleabihf i686-unknown-linux-musl)
 profile="${PROFILE:-release}"
+steps=" ${STEPS:-cargo xbuild} "
 work="$(mktemp -d /tmp/xbuild-host-share.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 log() { echo "host-share: $*" >&2; }
@@ -91,19 +93,28 @@ build() { # build SECONDS_VAR TARGET...
   out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
 
-rows=()
-sum=0
-for triple in "${triples[@]}"; do
-  log "$name for $triple alone"
-  s=0; build s "$triple"
-  rows+=("| $triple alone | $s s |")
-  sum=$(awk -v a="$sum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
-done
-log "$name for ${#triples[@]} targets in one invocation"
-together=0; build together "${triples[@]}"
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d); $crate, profile $profile, $(grep -c '^\[\[package\]\]' "$work/ws/Cargo.lock") packages in Cargo.lock"
+echo
+echo "| build | time |"
+echo "|---|---|"
 n=${#triples[@]}
-xrows=()
-xsum=0
+share_of() { awk -v r="$1" -v n="$n" 'BEGIN { printf "%.0f", 100 * (1 - r) * n / (n - 1) }'; }
+if [[ "$steps" == *" cargo "* ]]; then
+  sum=0
+  for triple in "${triples[@]}"; do
+    log "$name for $triple alone"
+    s=0; build s "$triple"
+    echo "| plain cargo, $triple alone | $s s |"
+    sum=$(awk -v a="$sum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
+  done
+  log "$name for $n targets in one invocation"
+  together=0; build together "${triples[@]}"
+  ratio=$(awk -v a="$together" -v b="$sum" 'BEGIN { printf "%.2f", a / b }')
+  echo "| plain cargo: sum of the $n single-target builds | $sum s |"
+  echo "| plain cargo: the $n targets in one invocation | $together s |"
+  echo "| plain cargo: ratio together / singles | ${ratio}× |"
+  echo "| plain cargo: host side, share of one target's build | $(share_of "$ratio") % |"
+fi
 xbuild_run() { # xbuild_run SECONDS_VAR TARGET...
   local -n out=$1; shift
   local args=() t0 t1
@@ -116,27 +127,19 @@ xbuild_run() { # xbuild_run SECONDS_VAR TARGET...
   t1=$(now)
   out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 }
-for triple in "${triples[@]}"; do
-  log "xbuild: $name for $triple alone"
-  s=0; xbuild_run s "$triple"
-  xrows+=("| xbuild, $triple alone (--rebuild) | $s s |")
-  xsum=$(awk -v a="$xsum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
-done
-log "xbuild: $name for ${#triples[@]} targets in one run"
-xtogether=0; xbuild_run xtogether "${triples[@]}"
-xratio=$(awk -v a="$xtogether" -v b="$xsum" 'BEGIN { printf "%.2f", a / b }')
-ratio=$(awk -v a="$together" -v b="$sum" 'BEGIN { printf "%.2f", a / b }')
-share=$(awk -v r="$ratio" -v n="$n" 'BEGIN { printf "%.0f", 100 * (1 - r) * n / (n - 1) }')
-echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d); $crate, profile $profile, $(grep -c '^\[\[package\]\]' "$work/ws/Cargo.lock") packages in Cargo.lock"
-echo
-echo "| build | time |"
-echo "|---|---|"
-printf '%s\n' "${rows[@]}"
-echo "| sum of the $n single-target builds | $sum s |"
-echo "| the $n targets in one cargo invocation | $together s |"
-echo "| ratio together / singles | ${ratio}× |"
-echo "| host side, share of one target's build | ${share} % |"
-printf '%s\n' "${xrows[@]}"
-echo "| xbuild: sum of the $n single-target runs | $xsum s |"
-echo "| xbuild: the $n targets in one run | $xtogether s |"
-echo "| xbuild: ratio one run / singles (target ≤ 0.8×) | ${xratio}× |"
+if [[ "$steps" == *" xbuild "* ]]; then
+  xsum=0
+  for triple in "${triples[@]}"; do
+    log "xbuild: $name for $triple alone"
+    s=0; xbuild_run s "$triple"
+    echo "| xbuild, $triple alone (--rebuild) | $s s |"
+    xsum=$(awk -v a="$xsum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
+  done
+  log "xbuild: $name for $n targets in one run"
+  xtogether=0; xbuild_run xtogether "${triples[@]}"
+  xratio=$(awk -v a="$xtogether" -v b="$xsum" 'BEGIN { printf "%.2f", a / b }')
+  echo "| xbuild: sum of the $n single-target runs | $xsum s |"
+  echo "| xbuild: the $n targets in one run (--rebuild) | $xtogether s |"
+  echo "| xbuild: ratio one run / singles (target ≤ 0.8×) | ${xratio}× |"
+  echo "| xbuild: host side, share of one target's build | $(share_of "$xratio") % |"
+fi
