@@ -80,17 +80,27 @@ for triple in "${triples[@]}"; do
 done
 
 now() { date +%s.%N; }
-build() { # build SECONDS_VAR TARGET...
+# timed SECONDS_VAR CMD...: run CMD in the crate's directory, quietly; its seconds into SECONDS_VAR
+timed() {
   local -n out=$1; shift
-  local args=() t0 t1
-  for t in "$@"; do args+=(--target "$t"); done
-  rm -rf "$work/ws/target"
+  local t0 t1
   t0=$(now)
-  if ! (cd "$work/ws" && env "${envs[@]}" cargo build --locked --profile "$profile" "${args[@]}") >"$work/last.log" 2>&1; then
-    tail -30 "$work/last.log" >&2; log "cargo failed for $*"; exit 1
+  if ! (cd "$work/ws" && "$@") >"$work/last.log" 2>&1; then
+    tail -30 "$work/last.log" >&2; log "failed: $*"; exit 1
   fi
   t1=$(now)
   out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+}
+targets_args() { for t in "$@"; do printf -- '--target\n%s\n' "$t"; done; }
+cargo_run() { # cargo_run TARGET...: from an empty target dir
+  rm -rf "$work/ws/target"
+  mapfile -t args < <(targets_args "$@")
+  env "${envs[@]}" cargo build --locked --profile "$profile" "${args[@]}"
+}
+xbuild_run() { # xbuild_run TARGET...: --rebuild (the kept dir emptied first)
+  mapfile -t args < <(targets_args "$@")
+  [ "$profile" = release ] && args+=(--release)
+  "$xb" --rebuild "${args[@]}" --out "$work/xb-out"
 }
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr); date: $(date -u +%Y-%m-%d); $crate, profile $profile, $(grep -c '^\[\[package\]\]' "$work/ws/Cargo.lock") packages in Cargo.lock"
@@ -98,48 +108,25 @@ echo
 echo "| build | time |"
 echo "|---|---|"
 n=${#triples[@]}
-share_of() { awk -v r="$1" -v n="$n" 'BEGIN { printf "%.0f", 100 * (1 - r) * n / (n - 1) }'; }
-if [[ "$steps" == *" cargo "* ]]; then
-  sum=0
+# compare LABEL RUNNER GOAL: each target alone, then all in one, with the ratio and the host share
+compare() {
+  local label=$1 runner=$2 goal=$3 sum=0 s together ratio
+  # once untimed: zig's caches then hold each target's C runtime for every measured build
+  log "$label: a warm-up build of the $n targets"
+  timed s "$runner" "${triples[@]}"
   for triple in "${triples[@]}"; do
-    log "$name for $triple alone"
-    s=0; build s "$triple"
-    echo "| plain cargo, $triple alone | $s s |"
+    log "$label: $name for $triple alone"
+    timed s "$runner" "$triple"
+    echo "| $label, $triple alone | $s s |"
     sum=$(awk -v a="$sum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
   done
-  log "$name for $n targets in one invocation"
-  together=0; build together "${triples[@]}"
+  log "$label: $name for the $n targets at once"
+  timed together "$runner" "${triples[@]}"
   ratio=$(awk -v a="$together" -v b="$sum" 'BEGIN { printf "%.2f", a / b }')
-  echo "| plain cargo: sum of the $n single-target builds | $sum s |"
-  echo "| plain cargo: the $n targets in one invocation | $together s |"
-  echo "| plain cargo: ratio together / singles | ${ratio}× |"
-  echo "| plain cargo: host side, share of one target's build | $(share_of "$ratio") % |"
-fi
-xbuild_run() { # xbuild_run SECONDS_VAR TARGET...
-  local -n out=$1; shift
-  local args=() t0 t1
-  for t in "$@"; do args+=(--target "$t"); done
-  [ "$profile" = release ] && args+=(--release)
-  t0=$(now)
-  if ! (cd "$work/ws" && "$xb" --rebuild "${args[@]}" --out "$work/xb-out") >"$work/last.log" 2>&1; then
-    tail -30 "$work/last.log" >&2; log "xbuild failed for $*"; exit 1
-  fi
-  t1=$(now)
-  out=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  echo "| $label: sum of the $n single-target builds | $sum s |"
+  echo "| $label: the $n targets at once | $together s |"
+  echo "| $label: ratio at once / singles$goal | ${ratio}× |"
+  echo "| $label: host side, share of one target's build | $(awk -v r="$ratio" -v n="$n" 'BEGIN { printf "%.0f", 100 * (1 - r) * n / (n - 1) }') % |"
 }
-if [[ "$steps" == *" xbuild "* ]]; then
-  xsum=0
-  for triple in "${triples[@]}"; do
-    log "xbuild: $name for $triple alone"
-    s=0; xbuild_run s "$triple"
-    echo "| xbuild, $triple alone (--rebuild) | $s s |"
-    xsum=$(awk -v a="$xsum" -v b="$s" 'BEGIN { printf "%.1f", a + b }')
-  done
-  log "xbuild: $name for $n targets in one run"
-  xtogether=0; xbuild_run xtogether "${triples[@]}"
-  xratio=$(awk -v a="$xtogether" -v b="$xsum" 'BEGIN { printf "%.2f", a / b }')
-  echo "| xbuild: sum of the $n single-target runs | $xsum s |"
-  echo "| xbuild: the $n targets in one run (--rebuild) | $xtogether s |"
-  echo "| xbuild: ratio one run / singles (target ≤ 0.8×) | ${xratio}× |"
-  echo "| xbuild: host side, share of one target's build | $(share_of "$xratio") % |"
-fi
+[[ "$steps" != *" cargo "* ]] || compare "plain cargo" cargo_run ""
+[[ "$steps" != *" xbuild "* ]] || compare "xbuild (--rebuild)" xbuild_run " (target ≤ 0.8×)"

@@ -215,6 +215,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn restored_files_move_in_beside_what_is_there_and_never_through_a_planted_link() {
+        let (from, to, outside) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        fs::create_dir_all(from.path().join("release/deps")).unwrap();
+        fs::write(from.path().join("release/deps/new.rlib"), "restored").unwrap();
+        fs::write(from.path().join("release/deps/old.rlib"), "restored").unwrap();
+        fs::create_dir_all(to.path().join("release/deps")).unwrap();
+        fs::write(to.path().join("release/deps/old.rlib"), "compiled here").unwrap();
+        assert_eq!(move_tree_into(from.path(), to.path()).unwrap(), 1);
+        let read = |p: &str| fs::read_to_string(to.path().join(p)).unwrap();
+        assert_eq!(read("release/deps/new.rlib"), "restored");
+        assert_eq!(read("release/deps/old.rlib"), "compiled here");
+        // a build replaced a directory by a link toward the user's files
+        fs::create_dir_all(from.path().join("x86_64/release")).unwrap();
+        fs::write(from.path().join("x86_64/release/lib.rlib"), "restored").unwrap();
+        std::os::unix::fs::symlink(outside.path(), to.path().join("x86_64")).unwrap();
+        let e = move_tree_into(from.path(), to.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("not a directory"), "{e:#}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn copies_out_of_a_build_dir_refuse_planted_links() {
         let root = tempfile::tempdir().unwrap();
         let secret = tempfile::NamedTempFile::new().unwrap();
