@@ -85,6 +85,11 @@ impl Mirror {
         let key = super::keys::mirror(workspace);
         let dir = cache.mirrors_root().join(key);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // a copy of the workspace: as private as a temp dir, whatever the
+        // workspace's own directory lets other users read
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
         let lock = super::lock_file(&dir.join("lock"))?;
         match lock.try_lock() {
             Ok(()) => {}
@@ -482,6 +487,9 @@ mod tests {
         let (_root, cache, ws) = setup();
         let m = Mirror::open(&cache, &ws).unwrap().unwrap();
         assert!(Mirror::open(&cache, &ws).unwrap().is_none());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&m.dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "other users cannot read the copy");
         // a file becomes a directory, a link becomes a file
         fs::write(ws.join("x"), "file").unwrap();
         std::os::unix::fs::symlink("x", ws.join("l")).unwrap();
