@@ -211,6 +211,23 @@ pub fn sections(bytes: &[u8]) -> Result<Vec<Section>> {
     Ok(out)
 }
 
+/// The newest glibc symbol version a dynamically linked program needs
+/// (`(2, 34)`), from the version names in its `.dynstr`; `None` when it
+/// names none (static, or not linked against glibc).
+pub fn glibc_needed(bytes: &[u8]) -> Result<Option<(u32, u32)>> {
+    let Some(dynstr) = sections(bytes)?.into_iter().find(|s| s.name == ".dynstr") else {
+        return Ok(None);
+    };
+    let table = bytes
+        .get(usize::try_from(dynstr.offset)?..usize::try_from(dynstr.offset + dynstr.size)?)
+        .context(".dynstr out of bounds")?;
+    Ok(table
+        .split(|b| *b == 0)
+        .filter_map(|s| std::str::from_utf8(s).ok()?.strip_prefix("GLIBC_2."))
+        .filter_map(|minor| Some((2, minor.split('.').next()?.parse::<u32>().ok()?)))
+        .max())
+}
+
 /// Check a file against a target's policy; the error names the file, what was
 /// expected and what was found.
 pub fn verify(path: &Path, policy: &ElfPolicy) -> Result<ElfInfo> {
@@ -458,5 +475,46 @@ mod tests {
         let mut swapped = ok.clone();
         swapped[5] = 1;
         assert!(inspect(&swapped).map_or(true, |i| i.e_machine != 22));
+    }
+
+    #[test]
+    fn the_glibc_a_program_needs_is_read_from_its_version_names() {
+        // this test binary: linked against the host's glibc, needing at most it
+        let me = std::fs::read("/proc/self/exe").unwrap();
+        let (major, minor) = glibc_needed(&me).unwrap().expect("a glibc program");
+        let host = crate::toolchain::glibc::host_version().unwrap();
+        let host = crate::toolchain::glibc::parse(&host).unwrap();
+        assert!(
+            major == 2 && minor >= 2 && (major, minor) <= host,
+            "{minor}"
+        );
+        // a file with sections but no .dynstr (an object file) needs none
+        assert_eq!(glibc_needed(&tiny_static_elf()).unwrap(), None);
+    }
+
+    /// The smallest 64-bit ELF with a section table holding only its own
+    /// name table.
+    fn tiny_static_elf() -> Vec<u8> {
+        let strtab = b"\0.shstrtab\0";
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // 64-bit
+        b[5] = 1; // little endian
+        b[6] = 1;
+        let str_off = b.len() as u64;
+        b.extend_from_slice(strtab);
+        let shoff = b.len() as u64;
+        b[40..48].copy_from_slice(&shoff.to_le_bytes());
+        b[58..60].copy_from_slice(&64u16.to_le_bytes());
+        b[60..62].copy_from_slice(&2u16.to_le_bytes());
+        b[62..64].copy_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&[0u8; 64]); // the null section
+        let mut sh = [0u8; 64];
+        sh[0..4].copy_from_slice(&1u32.to_le_bytes());
+        sh[4..8].copy_from_slice(&3u32.to_le_bytes()); // SHT_STRTAB
+        sh[24..32].copy_from_slice(&str_off.to_le_bytes());
+        sh[32..40].copy_from_slice(&(strtab.len() as u64).to_le_bytes());
+        b.extend_from_slice(&sh);
+        b
     }
 }

@@ -301,7 +301,7 @@ fn profile_of(args: &BuildArgs) -> String {
 /// `rustc --print cfg` for `target` with its table flags (`crt-static` is a
 /// `target_feature`), as `[target.'cfg(...)']` sections are matched.
 fn rustc_cfg(tc: &Toolchain, target: &Target) -> Result<Vec<String>> {
-    let mut cmd = crate::sandbox::tool_command(&tc.rustc(), &[&tc.rust_dir], &[]);
+    let mut cmd = crate::sandbox::tool_command(&tc.system(), &tc.rustc(), &[&tc.rust_dir], &[]);
     let out = cmd
         .args(["--print", "cfg", "--target", &target.rust])
         .args(&target.rustflags)

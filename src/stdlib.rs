@@ -322,7 +322,7 @@ impl<'a> Std<'a> {
         let mut env = CargoEnv::for_fetch(cache, tc, &cache.cargo_home());
         env.add_target(cache, tc, target, &|p| p.to_path_buf())?;
         let mut cmd = if sandboxed {
-            let mut sb = crate::sandbox::Sandbox::new(true);
+            let mut sb = crate::sandbox::Sandbox::new(&tc.system(), true);
             for p in [tree, &cache.cargo_home(), &cache.zig_cache()] {
                 fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
                 sb.rw(p);

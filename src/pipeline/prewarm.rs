@@ -85,8 +85,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     env.add_target(cache, &seen, target, &|p| inputs.seen(p))?;
     env.set("RUSTC_BOOTSTRAP", "1");
     let mut cmd = if ctx.sandboxed {
-        let mut sb = Sandbox::new(false);
-        inputs.add_to(&mut sb);
+        let mut sb = inputs.sandbox(false);
         zig.add_to(&mut sb);
         sb.bind(&src_dir, &here);
         sb.chdir(&here);
@@ -269,7 +268,7 @@ fn prelink_into_bucket(
     let zig = ZigView::of(ctx, &zig_cache);
     let zig_exe = zig.toolchain(ctx.tc).zig();
     let mut cmd = if ctx.sandboxed {
-        let mut sb = Sandbox::new(false);
+        let mut sb = Sandbox::new(&ctx.tc.system(), false);
         zig.add_to(&mut sb);
         sb.bind(&src, &src);
         sb.chdir(Path::new("/"));

@@ -146,7 +146,7 @@ impl ZigView {
 /// xbuild, the cargo home.
 pub fn inputs(ctx: &TargetCtx<'_>, sysroot: Option<&Path>) -> sandbox::Inputs {
     let (cache, tc) = (ctx.cache, ctx.tc);
-    let mut inputs = sandbox::Inputs::new(ctx.sandboxed);
+    let mut inputs = sandbox::Inputs::new(ctx.sandboxed, tc.system());
     inputs
         .add(&tc.rust_dir, "rust")
         .add(&cache.shims(), "shims")

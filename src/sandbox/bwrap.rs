@@ -3,11 +3,14 @@
 //! pid, ipc and uts namespaces, and no capabilities.
 //!
 //! A sandboxed process sees, and nothing else:
-//! - the host's system directories (`/usr`, `/bin`, `/sbin`, `/lib*`),
-//!   read-only, and of `/etc` only [`ETC`] (the loader's cache and config,
-//!   the alternatives links, users and groups for tools that look themselves
-//!   up, perl's config), plus, with network, [`ETC_NET`] (name resolution
-//!   and CA certificates);
+//! - its [`System`]: the pinned build root's `/usr` and `/etc`, read-only,
+//!   with the links of a merged `/usr` (`/bin`, `/lib`...), as the user and
+//!   group [`BUILD_UID`] under the host name `xbuild`; or, with pins that
+//!   have no build root, the host's system directories (`/usr`, `/bin`,
+//!   `/sbin`, `/lib*`), read-only, and of `/etc` only [`ETC`] (the loader's
+//!   cache and config, the alternatives links, users and groups for tools
+//!   that look themselves up, perl's config); either way, with network, the
+//!   host's [`ETC_NET`] (name resolution and CA certificates);
 //! - a private `/tmp`, `/dev` (null, zero, random, tty...) and `/proc` of its
 //!   own pid namespace;
 //! - the paths its caller lists, read-only or writable.
@@ -55,6 +58,17 @@ const SYSTEM: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
 ];
 
+/// The system directories a sandbox gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum System {
+    /// The host's: for pins without a build root, and the probe.
+    Host,
+    /// The pinned build root installed at this path (see `toolchain::root`).
+    Root(PathBuf),
+}
+
+pub use crate::toolchain::root::BUILD_UID;
+
 /// A sandbox being described: bwrap's arguments.
 pub struct Sandbox {
     args: Vec<OsString>,
@@ -63,7 +77,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// The base sandbox: nothing but the system directories, a private
     /// `/tmp`, `/dev`, `/proc`; network only when `network`.
-    pub fn new(network: bool) -> Sandbox {
+    pub fn new(system: &System, network: bool) -> Sandbox {
         let mut s = Sandbox { args: Vec::new() };
         // a new session: no controlling terminal, so no TIOCSTI into the
         // user's, and its output reaches the terminal only through xbuild
@@ -77,6 +91,16 @@ impl Sandbox {
         if network {
             s.push(["--share-net"]);
         }
+        match system {
+            System::Host => s.host_system(network),
+            System::Root(root) => s.root_system(root, network),
+        }
+        s.push(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        s
+    }
+
+    fn host_system(&mut self, network: bool) {
+        let s = self;
         for dir in SYSTEM {
             let p = Path::new(dir);
             match std::fs::read_link(p) {
@@ -92,8 +116,30 @@ impl Sandbox {
         for f in ETC.iter().chain(if network { ETC_NET } else { &[] }) {
             s.push(["--ro-bind-try", f, f]);
         }
-        s.push(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
-        s
+    }
+
+    /// The build root's `usr` and `etc`, its top-level links, and the
+    /// host's network files over the root's placeholders.
+    fn root_system(&mut self, root: &Path, network: bool) {
+        let uid = BUILD_UID.to_string();
+        self.push(["--unshare-user", "--uid", &uid, "--gid", &uid]);
+        self.push(["--hostname", "xbuild"]);
+        for dir in ["usr", "etc"] {
+            self.ro_at(&root.join(dir), &Path::new("/").join(dir));
+        }
+        for top in crate::toolchain::unpack::MERGED {
+            let at = root.join(top);
+            if let Ok(target) = std::fs::read_link(&at) {
+                self.args.push("--symlink".into());
+                self.args.push(target.into());
+                self.args.push(Path::new("/").join(top).into());
+            }
+        }
+        if network {
+            for f in ETC_NET {
+                self.push(["--ro-bind-try", f, f]);
+            }
+        }
     }
 
     fn push<const N: usize>(&mut self, args: [&str; N]) {
@@ -163,7 +209,7 @@ fn bwrap_path() -> PathBuf {
 pub fn available() -> Result<(), &'static str> {
     static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
     let probe = PROBE.get_or_init(|| {
-        let mut cmd = Sandbox::new(false).command(OsStr::new("/bin/true"));
+        let mut cmd = Sandbox::new(&System::Host, false).command(OsStr::new("/bin/true"));
         cmd.env("PATH", super::SYSTEM_PATH);
         match cmd.output() {
             Ok(_) => Ok(()),

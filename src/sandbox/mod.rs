@@ -37,11 +37,13 @@ pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 /// and machine, so compiled units travel. Nothing the cache shares with
 /// other builds is writable: a build's zig cache is its own
 /// ([`Sealed::bind_in_build`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// (real path, where the build sees it)
     read_only: Vec<(PathBuf, PathBuf)>,
     sandboxed: bool,
+    /// The system directories: the build root's, or the host's.
+    pub system: bwrap::System,
 }
 
 /// Where a sealed build's inputs appear in the sandbox (see [`Inputs`]).
@@ -55,11 +57,19 @@ pub const FIXED_ZIG: &str = "/tmp/xbuild-zig";
 pub const FIXED_ZIG_CACHE: &str = "/tmp/xbuild-zig-cache";
 
 impl Inputs {
-    pub fn new(sandboxed: bool) -> Inputs {
+    pub fn new(sandboxed: bool, system: bwrap::System) -> Inputs {
         Inputs {
             read_only: Vec::new(),
             sandboxed,
+            system,
         }
+    }
+
+    /// The base sandbox of these inputs: their system, and them bound.
+    pub fn sandbox(&self, network: bool) -> Sandbox {
+        let mut sb = Sandbox::new(&self.system, network);
+        self.add_to(&mut sb);
+        sb
     }
 
     /// `real`, read-only, seen at `<FIXED_INPUTS>/<name>` in the sandbox
@@ -202,8 +212,7 @@ impl Sealed {
             Role::Fetch { .. } => true,
             Role::Test { network, .. } => network,
         };
-        let mut sb = Sandbox::new(network);
-        self.inputs.add_to(&mut sb);
+        let mut sb = self.inputs.sandbox(network);
         let target = self.view.join("target");
         match role {
             Role::Build => {
@@ -339,11 +348,16 @@ pub struct TestRunner {
 /// in the sandbox when one can be had (without network; `read_only` and
 /// `writable` bound at their real paths), else directly (then only the
 /// built-in pins run: see [`refuse_workspace_pins`]).
-pub fn tool_command(program: &Path, read_only: &[&Path], writable: &[&Path]) -> Cmd {
+pub fn tool_command(
+    system: &bwrap::System,
+    program: &Path,
+    read_only: &[&Path],
+    writable: &[&Path],
+) -> Cmd {
     if bwrap::available().is_err() {
         return Cmd::new(program);
     }
-    let mut sb = Sandbox::new(false);
+    let mut sb = Sandbox::new(system, false);
     for p in read_only.iter().filter(|p| p.exists()) {
         sb.ro(p);
     }

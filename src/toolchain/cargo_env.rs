@@ -167,9 +167,10 @@ impl CargoEnv {
             &format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"),
             zigcc::bindgen_args(target, &tc.zig()),
         );
-        // build scripts and proc macros are linked for the host: by the
+        // build scripts and proc macros are linked for the host: by zig
+        // against the build root's glibc; without a build root, by the
         // host's `cc`, or by zig where there is none
-        if let Some(host) = zigcc::host_linker(cache)?.map(|h| seen(&h)) {
+        if let Some(host) = zigcc::host_linker(cache, tc.root_glibc())?.map(|h| seen(&h)) {
             let h = zigcc::HOST.replace('-', "_");
             self.set(
                 &format!("CARGO_TARGET_{}_LINKER", h.to_ascii_uppercase()),

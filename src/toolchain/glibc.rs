@@ -41,7 +41,7 @@ pub enum TooOld {
     NoGlibc { floor: String, origin: String },
 }
 
-fn parse(v: &str) -> Option<(u32, u32)> {
+pub fn parse(v: &str) -> Option<(u32, u32)> {
     let mut it = v.trim().split('.');
     let major = it.next()?.parse().ok()?;
     let minor = it

@@ -12,7 +12,8 @@
 //! its own shared library, not from `/proc/self/exe`, so starting it through
 //! the loader changes nothing for it; cargo is told its own path with `CARGO`.
 //! The scripts find the component relative to their own path, so a sandbox
-//! may mount the component anywhere.
+//! may mount the component anywhere. In a sandbox with the build root
+//! (`root`), the loader and `/bin/sh` they name are the root's.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -37,6 +37,8 @@ struct Raw {
     qemu: RawComponent<QemuLayout>,
     #[serde(rename = "build-tools")]
     build_tools: Option<RawComponent<ToolsLayout>>,
+    #[serde(rename = "build-root")]
+    build_root: Option<RawComponent<RootLayout>>,
     #[serde(default)]
     sources: RawSources,
 }
@@ -145,6 +147,25 @@ pub struct ToolsLayout {
     pub library_path: Vec<String>,
 }
 
+/// The build root: a minimal userland (shell, coreutils, make, perl, ...)
+/// that sandboxed builds see as their system directories instead of the
+/// host's. Debian packages, unpacked as a merged-/usr root (see `root`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RootLayout {
+    /// The root's glibc (`2.36`): what build scripts and proc macros are
+    /// linked against (by zig), and the newest an xbuild running in the
+    /// root as the targets' compiler may need.
+    pub glibc: String,
+    /// Links that packages' maintainer scripts would make (alternatives,
+    /// diversions): path in the root -> target, as `ln -s` takes them.
+    #[serde(default)]
+    pub links: std::collections::BTreeMap<String, String>,
+    /// Command lines (split at spaces) that must run in the root: checked
+    /// once, when it is installed, and by the tests.
+    pub programs: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct QemuLayout {
@@ -205,6 +226,8 @@ pub enum ComponentKind {
     Qemu,
     #[serde(rename = "build-tools")]
     Tools,
+    #[serde(rename = "build-root")]
+    Root,
 }
 
 impl ComponentKind {
@@ -214,6 +237,7 @@ impl ComponentKind {
             ComponentKind::Zig => "zig",
             ComponentKind::Qemu => "qemu",
             ComponentKind::Tools => "build-tools",
+            ComponentKind::Root => "build-root",
         }
     }
 }
@@ -234,9 +258,12 @@ impl Component {
         h.update(self.kind.name());
         h.update([0]);
         h.update(&self.layout);
-        if self.kind == ComponentKind::Rust {
+        match self.kind {
             // the launchers are part of what gets installed
-            h.update(super::launchers::VERSION);
+            ComponentKind::Rust => h.update(super::launchers::VERSION),
+            // and what finishing the build root writes
+            ComponentKind::Root => h.update(super::root::VERSION),
+            _ => {}
         }
         for a in &self.artifacts {
             h.update([0]);
@@ -262,6 +289,8 @@ pub struct Pins {
     pub qemu_layout: QemuLayout,
     /// `[build-tools]`, when pinned.
     pub tools_layout: Option<ToolsLayout>,
+    /// `[build-root]`, when pinned.
+    pub root_layout: Option<RootLayout>,
     pub components: Vec<Component>,
     pub sources: Sources,
 }
@@ -294,10 +323,15 @@ impl Pins {
         self.digest_of(|k| k != ComponentKind::Qemu)
     }
 
-    /// A digest of the pins std is compiled with (rust and zig): what the
-    /// std sysroots are keyed on.
+    /// A digest of the pins std is compiled with (rust, zig and the build
+    /// root its build scripts run in): what the std sysroots are keyed on.
     pub fn std_digest(&self) -> String {
-        self.digest_of(|k| matches!(k, ComponentKind::Rust | ComponentKind::Zig))
+        self.digest_of(|k| {
+            matches!(
+                k,
+                ComponentKind::Rust | ComponentKind::Zig | ComponentKind::Root
+            )
+        })
     }
 
     fn digest_of(&self, which: impl Fn(ComponentKind) -> bool) -> String {
@@ -415,12 +449,20 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             layout: layout(&tools.layout),
         });
     }
+    if let Some(root) = &raw.build_root {
+        components.push(Component {
+            kind: ComponentKind::Root,
+            artifacts: artifacts(&root.artifacts)?,
+            layout: layout(&root.layout),
+        });
+    }
     Ok(Pins {
         origin: file.to_string(),
         rust_layout: raw.rust.layout,
         zig_layout: raw.zig.layout,
         qemu_layout: raw.qemu.layout,
         tools_layout: raw.build_tools.map(|t| t.layout),
+        root_layout: raw.build_root.map(|t| t.layout),
         components,
         sources,
     })
@@ -602,8 +644,45 @@ mod tests {
     #[test]
     fn builtin_pins_parse() {
         let p = Pins::builtin();
-        assert_eq!(p.components.len(), 4);
-        assert!(p.has(ComponentKind::Tools));
+        assert_eq!(p.components.len(), 5);
+        assert!(p.has(ComponentKind::Tools) && p.has(ComponentKind::Root));
+        let root = p.root_layout.as_ref().unwrap();
+        assert_eq!(root.glibc, "2.36");
+        // every program the issue names for build scripts is checked
+        for tool in [
+            "sh",
+            "bash",
+            "sed",
+            "grep",
+            "awk",
+            "find",
+            "diff",
+            "patch",
+            "make",
+            "perl",
+            "m4",
+            "pkg-config",
+            "tar",
+            "gzip",
+            "xz",
+            "bzip2",
+            "file",
+        ] {
+            assert!(
+                root.programs
+                    .iter()
+                    .any(|l| l.split(' ').next() == Some(tool)),
+                "{tool}"
+            );
+        }
+        // the root's pins are the Debian release its glibc names
+        let libc = p.component(ComponentKind::Root).artifacts.iter();
+        assert!(libc.clone().any(|a| a.label().starts_with("libc6 2.36-")));
+        assert_ne!(
+            p.std_digest(),
+            p.digest_of(|k| matches!(k, ComponentKind::Rust | ComponentKind::Zig)),
+            "std's build scripts run in the build root"
+        );
         assert_ne!(
             p.build_digest(),
             p.std_digest(),

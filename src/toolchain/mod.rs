@@ -9,6 +9,7 @@ pub mod fetch;
 pub mod glibc;
 pub mod launchers;
 pub mod manifest;
+pub mod root;
 pub mod unpack;
 
 use std::fs;
@@ -56,6 +57,8 @@ pub struct Toolchain {
     pub qemu_dir: Option<PathBuf>,
     /// The build tools (CMake, Ninja, libclang), when pinned.
     pub tools_dir: Option<PathBuf>,
+    /// The build root, when pinned (see [`root`]).
+    pub root_dir: Option<PathBuf>,
     /// Shared locks on the directories above, held while this toolchain is
     /// in use: `toolchain gc` leaves them alone meanwhile.
     #[allow(dead_code)] // held, never read
@@ -88,6 +91,22 @@ impl Toolchain {
     pub fn zig(&self) -> PathBuf {
         self.zig_dir.join(&self.pins.zig_layout.zig)
     }
+    /// The system directories its sandboxes get: the build root when the
+    /// pins have one, else the host's.
+    pub fn system(&self) -> crate::sandbox::bwrap::System {
+        match &self.root_dir {
+            Some(dir) => crate::sandbox::bwrap::System::Root(dir.clone()),
+            None => crate::sandbox::bwrap::System::Host,
+        }
+    }
+
+    /// The glibc version build scripts and proc macros are linked against
+    /// (by zig) when the build root gives them theirs.
+    pub fn root_glibc(&self) -> Option<&str> {
+        self.root_dir.as_ref()?;
+        self.pins.root_layout.as_ref().map(|l| l.glibc.as_str())
+    }
+
     /// The launchers of the build tools: what goes on a build's PATH first.
     pub fn tools_bin(&self) -> Option<PathBuf> {
         self.tools_dir.as_ref().map(|d| d.join(launchers::DIR))
@@ -148,16 +167,27 @@ pub fn provision(
     kinds: &[ComponentKind],
     mode: Mode,
 ) -> Result<Toolchain> {
-    if kinds.contains(&ComponentKind::Rust)
-        && let Some(floor) = &pins.rust_layout.glibc
-    {
-        glibc::check(glibc::host_version().as_deref(), floor, &pins.origin)?;
+    // with a build root, the toolchain runs in it (sandboxed): the host's
+    // glibc does not matter, but xbuild's own does
+    let in_root = pins.has(ComponentKind::Root) && crate::sandbox::bwrap::available().is_ok();
+    if kinds.contains(&ComponentKind::Rust) {
+        match (&pins.root_layout, &pins.rust_layout.glibc) {
+            (Some(root), _) if in_root => root::check_xbuild_runs_in(root)?,
+            (_, Some(floor)) => {
+                glibc::check(glibc::host_version().as_deref(), floor, &pins.origin)?
+            }
+            _ => {}
+        }
     }
     // builds get the pinned build tools (CMake, Ninja, libclang) whenever
     // they are pinned
     let mut kinds = kinds.to_vec();
     if kinds.contains(&ComponentKind::Rust) && pins.has(ComponentKind::Tools) {
         kinds.push(ComponentKind::Tools);
+    }
+    // and the build root, when pinned: it is their system in the sandbox
+    if kinds.contains(&ComponentKind::Rust) && pins.has(ComponentKind::Root) {
+        kinds.push(ComponentKind::Root);
     }
     let kinds = &kinds[..];
     let wanted: Vec<&Component> = kinds.iter().map(|k| pins.component(*k)).collect();
@@ -205,6 +235,9 @@ pub fn provision(
         tools_dir: kinds
             .contains(&ComponentKind::Tools)
             .then(|| dir(ComponentKind::Tools)),
+        root_dir: kinds
+            .contains(&ComponentKind::Root)
+            .then(|| dir(ComponentKind::Root)),
         in_use: std::sync::Arc::new(in_use),
     })
 }
@@ -249,16 +282,26 @@ fn install(cache: &Cache, pins: &Pins, c: &Component, fetcher: &fetch::Fetcher) 
             }
             .into());
         }
-        unpack::unpack(path, &a.file_name, staging.path(), a.strip)
-            .with_context(|| format!("unpacking {}", a.label()))?;
+        if c.kind == ComponentKind::Root {
+            unpack::unpack_root(path, &a.file_name, staging.path())
+        } else {
+            unpack::unpack(path, &a.file_name, staging.path(), a.strip)
+        }
+        .with_context(|| format!("unpacking {}", a.label()))?;
         done += size;
         meter.update(done);
     }
     meter.finish();
     check_layout(pins, c, staging.path())?;
-    match (c.kind, &pins.tools_layout) {
-        (ComponentKind::Rust, _) => launchers::write(&pins.rust_layout, staging.path())?,
-        (ComponentKind::Tools, Some(layout)) => launchers::write_tools(layout, staging.path())?,
+    match (c.kind, &pins.tools_layout, &pins.root_layout) {
+        (ComponentKind::Rust, _, _) => launchers::write(&pins.rust_layout, staging.path())?,
+        (ComponentKind::Tools, Some(layout), _) => launchers::write_tools(layout, staging.path())?,
+        (ComponentKind::Root, _, Some(layout)) => {
+            root::finish(layout, staging.path())?;
+            if crate::sandbox::bwrap::available().is_ok() {
+                root::check(layout, staging.path())?;
+            }
+        }
         _ => {}
     }
     let marker = serde_json::json!({
@@ -305,6 +348,7 @@ fn check_layout(pins: &Pins, c: &Component, root: &Path) -> Result<()> {
         ],
         ComponentKind::Zig => vec![&pins.zig_layout.zig],
         ComponentKind::Qemu => vec![&pins.qemu_layout.bin_dir],
+        ComponentKind::Root => vec!["usr/bin", "etc"],
         ComponentKind::Tools => pins
             .tools_layout
             .iter()

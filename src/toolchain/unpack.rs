@@ -131,8 +131,78 @@ fn decompress<'a>(kind: Compression, r: impl Read + 'a) -> Result<Box<dyn Read +
     })
 }
 
+/// Unpack a `.deb` into `dest` as part of a root file system with a merged
+/// `/usr` (see [`merged_usr`]): what `/bin`, `/lib`... hold lands in
+/// `usr/bin`, `usr/lib`..., and a link's absolute target is taken relative
+/// to the root (then written relative, so the root works wherever it is).
+pub fn unpack_root(archive: &Path, file_name: &str, dest: &Path) -> Result<()> {
+    fs::create_dir_all(dest).with_context(|| format!("creating {}", dest.display()))?;
+    if !file_name.to_ascii_lowercase().ends_with(".deb") {
+        bail!("{file_name}: a build root is made of Debian packages (.deb) only");
+    }
+    let file = File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    unpack_deb_as(file, file_name, dest, 0, true)
+}
+
+/// The top-level directories a merged `/usr` replaces by links into `usr/`.
+pub const MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// `rel` (relative to the root) in a root with a merged `/usr`.
+pub fn merged_usr(rel: &Path) -> PathBuf {
+    match rel.components().next() {
+        Some(Component::Normal(first)) if MERGED.iter().any(|m| first == *m) => {
+            Path::new("usr").join(rel)
+        }
+        _ => rel.to_path_buf(),
+    }
+}
+
+/// The target a link at `rel` (as the archive has it) gets in a merged-/usr
+/// root: the path it names, from the root, merged, then written relative
+/// to where the link lands. `None` when it climbs above the root.
+fn root_link_target(rel: &Path, target: &Path) -> Option<PathBuf> {
+    let mut abs: Vec<std::ffi::OsString> = Vec::new();
+    if !target.is_absolute() {
+        abs.extend(rel.parent()?.iter().map(|c| c.to_os_string()));
+    }
+    for c in target.components() {
+        match c {
+            Component::Normal(p) => abs.push(p.to_os_string()),
+            Component::ParentDir => {
+                abs.pop()?;
+            }
+            Component::CurDir | Component::RootDir => {}
+            Component::Prefix(_) => return None,
+        }
+    }
+    let to = merged_usr(&abs.iter().collect::<PathBuf>());
+    let from = merged_usr(rel);
+    let from: Vec<_> = from.parent()?.iter().collect();
+    let to_parts: Vec<_> = to.iter().collect();
+    let common = from
+        .iter()
+        .zip(&to_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for p in &to_parts[common..] {
+        out.push(p);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    Some(out)
+}
+
 /// A `.deb` is an `ar` archive; its files are in `data.tar.{xz,zst,gz}`.
 fn unpack_deb(file: File, name: &str, dest: &Path, strip: u32) -> Result<()> {
+    unpack_deb_as(file, name, dest, strip, false)
+}
+
+fn unpack_deb_as(file: File, name: &str, dest: &Path, strip: u32, root: bool) -> Result<()> {
     let mut ar = ar::Archive::new(BufReader::new(file));
     while let Some(entry) = ar.next_entry() {
         let entry = entry.with_context(|| format!("{name}: reading the ar archive"))?;
@@ -140,7 +210,7 @@ fn unpack_deb(file: File, name: &str, dest: &Path, strip: u32) -> Result<()> {
         if let Some(suffix) = member.strip_prefix("data.tar") {
             let kind = tar_compression(&format!(".tar{suffix}"))
                 .with_context(|| format!("{name}: unknown data member `{member}`"))?;
-            return unpack_tar(decompress(kind, entry)?, name, dest, strip);
+            return unpack_tar_as(decompress(kind, entry)?, name, dest, strip, root);
         }
     }
     bail!("{name}: not a Debian package (no data.tar member)")
@@ -193,6 +263,11 @@ fn link_stays_inside(rel: &Path, target: &Path) -> bool {
 }
 
 fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<()> {
+    unpack_tar_as(reader, name, dest, strip, false)
+}
+
+/// `root`: the destination is a root file system with a merged `/usr`.
+fn unpack_tar_as(reader: impl Read, name: &str, dest: &Path, strip: u32, root: bool) -> Result<()> {
     let refuse = |entry: &Path, why| UnsafeEntry {
         archive: name.to_string(),
         entry: entry.display().to_string(),
@@ -213,10 +288,15 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
             .path()
             .with_context(|| format!("{name}: bad entry path"))?
             .into_owned();
-        let rel = match safe_relative(&raw, strip) {
+        let archived = match safe_relative(&raw, strip) {
             Ok(Some(rel)) => rel,
             Ok(None) => continue,
             Err(why) => return Err(refuse(&raw, why).into()),
+        };
+        let rel = if root {
+            merged_usr(&archived)
+        } else {
+            archived.clone()
         };
         let kind = entry.header().entry_type();
         use tar::EntryType as E;
@@ -241,18 +321,39 @@ fn unpack_tar(reader: impl Read, name: &str, dest: &Path, strip: u32) -> Result<
             .into());
         }
         if kind.is_symlink() {
-            let target = entry
+            let mut target = entry
                 .link_name()?
                 .with_context(|| format!("{name}: link without target"))?
                 .into_owned();
+            if root {
+                target = root_link_target(&archived, &target)
+                    .ok_or_else(|| refuse(&raw, "is a link pointing above the root"))?;
+            }
             if !link_stays_inside(&rel, &target) || !resolves_inside(dest, &rel, &target) {
                 return Err(refuse(&raw, "is a link pointing outside the destination").into());
             }
+            if root {
+                let at = dest.join(&rel);
+                create_parent(&at)?;
+                if fs::symlink_metadata(&at).is_ok_and(|m| !m.is_dir()) {
+                    fs::remove_file(&at).with_context(|| format!("replacing {}", at.display()))?;
+                }
+                std::os::unix::fs::symlink(&target, &at)
+                    .with_context(|| format!("{name}: linking {}", at.display()))?;
+                continue;
+            }
         } else if kind.is_hard_link() {
-            let target = entry
+            let mut target = entry
                 .link_name()?
                 .with_context(|| format!("{name}: link without target"))?
                 .into_owned();
+            if root {
+                let parts: PathBuf = target
+                    .components()
+                    .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+                    .collect();
+                target = merged_usr(&parts);
+            }
             match safe_relative(&target, strip) {
                 Ok(Some(t)) if through_link(dest, &t, true).is_none() => {
                     // tar resolves hard link targets against the destination itself

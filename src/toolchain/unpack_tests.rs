@@ -199,3 +199,52 @@ fn zip_links_and_entries_under_existing_links_are_refused() {
     );
     assert!(!outside.join("f").exists());
 }
+
+#[test]
+fn a_root_merges_usr_and_makes_absolute_links_relative_to_itself() {
+    let t = |rel: &str, target: &str| {
+        root_link_target(Path::new(rel), Path::new(target)).map(|p| p.display().to_string())
+    };
+    // libc6's loader link, absolute in the package
+    assert_eq!(
+        t(
+            "lib64/ld-linux-x86-64.so.2",
+            "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+        )
+        .as_deref(),
+        Some("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    );
+    // a relative link that crosses from /bin into /usr keeps its meaning
+    assert_eq!(
+        t("bin/foo", "../usr/share/foo/run").as_deref(),
+        Some("../share/foo/run")
+    );
+    assert_eq!(t("usr/bin/sh", "dash").as_deref(), Some("dash"));
+    assert_eq!(t("bin/x", "/").as_deref(), Some("../.."));
+    assert_eq!(t("bin/x", "../../.."), None);
+
+    // unpacked: files of /bin land in usr/bin, the absolute link works
+    let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "./lib/x86_64-linux-gnu/libc.so.6", b"libc");
+    symlink(&mut b, "./lib64/ld.so", "/lib/x86_64-linux-gnu/libc.so.6");
+    file(&mut b, "./bin/dash", b"dash");
+    symlink(&mut b, "./bin/sh", "dash");
+    let bytes = b.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("root");
+    fs::create_dir_all(&dest).unwrap();
+    unpack_tar_as(&bytes[..], "a.deb", &dest, 0, true).unwrap();
+    assert!(!dest.join("bin").exists() && !dest.join("lib64").exists());
+    assert_eq!(fs::read(dest.join("usr/lib64/ld.so")).unwrap(), b"libc");
+    assert_eq!(fs::read(dest.join("usr/bin/sh")).unwrap(), b"dash");
+    assert_eq!(
+        fs::read_link(dest.join("usr/lib64/ld.so")).unwrap(),
+        Path::new("../lib/x86_64-linux-gnu/libc.so.6")
+    );
+    // a link that climbs above the root is refused, as in any archive
+    let mut b = tar::Builder::new(Vec::new());
+    symlink(&mut b, "./bin/up", "../../etc/passwd");
+    let bytes = b.into_inner().unwrap();
+    let err = unpack_tar_as(&bytes[..], "b.deb", &dest, 0, true).unwrap_err();
+    assert!(format!("{err:#}").contains("above the root"), "{err:#}");
+}

@@ -30,6 +30,8 @@ const CC_PREFIX: &str = "xbuild-zig-cc--";
 const CXX_PREFIX: &str = "xbuild-zig-c++--";
 const AR_PREFIX: &str = "xbuild-zig-ar--";
 const RANLIB_PREFIX: &str = "xbuild-zig-ranlib--";
+/// zig's lld, for what asks for a linker by itself (libtool's `ld` check).
+const LD_PREFIX: &str = "xbuild-zig-ld--";
 /// zig as the host's C compiler and linker (build scripts, proc macros),
 /// for hosts without one; the suffix is the glibc version to link against.
 const HOST_CC_PREFIX: &str = "xbuild-zig-host-cc--";
@@ -44,6 +46,7 @@ enum Role {
     Cxx,
     Ar,
     Ranlib,
+    Ld,
 }
 
 /// If this process was started through a wrapper name, run the wrapper and
@@ -61,6 +64,8 @@ pub fn dispatch(argv0: &std::ffi::OsStr) -> Option<i32> {
         (Role::Ar, t)
     } else if let Some(t) = name.strip_prefix(RANLIB_PREFIX) {
         (Role::Ranlib, t)
+    } else if let Some(t) = name.strip_prefix(LD_PREFIX) {
+        (Role::Ld, t)
     } else if name.starts_with(HOST_CC_PREFIX) {
         (Role::Cc, HOST)
     } else {
@@ -97,6 +102,9 @@ fn run(role: Role, triple: &str, args: Vec<OsString>, argv0: &std::ffi::OsStr) -
         }
         Role::Ranlib => {
             cmd.arg("ranlib").args(args);
+        }
+        Role::Ld => {
+            cmd.arg("ld.lld").args(args);
         }
         Role::Cc | Role::Cxx => {
             let mut zig_args = match cc_args(target, args) {
@@ -160,15 +168,19 @@ fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
     Ok(cmd.status()?.code().unwrap_or(1))
 }
 
-/// When the host has no C compiler (`cc` on PATH), zig is the host's
-/// linker and C compiler: the link to xbuild that runs it. `None` when the
-/// host has one (it stays the host's, as cargo expects).
-pub fn host_linker(cache: &Cache) -> Result<Option<PathBuf>> {
-    if which::which("cc").is_ok() {
-        return Ok(None);
-    }
-    let Some(version) = crate::toolchain::glibc::host_version() else {
-        return Ok(None);
+/// zig as the host's linker and C compiler, linking against glibc `root`
+/// (the build root's): the link to xbuild that runs it. Without a build
+/// root, only when the host has no C compiler (`cc` on PATH), against the
+/// host's glibc; `None` when it has one (it stays the host's, as cargo
+/// expects).
+pub fn host_linker(cache: &Cache, root: Option<&str>) -> Result<Option<PathBuf>> {
+    let version = match root {
+        Some(v) => v.to_string(),
+        None if which::which("cc").is_ok() => return Ok(None),
+        None => match crate::toolchain::glibc::host_version() {
+            Some(v) => v,
+            None => return Ok(None),
+        },
     };
     let version: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
     let dir = cache.shims();
@@ -317,6 +329,7 @@ pub struct Shims {
     pub cxx: PathBuf,
     pub ar: PathBuf,
     pub ranlib: PathBuf,
+    pub ld: PathBuf,
     /// The CMake toolchain file for the target.
     pub cmake_toolchain: PathBuf,
     /// The autoconf site file for the target (`CONFIG_SITE`).
@@ -331,6 +344,7 @@ impl Shims {
             cxx: seen(&self.cxx),
             ar: seen(&self.ar),
             ranlib: seen(&self.ranlib),
+            ld: seen(&self.ld),
             cmake_toolchain: seen(&self.cmake_toolchain),
             config_site: seen(&self.config_site),
         }
@@ -349,6 +363,7 @@ pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims
         cxx: link(CXX_PREFIX)?,
         ar: link(AR_PREFIX)?,
         ranlib: link(RANLIB_PREFIX)?,
+        ld: link(LD_PREFIX)?,
         cmake_toolchain: dir.join(format!("xbuild-cmake--{}.cmake", target.rust)),
         config_site: dir.join(format!("xbuild-config-site--{}.sh", target.rust)),
     };
@@ -374,11 +389,31 @@ pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims
 /// so only for a `--host` that is exactly the target's Rust name, so a
 /// configure run for the build machine is untouched. The file also stands in
 /// for the host's own site files, which a sealed build must not read.
+///
+/// configure looks for `ar` and `ranlib` on `PATH` (`<host>-ar`, then `ar`)
+/// when a build script names none, and libtool's for a linker named `ld`
+/// (only to ask whether it is GNU's: it links through `$CC`); the build root
+/// has none of them. `AR`, `RANLIB` and `LD`, unless set, are the target's
+/// wrappers, in the site file's own directory.
 fn config_site(target: &Target) -> String {
     let mut text = format!(
-        "# Written by xbuild for {rust}: autoconf's configure sources this (CONFIG_SITE).\n",
+        "# Written by xbuild for {rust}: autoconf's configure sources this (CONFIG_SITE).\n\
+         # The build root has no ar, ranlib or ld: the target's (libtool only asks ld\n\
+         # whether it is GNU's; it links through $CC).\n",
         rust = target.rust
     );
+    for (var, prefix) in [
+        ("AR", AR_PREFIX),
+        ("RANLIB", RANLIB_PREFIX),
+        ("LD", LD_PREFIX),
+    ] {
+        text.push_str(&format!(
+            "if test -z \"${var}\"; then\n\
+             \x20 {var}=\"${{CONFIG_SITE%/*}}/{prefix}{rust}\"\n\
+             fi\n",
+            rust = target.rust
+        ));
+    }
     if target.rust != target.nix {
         text.push_str(&format!(
             "# Rust's name for the target is not one config.sub is sure to know; the GNU one is.\n\
@@ -533,6 +568,7 @@ mod tests {
             cxx: "/c/xbuild-zig-c++--arm".into(),
             ar: "/c/xbuild-zig-ar--arm".into(),
             ranlib: "/c/xbuild-zig-ranlib--arm".into(),
+            ld: "/c/xbuild-zig-ld--arm".into(),
             cmake_toolchain: "/c/t.cmake".into(),
             config_site: "/c/site.sh".into(),
         };
@@ -575,6 +611,48 @@ mod tests {
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn configure_gets_zigs_lld_as_ld_beside_the_site_file_unless_ld_is_set() {
+        let t = targets::lookup("riscv64gc-unknown-linux-musl").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.sh");
+        fs::write(&site, config_site(t)).unwrap();
+        let ld = |preset: &str| {
+            let out = crate::process::Cmd::new("/bin/sh")
+                .arg("-c")
+                .arg(format!(
+                    "{preset} CONFIG_SITE='{}'; . \"$CONFIG_SITE\"; printf '%s' \"$LD\"",
+                    site.display()
+                ))
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            ld(""),
+            format!(
+                "{}/xbuild-zig-ld--riscv64gc-unknown-linux-musl",
+                dir.path().display()
+            )
+        );
+        assert_eq!(ld("LD=/my/ld;"), "/my/ld");
+        let ar = crate::process::Cmd::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "CONFIG_SITE='{}'; . \"$CONFIG_SITE\"; printf '%s %s' \"$AR\" \"$RANLIB\"",
+                site.display()
+            ))
+            .output()
+            .unwrap();
+        let d = dir.path().display();
+        assert_eq!(
+            String::from_utf8(ar.stdout).unwrap(),
+            format!(
+                "{d}/xbuild-zig-ar--riscv64gc-unknown-linux-musl {d}/xbuild-zig-ranlib--riscv64gc-unknown-linux-musl"
+            )
+        );
     }
 
     #[test]

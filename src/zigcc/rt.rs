@@ -47,7 +47,12 @@ pub(super) fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()
     let zig_cache = cache.zig_cache();
     fs::create_dir_all(&zig_cache).with_context(|| format!("creating {}", zig_cache.display()))?;
     let zig_cmd = |args: &[&std::ffi::OsStr]| {
-        let mut c = crate::sandbox::tool_command(zig, &[zig_dir], &[work.path(), &zig_cache]);
+        let mut c = crate::sandbox::tool_command(
+            &crate::sandbox::bwrap::System::Host,
+            zig,
+            &[zig_dir],
+            &[work.path(), &zig_cache],
+        );
         c.envs(env::passthrough_for_compiler())
             .env("ZIG_GLOBAL_CACHE_DIR", cache.zig_cache())
             .env("ZIG_LOCAL_CACHE_DIR", cache.zig_cache())

@@ -146,6 +146,13 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path)
         count("/home"),
         count({caller:?})
     );
+    // the programs a build script finds, and the system it runs on
+    let tools = std::process::Command::new("sh")
+        .args(["-c", {TOOLS:?}])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|e| format!("no sh: {{e}}"));
+    println!("cargo:rustc-env=TOOLS={{tools}}");
 }}
 "#,
             caller = caller_home.display().to_string(),
@@ -155,9 +162,40 @@ fn probe(dir: &Path, port: u16, secret: &Path, caller_home: &Path, cache: &Path)
     .unwrap();
     fs::write(
         dir.join("src/main.rs"),
-        "fn main() {\n    println!(\"{}\", env!(\"PROBE\"));\n}\n",
+        "fn main() {\n    println!(\"{}\\n{}\", env!(\"PROBE\"), env!(\"TOOLS\"));\n}\n",
     )
     .unwrap();
+}
+
+/// What the probe's build script runs: the digests of the perl, make, sh
+/// and awk it finds and of its libc, whether it finds a `cc` and a
+/// `python3`, its glibc, user and host name.
+const TOOLS: &str = "for p in perl make sh awk; do sha256sum \"$(command -v $p)\" | cut -c1-16; done; \
+     command -v cc || echo no-cc; command -v python3 || echo no-python3; getconf GNU_LIBC_VERSION; \
+     sha256sum /lib/x86_64-linux-gnu/libc.so.6 | cut -c1-16; id -un; uname -n";
+
+/// What the probe must report: the build root's programs, whatever the
+/// host has (this one has perl, make, a cc and python3 of its own).
+fn build_root_tools() -> String {
+    let root = crate::e2e::component_dir("build-root");
+    let digest = |rel: &str| {
+        use sha2::Digest;
+        let bytes = fs::read(root.join(rel)).unwrap();
+        hex::encode(sha2::Sha256::digest(&bytes))[..16].to_string()
+    };
+    let mut words: Vec<String> = [
+        "usr/bin/perl",
+        "usr/bin/make",
+        "usr/bin/dash",
+        "usr/bin/gawk",
+    ]
+    .iter()
+    .map(|p| digest(p))
+    .collect();
+    words.extend(["no-cc", "no-python3", "glibc", "2.36"].map(String::from));
+    words.push(digest("usr/lib/x86_64-linux-gnu/libc.so.6"));
+    words.extend(["build", "xbuild"].map(String::from));
+    words.join(" ")
 }
 
 /// A file outside every input, readable by everyone: under /srv where this
@@ -296,11 +334,17 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
         let exe = ws.path().join("target/xbuild").join(T).join("probe");
         let p = run_binary(T, &exe, &[]);
         ok(&p);
+        let who_name = who.map_or("this process's user", |u| u.name.as_str());
+        let mut lines = p.stdout.lines();
         assert_eq!(
-            p.stdout.trim(),
+            lines.next().unwrap_or_default(),
             "net=false root=0 home=0 caller=0 secret=false",
-            "as {}",
-            who.map_or("this process's user", |u| u.name.as_str())
+            "as {who_name}"
+        );
+        assert_eq!(
+            lines.next().unwrap_or_default(),
+            build_root_tools(),
+            "as {who_name}: the build script ran the build root's programs"
         );
         let report: serde_json::Value =
             serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
