@@ -238,7 +238,7 @@ impl Plan {
         }
         let cfg = if src.join(".cargo").is_dir() {
             // `target.'cfg(…)'.rustflags` needs rustc's answer
-            rustc_cfg(tools.get()?, target)?
+            rustc_cfg(tools, target)?
         } else {
             Vec::new()
         };
@@ -299,18 +299,29 @@ fn profile_of(args: &BuildArgs) -> String {
 }
 
 /// `rustc --print cfg` for `target` with its table flags (`crt-static` is a
-/// `target_feature`), as `[target.'cfg(...)']` sections are matched.
-fn rustc_cfg(tc: &Toolchain, target: &Target) -> Result<Vec<String>> {
+/// `target_feature`), as `[target.'cfg(...)']` sections are matched. Asked
+/// once per rust pins, target and flags, then read from the cache: a run
+/// whose outputs are cached provisions nothing for it.
+fn rustc_cfg(tools: &toolchain::Lazy<'_>, target: &Target) -> Result<Vec<String>> {
+    let rust = tools
+        .pins()
+        .component(toolchain::manifest::ComponentKind::Rust);
+    let key = crate::cache::keys::rustc_cfg(&rust.pin_hash(), &target.rust, &target.rustflags);
+    let path = tools.cache().rustc_cfg(&key);
+    let lines = |text: &str| text.lines().map(String::from).collect();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(lines(&text));
+    }
+    let tc: &Toolchain = tools.get()?;
     let mut cmd = crate::sandbox::tool_command(&tc.system(), &tc.rustc(), &[&tc.rust_dir], &[]);
     let out = cmd
         .args(["--print", "cfg", "--target", &target.rust])
         .args(&target.rustflags)
         .output()
         .with_context(|| format!("asking rustc for the cfg values of {}", target.rust))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(String::from)
-        .collect())
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    crate::cache::write_atomic(tools.cache(), &path, text.as_bytes())?;
+    Ok(lines(&text))
 }
 
 /// The workspace root of the package or workspace whose manifest is

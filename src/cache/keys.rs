@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 /// 6: configure scripts get the target's GNU triple through `CONFIG_SITE`.
 /// 7: zig's C runtime built first, from a fixed directory (see prewarm).
 /// 8: zig's C++ runtime made by a prelink from `/` (see zigcc::cxx).
-pub const RECIPE: &str = "8";
+/// 9: builds in the build root; host code linked by zig; configure gets the
+///    target's `ar`, `ranlib` and `ld` through `CONFIG_SITE`.
+pub const RECIPE: &str = "9";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     let mut h = Sha256::new();
@@ -33,6 +35,14 @@ fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
 /// target, flags, profile, selection, git version, the snapshot's digest, ...).
 pub fn outputs(parts: &[&str]) -> String {
     digest(parts.iter().copied())
+}
+
+/// The key of rustc's `--print cfg` answer: the rust component's pins, the
+/// target and its flags decide it.
+pub fn rustc_cfg(rust_pins: &str, triple: &str, flags: &[String]) -> String {
+    let mut parts = vec!["rustc-cfg", rust_pins, triple];
+    parts.extend(flags.iter().map(String::as_str));
+    digest(parts)
 }
 
 /// The key of a workspace's kept source mirror: its absolute path (only

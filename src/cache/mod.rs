@@ -104,6 +104,13 @@ impl Cache {
     pub fn download(&self, sha256: &str) -> PathBuf {
         self.downloads().join(sha256)
     }
+    /// rustc's `--print cfg` answers, by [`keys::rustc_cfg`]: a workspace
+    /// with `.cargo/` needs one on every run, and a cache hit must not have
+    /// to provision rustc for it.
+    pub fn rustc_cfg(&self, key: &str) -> PathBuf {
+        self.v1().join("rustc-cfg").join(key)
+    }
+
     pub fn toolchains(&self) -> PathBuf {
         self.v1().join("toolchains")
     }

@@ -100,6 +100,25 @@ pub fn run(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
 }
 
 fn glibc_check(pins: &Pins) -> Check {
+    if let Some(root) = &pins.root_layout
+        && crate::sandbox::bwrap::available().is_ok()
+    {
+        return match super::root::check_xbuild_runs_in(root) {
+            Ok(()) => check(
+                State::Ok,
+                format!(
+                    "glibc: the host's is not used (the toolchain runs in the build root, glibc {})",
+                    root.glibc
+                ),
+                None,
+            ),
+            Err(e) => check(
+                State::Fail,
+                format!("{e:#}"),
+                Some("install the static xbuild, or build xbuild on an older host"),
+            ),
+        };
+    }
     let Some(floor) = &pins.rust_layout.glibc else {
         return check(State::Ok, "glibc: the pins name no floor", None);
     };

@@ -81,6 +81,9 @@ enum Way {
     MirrorUrl(String),
     /// The shared store (`XBUILD_CACHE_URL`), which keeps artifacts by sha256.
     Store(String),
+    /// A Debian pin's pool path on the host's Debian mirror (or
+    /// `XBUILD_DEBIAN_MIRROR`): one HTTP GET, no apt-get.
+    DebianPool(String),
     HostApt(String),
     PrivateApt {
         spec: String,
@@ -98,6 +101,7 @@ impl Way {
             Way::MirrorDir(_) => "mirror directory",
             Way::MirrorUrl(_) => "mirror URL",
             Way::Store(_) => "shared store",
+            Way::DebianPool(_) => "Debian mirror",
             Way::HostApt(_) => "host apt",
             Way::PrivateApt { .. } => "xbuild's apt",
             Way::Pip(_) => "pip",
@@ -112,6 +116,7 @@ impl Way {
             Way::MirrorDir(d) => format!("mirror {}", d.display()),
             Way::MirrorUrl(u) => format!("mirror {u}"),
             Way::Store(u) => format!("the shared store {u}"),
+            Way::DebianPool(u) => format!("the Debian mirror, {u}"),
             Way::HostApt(spec) => format!("apt-get download {spec} (the host's apt sources)"),
             Way::PrivateApt { spec, suite } => {
                 format!("apt-get download {spec} (xbuild's apt sources: {suite})")
@@ -134,6 +139,7 @@ pub struct Fetcher<'a> {
     /// Debian pin, asked once per run.
     host_apt: RefCell<Option<Result<apt::Located, String>>>,
     private_apt: RefCell<Option<Result<apt::Located, String>>>,
+    debian_mirror: std::cell::OnceCell<apt::DebianMirror>,
     /// The kinds of source whose failure was already said: said once per
     /// run, not once per artifact.
     noted: RefCell<BTreeSet<&'static str>>,
@@ -147,6 +153,7 @@ impl<'a> Fetcher<'a> {
             mode,
             host_apt: RefCell::new(None),
             private_apt: RefCell::new(None),
+            debian_mirror: std::cell::OnceCell::new(),
             noted: RefCell::new(BTreeSet::new()),
         }
     }
@@ -258,6 +265,13 @@ impl<'a> Fetcher<'a> {
                 snapshot,
             } => {
                 let spec = apt::spec(name, version, arch.as_deref());
+                // the pool path on the mirror the host already uses: while
+                // the version is current there, no apt-get and no lists
+                if let (Some(pool), Some(suite)) = (pool, suite)
+                    && let Some(base) = self.debian_mirror().for_suite(suite)
+                {
+                    ways.push(Way::DebianPool(format!("{base}/{pool}")));
+                }
                 ways.push(Way::HostApt(spec.clone()));
                 if let Some(suite) = suite {
                     ways.push(Way::PrivateApt {
@@ -366,7 +380,9 @@ impl<'a> Fetcher<'a> {
                 run_fetcher(a, cmd, dir.path(), pip_advice)?;
                 from_fetcher_dir(cache, a, dir.path())
             }
-            Way::Url(url) | Way::DebianArchive(url) => fetch_url(cache, a, url),
+            Way::Url(url) | Way::DebianArchive(url) | Way::DebianPool(url) => {
+                fetch_url(cache, a, url)
+            }
             Way::Path(path) => {
                 ui::status(
                     "Copying",
@@ -380,6 +396,12 @@ impl<'a> Fetcher<'a> {
                 store(cache, a, &mut f, total)
             }
         }
+    }
+
+    /// The host's Debian mirror (or `XBUILD_DEBIAN_MIRROR`), read once.
+    fn debian_mirror(&self) -> &apt::DebianMirror {
+        self.debian_mirror
+            .get_or_init(|| apt::DebianMirror::find(Path::new("/etc/apt")))
     }
 
     /// Every Debian pin, as apt-get takes it, once (two components may pin

@@ -141,6 +141,14 @@ impl<'a> Lazy<'a> {
         }
     }
 
+    pub fn cache(&self) -> &'a Cache {
+        self.cache
+    }
+
+    pub fn pins(&self) -> &'a Pins {
+        self.pins
+    }
+
     pub fn get(&self) -> Result<&Toolchain> {
         if let Some(tc) = self.tc.get() {
             return Ok(tc);

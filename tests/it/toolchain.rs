@@ -676,8 +676,9 @@ fn fetcher_failures_say_what_to_do() {
 }
 
 /// A Debian pin the host's apt does not offer, with no mirror set: xbuild
-/// tries the host's apt, then its own apt configuration (here a loopback
-/// "mirror" without lists), then the durable archive, served by a loopback
+/// tries its pool path on the Debian mirror (here a loopback one that no
+/// longer has it), the host's apt, then its own apt configuration (the same
+/// mirror, without lists), then the durable archive, served by a loopback
 /// server with the archive's URL layout. A tampered file there is refused,
 /// and when every source fails the error lists each one.
 #[test]
@@ -725,10 +726,14 @@ fn a_pin_no_apt_source_offers_comes_from_the_durable_archive() {
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     for part in [
         "every source failed, nothing was installed",
-        "1. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (the host's apt sources)",
-        "2. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (xbuild's apt sources: bookworm-security)",
         &format!(
-            "3. the durable archive, {}{route}: sha256 mismatch",
+            "1. the Debian mirror, {}/debian-security/{pool}: ",
+            server.base
+        ),
+        "2. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (the host's apt sources)",
+        "3. apt-get download xbuild-test-qemu:amd64=7.2-1~deb12u9 (xbuild's apt sources: bookworm-security)",
+        &format!(
+            "4. the durable archive, {}{route}: sha256 mismatch",
             server.base
         ),
     ] {
