@@ -5,6 +5,7 @@ pub mod apt;
 pub mod cargo_env;
 pub mod commands;
 pub mod doctor;
+mod download;
 pub mod fetch;
 pub mod glibc;
 pub mod launchers;
