@@ -128,43 +128,39 @@ fn debian13_root() -> Option<PathBuf> {
     std::env::var_os("XBUILD_TEST_DEBIAN13_ROOT").map(PathBuf::from)
 }
 
-/// Mounts undone on drop.
-struct Mounts(Vec<PathBuf>);
-
-impl Drop for Mounts {
-    fn drop(&mut self) {
-        for m in self.0.iter().rev() {
-            let _ = Command::new("umount").arg("-l").arg(m).status();
-        }
-    }
-}
-
 fn sh(cmd: &str) {
     let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
     assert!(st.success(), "{cmd}");
 }
 
 /// A Debian 13 root made with `debootstrap --variant=minbase
-/// --include=ca-certificates` (`.ci/run` makes one and sets
+/// --include=ca-certificates,bubblewrap` (`.ci/run` makes one and sets
 /// XBUILD_TEST_DEBIAN13_ROOT; cargo needs CA certificates to fetch crates):
 /// its apt sources are Debian 13's, and it has neither the libcurl nor the
-/// libssh2 that cargo needs. xbuild provisions the default pins there
-/// by their pool paths on the Debian mirror the root's apt names (its apt
-/// does not offer Debian 12's versions; no apt-get runs), builds the fixture (C build script included)
-/// for armv6l and runs it under the provisioned qemu. The root has no pip:
-/// the PyPI wheels are put into the root's cache from the host's, as
-/// `xbuild toolchain import` would. It has no C compiler either: zig links
-/// the build scripts. The host's std sysroots are shared (their
-/// keys hold no machine paths). A chroot cannot make user namespaces, so the
-/// build runs without the sandbox.
+/// libssh2 that cargo needs, nor make or a C compiler. It is entered
+/// as another host would be, with a mount namespace and pivot_root
+/// (bubblewrap, as root: the kernel refuses user namespaces to a chrooted
+/// process), so xbuild's sandbox works inside it. xbuild provisions the
+/// default pins there by their pool paths on the Debian mirror the root's
+/// apt names (its apt does not offer Debian 12's versions; no apt-get
+/// runs), builds the fixture (a C build script included) for armv6l in its
+/// sandbox on the build root, and gets the bytes this host's build gets; the
+/// executable runs under the provisioned qemu. The root has no pip: the PyPI
+/// wheels are put into the root's cache from the host's, as `xbuild
+/// toolchain import` would. The host's std sysroots are shared (their keys
+/// hold no machine paths).
 #[test]
-fn a_debian_13_root_provisions_from_its_debian_mirror_and_builds_for_armv6l() {
+fn a_debian_13_root_provisions_from_its_mirror_and_builds_the_hosts_bytes_in_its_sandbox() {
     let Some(root) = debian13_root() else {
         eprintln!("skipped: XBUILD_TEST_DEBIAN13_ROOT is not set (.ci/run sets it)");
         return;
     };
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "a chroot needs root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "entering a root with bubblewrap without a user namespace needs root"
+    );
     let os = fs::read_to_string(root.join("etc/os-release")).unwrap();
     assert!(os.contains("VERSION_CODENAME=trixie"), "{os}");
     // (Debian 13's minbase has libsqlite3 and libssl, which its apt uses; the toolchain
@@ -178,6 +174,17 @@ fn a_debian_13_root_provisions_from_its_debian_mirror_and_builds_for_armv6l() {
             assert!(!root.join(dir).join(lib).exists(), "the root has {lib}");
         }
     }
+    // (minbase has perl-base: the build sees the build root's perl all the same)
+    for program in ["make", "cc", "gcc"] {
+        assert!(
+            !root.join("usr/bin").join(program).exists(),
+            "the root has {program}"
+        );
+    }
+    assert!(
+        root.join("usr/bin/bwrap").is_file(),
+        "debootstrap --include=bubblewrap"
+    );
     // xbuild, the workspace, and a cache holding only zig's wheel and the
     // host's std sysroots
     let bin = root.join("usr/local/bin/xbuild");
@@ -220,27 +227,31 @@ fn a_debian_13_root_provisions_from_its_debian_mirror_and_builds_for_armv6l() {
         root.join("etc/ssl/certs/ca-certificates.crt"),
     )
     .unwrap();
-    let mut mounts = Mounts(Vec::new());
-    for (what, args) in [("proc", "-t proc proc"), ("dev", "--bind /dev")] {
-        let at = root.join(what);
-        sh(&format!("mount {args} '{}'", at.display()));
-        mounts.0.push(at);
-    }
-    let chroot = |script: &str| {
-        run(Command::new("chroot").arg(&root).args([
-            "/usr/bin/env",
-            "-i",
-            "HOME=/root",
-            "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "XBUILD_CACHE_DIR=/var/cache/xbuild-test",
-            "/bin/sh",
-            "-c",
-            script,
-        ]))
+    // the root entered as its own host: `/` is the root, with its own /dev,
+    // the host's network and /proc (a fresh `--proc` has bubblewrap's
+    // read-only submounts, and the kernel then refuses the sandbox inside a
+    // new proc: "Can't mount proc on /proc")
+    let enter = |script: &str| {
+        run(Command::new("bwrap")
+            .arg("--bind")
+            .arg(&root)
+            .arg("/")
+            .args(["--dev", "/dev", "--bind", "/proc", "/proc", "--chdir", "/", "--"])
+            .args([
+                "/usr/bin/env",
+                "-i",
+                "HOME=/root",
+                "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "XBUILD_CACHE_DIR=/var/cache/xbuild-test",
+                "XBUILD_REQUIRE_SANDBOX=1",
+                "/bin/sh",
+                "-c",
+                script,
+            ]))
     };
     let started = std::time::Instant::now();
     let r =
-        chroot("cd /work/ws && xbuild --target armv6l-unknown-linux-musleabihf --out /work/out");
+        enter("cd /work/ws && xbuild --target armv6l-unknown-linux-musleabihf --out /work/out");
     eprintln!(
         "Debian 13 root: provision and build in {:.0}s\n{}",
         started.elapsed().as_secs_f64(),
@@ -257,8 +268,23 @@ fn a_debian_13_root_provisions_from_its_debian_mirror_and_builds_for_armv6l() {
     ] {
         assert!(!r.stderr.contains(not), "`{not}` in {}", r.stderr);
     }
+    // built in the root's sandbox, on the build root: this host's bytes
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(work.join("out/report.json")).unwrap()).unwrap();
+    assert_eq!(report["targets"][0]["sandboxed"], true, "{report}");
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("tests/fixtures/hello-ws"), ws.path());
+    let out = ws.path().join("out");
+    ok(&run(crate::e2e::xbuild(ws.path())
+        .args(["--target", "armv6l-unknown-linux-musleabihf", "--out"])
+        .arg(&out)));
+    assert_eq!(
+        fs::read_to_string(work.join("out/SHA256SUMS")).unwrap(),
+        fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+        "the Debian 13 root and this host build the same bytes"
+    );
     // qemu too comes from the mirror
-    let r = chroot("xbuild toolchain fetch --target armv6l-unknown-linux-musleabihf");
+    let r = enter("xbuild toolchain fetch --target armv6l-unknown-linux-musleabihf");
     ok(&r);
     let qemu = fs::read_dir(cache.join("v1/toolchains"))
         .unwrap()
@@ -268,7 +294,7 @@ fn a_debian_13_root_provisions_from_its_debian_mirror_and_builds_for_armv6l() {
         .path()
         .join("usr/bin/qemu-arm");
     let inside = Path::new("/").join(qemu.strip_prefix(&root).unwrap());
-    let r = chroot(&format!(
+    let r = enter(&format!(
         "{} -cpu arm1176 /work/out/arm-unknown-linux-musleabihf/app",
         inside.display()
     ));
