@@ -236,7 +236,9 @@ fn a_debian_13_root_provisions_from_its_mirror_and_builds_the_hosts_bytes_in_its
             .arg("--bind")
             .arg(&root)
             .arg("/")
-            .args(["--dev", "/dev", "--bind", "/proc", "/proc", "--chdir", "/", "--"])
+            .args([
+                "--dev", "/dev", "--bind", "/proc", "/proc", "--chdir", "/", "--",
+            ])
             .args([
                 "/usr/bin/env",
                 "-i",
@@ -250,8 +252,7 @@ fn a_debian_13_root_provisions_from_its_mirror_and_builds_the_hosts_bytes_in_its
             ]))
     };
     let started = std::time::Instant::now();
-    let r =
-        enter("cd /work/ws && xbuild --target armv6l-unknown-linux-musleabihf --out /work/out");
+    let r = enter("cd /work/ws && xbuild --target armv6l-unknown-linux-musleabihf --out /work/out");
     eprintln!(
         "Debian 13 root: provision and build in {:.0}s\n{}",
         started.elapsed().as_secs_f64(),
