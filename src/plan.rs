@@ -320,6 +320,9 @@ fn rustc_cfg(tools: &toolchain::Lazy<'_>, target: &Target) -> Result<Vec<String>
         .output()
         .with_context(|| format!("asking rustc for the cfg values of {}", target.rust))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     crate::cache::write_atomic(tools.cache(), &path, text.as_bytes())?;
     Ok(lines(&text))
 }

@@ -1381,6 +1381,21 @@ fn the_workspaces_cargo_config_rustflags_reach_the_build() {
         flags.contains("xb_triple") && flags.contains("+crt-static"),
         "{flags}"
     );
+    // rustc's answers are kept, so that a run served from the cache need
+    // not provision rustc to ask again
+    let answers: Vec<String> = fs::read_dir(cache_dir().join("v1/rustc-cfg"))
+        .unwrap()
+        .flatten()
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect();
+    for arch in ["x86_64", "aarch64"] {
+        assert!(
+            answers
+                .iter()
+                .any(|a| a.lines().any(|l| l == format!("target_arch=\"{arch}\""))),
+            "{answers:?}"
+        );
+    }
 }
 
 /// The release profiles real projects use link with the cached std (which
