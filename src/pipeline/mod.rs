@@ -53,6 +53,7 @@ pub struct Outcomes {
 /// Run the plan: every target into a staging tree, then publish it whole.
 /// The toolchain is provisioned only when a target must be built.
 pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
+    toolchain::prepare_sandbox(cache, &plan.pins, plan.mode)?;
     let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
     crate::sandbox::refuse_workspace_pins(sandboxed, plan.workspace_pins.as_deref())?;
     if !sandboxed && let Some(store) = cache.remote() {

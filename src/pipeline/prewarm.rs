@@ -56,7 +56,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     if runtime.is_dir() {
         return Ok(None);
     }
-    let shims = zigcc::install_shims(cache, target, &tc.zig())?;
+    let shims = zigcc::install_shims(cache, target, &tc.zig(), &tc.system())?;
     let work = cache.temp_dir("zig-warm-up")?;
     let zig_cache = work.path().join("zig-cache");
     let src_dir = work.path().join("src");

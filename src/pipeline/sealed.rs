@@ -180,7 +180,7 @@ pub fn build(
         target,
         ..
     } = *ctx;
-    zigcc::install_shims(cache, target, &tc.zig())?;
+    zigcc::install_shims(cache, target, &tc.zig(), &tc.system())?;
     // the kept dir first: it holds this build's zig cache too
     let kept = if variant.reuse_deps {
         kept_target_dir(ctx)?

@@ -24,7 +24,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::env;
 use crate::process::Cmd;
@@ -180,8 +180,13 @@ impl Sandbox {
     /// The command that runs `program` in the sandbox (its environment is
     /// the `Cmd`'s: bwrap passes its own on).
     pub fn command(self, program: &OsStr) -> Cmd {
-        let mut cmd = Cmd::new(bwrap_path());
-        cmd.args(self.finish()).arg(program);
+        self.command_with(&launcher(), program)
+    }
+
+    fn command_with(self, launcher: &Launcher, program: &OsStr) -> Cmd {
+        let argv = launcher.argv();
+        let mut cmd = Cmd::new(&argv[0]);
+        cmd.args(&argv[1..]).args(self.finish()).arg(program);
         cmd
     }
 
@@ -194,39 +199,218 @@ impl Sandbox {
 
     /// The argv prefix that runs a program in the sandbox.
     pub fn prefix(self) -> Vec<OsString> {
-        let mut v = vec![bwrap_path().into_os_string()];
+        let mut v = launcher().argv();
         v.extend(self.finish());
         v
     }
 }
 
-fn bwrap_path() -> PathBuf {
-    env::var_os(env::XBUILD_BWRAP).map_or_else(|| PathBuf::from("bwrap"), PathBuf::from)
+/// How bubblewrap is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Launcher {
+    /// The host's (`XBUILD_BWRAP`, else `bwrap` on `PATH`).
+    Host(PathBuf),
+    /// The build root's, started through the root's own loader and
+    /// libraries: no glibc, loader or bubblewrap needed from the host.
+    Pinned(PinnedBwrap),
+}
+
+/// The build root's bubblewrap, as [`offer_pinned`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedBwrap {
+    pub loader: PathBuf,
+    pub library_path: Vec<PathBuf>,
+    pub bwrap: PathBuf,
+    /// The root itself: the probe's system.
+    pub root: PathBuf,
+}
+
+impl Launcher {
+    fn argv(&self) -> Vec<OsString> {
+        match self {
+            Launcher::Host(p) => vec![p.clone().into_os_string()],
+            Launcher::Pinned(p) => {
+                let libs = std::env::join_paths(&p.library_path).unwrap_or_default();
+                vec![
+                    p.loader.clone().into_os_string(),
+                    "--library-path".into(),
+                    libs,
+                    p.bwrap.clone().into_os_string(),
+                ]
+            }
+        }
+    }
+}
+
+/// The host's bubblewrap: `XBUILD_BWRAP` when set (then only it), else
+/// `bwrap` found on `PATH` (None: not there).
+fn host_bwrap() -> Option<PathBuf> {
+    env::var_os(env::XBUILD_BWRAP)
+        .map(PathBuf::from)
+        .or_else(|| which::which("bwrap").ok())
+}
+
+/// The build root's bubblewrap, offered by the toolchain once the root is
+/// installed: used when the host's cannot be had (none installed, or one
+/// the host's policy does not let make namespaces where the pinned one may).
+static PINNED: Mutex<Option<(PinnedBwrap, Option<Result<(), String>>)>> = Mutex::new(None);
+
+/// Offer the build root's bubblewrap (see [`PINNED`]). `XBUILD_BWRAP` set
+/// means that one and no other.
+pub fn offer_pinned(pinned: PinnedBwrap) {
+    if env::var_os(env::XBUILD_BWRAP).is_some() {
+        return;
+    }
+    let mut slot = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    if slot.as_ref().is_some_and(|(p, _)| *p == pinned) {
+        return;
+    }
+    *slot = Some((pinned, None));
+}
+
+/// The host's probe, once per process.
+fn host_probe() -> &'static Result<(), String> {
+    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let Some(bwrap) = host_bwrap() else {
+            return Err(format!(
+                "bubblewrap is not installed (no `bwrap` on PATH): {INSTALL}"
+            ));
+        };
+        probe(&Launcher::Host(bwrap.clone()), &System::Host, "/bin/true").map_err(|e| {
+            if e.status.is_none() {
+                format!(
+                    "bubblewrap (`{}`) cannot be run ({}): {INSTALL}",
+                    bwrap.display(),
+                    e.stderr.trim()
+                )
+            } else {
+                no_namespace(&e.stderr)
+            }
+        })
+    })
+}
+
+const INSTALL: &str = "install it (Debian and Ubuntu: `apt-get install bubblewrap`; \
+     Fedora: `dnf install bubblewrap`; Arch: `pacman -S bubblewrap`)";
+
+fn probe(
+    launcher: &Launcher,
+    system: &System,
+    program: &str,
+) -> Result<(), crate::process::ProcessError> {
+    let mut cmd = Sandbox::new(system, false).command_with(launcher, OsStr::new(program));
+    cmd.env("PATH", super::SYSTEM_PATH);
+    cmd.output().map(|_| ())
+}
+
+/// The pinned bubblewrap's probe (run once per root), when one is offered.
+fn pinned_probe() -> Option<(PinnedBwrap, Result<(), String>)> {
+    let mut slot = PINNED.lock().unwrap_or_else(|e| e.into_inner());
+    let (pinned, result) = slot.as_mut()?;
+    let result = result.get_or_insert_with(|| {
+        let system = System::Root(pinned.root.clone());
+        probe(&Launcher::Pinned(pinned.clone()), &system, "/usr/bin/true").map_err(|e| {
+            if e.status.is_none() {
+                format!(
+                    "the build root's bubblewrap cannot be run: {}",
+                    e.stderr.trim()
+                )
+            } else {
+                no_namespace(&e.stderr)
+            }
+        })
+    });
+    Some((pinned.clone(), result.clone()))
+}
+
+/// The bubblewrap sandboxes start with: the host's when it works, else the
+/// build root's when offered and it works, else the host's (whose failure
+/// [`available`] reports).
+fn launcher() -> Launcher {
+    let host = || Launcher::Host(host_bwrap().unwrap_or_else(|| PathBuf::from("bwrap")));
+    if host_probe().is_ok() {
+        return host();
+    }
+    match pinned_probe() {
+        Some((p, Ok(()))) => Launcher::Pinned(p),
+        _ => host(),
+    }
+}
+
+/// Which bubblewrap sandboxes start with, for people.
+pub fn which() -> String {
+    match launcher() {
+        Launcher::Host(p) => format!("the host's, {}", p.display()),
+        Launcher::Pinned(p) => format!("the build root's, {}", p.bwrap.display()),
+    }
 }
 
 /// Whether a sandbox can be had here: `Err` says precisely why not and what
-/// to do. Probed once per process, by running `true` in the base sandbox.
-pub fn available() -> Result<(), &'static str> {
-    static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
-    let probe = PROBE.get_or_init(|| {
-        let mut cmd = Sandbox::new(&System::Host, false).command(OsStr::new("/bin/true"));
-        cmd.env("PATH", super::SYSTEM_PATH);
-        match cmd.output() {
-            Ok(_) => Ok(()),
-            Err(e) if e.status.is_none() => Err(format!(
-                "bubblewrap (`{}`) cannot be run ({}): install it (Debian and Ubuntu: `apt-get install bubblewrap`; \
-                 Fedora: `dnf install bubblewrap`; Arch: `pacman -S bubblewrap`)",
-                bwrap_path().display(),
-                e.stderr.trim()
-            )),
-            Err(e) => Err(format!(
-                "bubblewrap could not create a user namespace: {}\n  \
-                 user namespaces are restricted on this system. Debian before 11: `sysctl -w kernel.unprivileged_userns_clone=1`; \
-                 Ubuntu 23.10 and later: allow bwrap in AppArmor (the `bwrap-userns-restrict` profile) or `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`; \
-                 containers: run with user namespaces allowed (e.g. Docker's default seccomp profile blocks them: `--security-opt seccomp=unconfined`)",
-                e.stderr.trim()
-            )),
-        }
-    });
-    probe.as_ref().map(|_| ()).map_err(|s| s.as_str())
+/// to do. Probed by running `true` in the base sandbox: with the host's
+/// bubblewrap once per process, and with the build root's, when the
+/// toolchain offers it, once per root.
+pub fn available() -> Result<(), String> {
+    let host = host_probe();
+    if host.is_ok() {
+        return Ok(());
+    }
+    match pinned_probe() {
+        Some((_, Ok(()))) => Ok(()),
+        Some((_, Err(pinned))) if host_bwrap_missing() => Err(pinned),
+        _ => host.clone(),
+    }
+}
+
+/// No bubblewrap on the host at all (so the pinned one's failure is the
+/// one to report).
+fn host_bwrap_missing() -> bool {
+    env::var_os(env::XBUILD_BWRAP).is_none() && which::which("bwrap").is_err()
+}
+
+/// bubblewrap ran but could not make its namespaces: say why, from what the
+/// kernel tells, and what to do.
+fn no_namespace(stderr: &str) -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    let cause = if chrooted() {
+        "xbuild runs in a chroot, and the kernel refuses user namespaces to a chrooted process: \
+         enter the root with a mount namespace and pivot_root instead (`bwrap --bind ROOT / --dev /dev --proc /proc …`, \
+         `unshare --mount --root`, systemd-nspawn, a container)"
+            .to_string()
+    } else if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        "user namespaces are disabled (user.max_user_namespaces is 0): `sysctl -w user.max_user_namespaces=15000`"
+            .to_string()
+    } else if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone is 0): \
+         `sysctl -w kernel.unprivileged_userns_clone=1`"
+            .to_string()
+    } else if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
+    {
+        "AppArmor restricts unprivileged user namespaces (Ubuntu 23.10 and later): allow bwrap in AppArmor \
+         (the `bwrap-userns-restrict` profile) or `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
+            .to_string()
+    } else {
+        "user namespaces are restricted here. Containers: run with user namespaces allowed \
+         (e.g. Docker's default seccomp profile blocks them: `--security-opt seccomp=unconfined`); \
+         Debian before 11: `sysctl -w kernel.unprivileged_userns_clone=1`"
+            .to_string()
+    };
+    format!(
+        "bubblewrap could not create a user namespace: {}\n  {cause}",
+        stderr.trim()
+    )
+}
+
+/// Whether this process's root is not its mount namespace's (a chroot):
+/// `/` and `/proc/self/root/..`'s mount root differ from the real root,
+/// which shows in `/proc/self/mountinfo` as no mount at `/`.
+fn chrooted() -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    !info.lines().any(|l| l.split(' ').nth(4) == Some("/"))
 }

@@ -149,7 +149,8 @@ impl CargoEnv {
         target: &Target,
         seen: &dyn Fn(&Path) -> std::path::PathBuf,
     ) -> Result<()> {
-        let shims = zigcc::install_shims(cache, target, &tc.zig())?.seen_through(seen);
+        let shims =
+            zigcc::install_shims(cache, target, &tc.zig(), &tc.system())?.seen_through(seen);
         let under = target.rust.replace('-', "_");
         let t = target.cargo_env_name();
         self.set(&format!("CARGO_TARGET_{t}_LINKER"), shims.cc.clone());

@@ -43,6 +43,7 @@ const NEEDED_BYTES: u64 = 1_600 * 1024 * 1024;
 
 /// Run every check and print them; returns whether nothing failed.
 pub fn run(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
+    super::offer_root_bwrap(cache, pins);
     let installed = pins.components.iter().all(|c| is_installed(cache, c));
     let mut checks = vec![glibc_check(pins)];
     let debian = super::fetch::debian_specs(pins);
@@ -320,7 +321,10 @@ fn sandbox_check() -> Check {
     match sandbox::bwrap::available() {
         Ok(()) => check(
             State::Ok,
-            "sandbox: bubblewrap works (user, mount and network namespaces)",
+            format!(
+                "sandbox: bubblewrap works (user, mount and network namespaces): {}",
+                sandbox::bwrap::which()
+            ),
             None,
         ),
         // the reason already says what to do

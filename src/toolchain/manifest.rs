@@ -164,6 +164,15 @@ pub struct RootLayout {
     /// Command lines (split at spaces) that must run in the root: checked
     /// once, when it is installed, and by the tests.
     pub programs: Vec<String>,
+    /// The root's dynamic loader, its library directories and bubblewrap,
+    /// paths in the root: the sandbox of a host without bubblewrap (or
+    /// glibc) starts the root's bubblewrap through the root's loader.
+    #[serde(default)]
+    pub loader: Option<String>,
+    #[serde(default)]
+    pub library_path: Vec<String>,
+    #[serde(default)]
+    pub bwrap: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +293,9 @@ impl Component {
 pub struct Pins {
     /// Where they came from, for messages.
     pub origin: String,
+    /// Read from the workspace's own toolchains.toml: nothing of them may
+    /// run outside the sandbox (its bubblewrap, for one).
+    pub from_workspace: bool,
     pub rust_layout: RustLayout,
     pub zig_layout: ZigLayout,
     pub qemu_layout: QemuLayout,
@@ -458,6 +470,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
     }
     Ok(Pins {
         origin: file.to_string(),
+        from_workspace: false,
         rust_layout: raw.rust.layout,
         zig_layout: raw.zig.layout,
         qemu_layout: raw.qemu.layout,

@@ -34,7 +34,9 @@ pub fn load_pins(explicit: Option<&Path>, workspace_root: Option<&Path>) -> Resu
         let candidate = root.join("toolchains.toml");
         if candidate.is_file() {
             tracing::info!("using the pins of {}", candidate.display());
-            return Ok(Pins::load(&candidate)?);
+            let mut pins = Pins::load(&candidate)?;
+            pins.from_workspace = true;
+            return Ok(pins);
         }
     }
     Ok(Pins::builtin())
@@ -178,15 +180,25 @@ pub fn provision(
 ) -> Result<Toolchain> {
     // with a build root, the toolchain runs in it (sandboxed): the host's
     // glibc does not matter, but xbuild's own does
-    let in_root = pins.has(ComponentKind::Root) && crate::sandbox::bwrap::available().is_ok();
-    if kinds.contains(&ComponentKind::Rust) {
+    // (the root's own bubblewrap, once installed, is the sandbox of a host
+    // without one)
+    offer_root_bwrap(cache, pins);
+    let in_root = pins.has(ComponentKind::Root)
+        && (crate::sandbox::bwrap::available().is_ok()
+            || pins.root_layout.as_ref().is_some_and(|l| l.bwrap.is_some()));
+    let check_glibc = |in_root: bool| -> Result<()> {
         match (&pins.root_layout, &pins.rust_layout.glibc) {
-            (Some(root), _) if in_root => root::check_xbuild_runs_in(root)?,
-            (_, Some(floor)) => {
-                glibc::check(glibc::host_version().as_deref(), floor, &pins.origin)?
-            }
-            _ => {}
+            (Some(root), _) if in_root => root::check_xbuild_runs_in(root),
+            (_, Some(floor)) => Ok(glibc::check(
+                glibc::host_version().as_deref(),
+                floor,
+                &pins.origin,
+            )?),
+            _ => Ok(()),
         }
+    };
+    if kinds.contains(&ComponentKind::Rust) {
+        check_glibc(in_root)?;
     }
     // builds get the pinned build tools (CMake, Ninja, libclang) whenever
     // they are pinned
@@ -233,6 +245,15 @@ pub fn provision(
             install(cache, pins, c, &fetcher)?;
         }
     }
+    offer_root_bwrap(cache, pins);
+    // the root was counted on for its bubblewrap, which does not work here
+    // either: the toolchain runs on the host after all
+    if in_root
+        && kinds.contains(&ComponentKind::Rust)
+        && crate::sandbox::bwrap::available().is_err()
+    {
+        check_glibc(false)?;
+    }
     let dir = |k| installed_dir(cache, pins.component(k));
     Ok(Toolchain {
         pins: pins.clone(),
@@ -249,6 +270,58 @@ pub fn provision(
             .then(|| dir(ComponentKind::Root)),
         in_use: std::sync::Arc::new(in_use),
     })
+}
+
+/// Before a run decides whether it is sandboxed: offer the build root's
+/// bubblewrap, installing the root first when the host has no working
+/// bubblewrap of its own (a host with nothing but a kernel). Pins from the
+/// workspace never bring the program that makes the sandbox.
+pub fn prepare_sandbox(cache: &Cache, pins: &Pins, mode: Mode) -> Result<()> {
+    offer_root_bwrap(cache, pins);
+    let Some(layout) = &pins.root_layout else {
+        return Ok(());
+    };
+    let root = pins.component(ComponentKind::Root);
+    if pins.from_workspace
+        || layout.bwrap.is_none()
+        || is_installed(cache, root)
+        || crate::sandbox::bwrap::available().is_ok()
+    {
+        return Ok(());
+    }
+    ui::status(
+        "Sandbox",
+        "this host has no working bubblewrap: installing the build root, whose bubblewrap xbuild then uses",
+    );
+    let path = cache.toolchain_lock(&root.install_name());
+    let lock = cache::lock_file(&path)?;
+    lock.lock_shared()
+        .with_context(|| format!("locking {}", path.display()))?;
+    let _lock = cache.lock("provisioning the toolchain")?;
+    if !is_installed(cache, root) {
+        cache::clean_tmp(cache)?;
+        let fetcher = fetch::Fetcher::new(cache, pins, mode);
+        install(cache, pins, root, &fetcher)?;
+    }
+    offer_root_bwrap(cache, pins);
+    Ok(())
+}
+
+/// Offer the installed build root's bubblewrap to the sandbox (see
+/// `sandbox::bwrap::offer_pinned`).
+pub(crate) fn offer_root_bwrap(cache: &Cache, pins: &Pins) {
+    let Some(layout) = &pins.root_layout else {
+        return;
+    };
+    if pins.from_workspace {
+        return;
+    }
+    let c = pins.component(ComponentKind::Root);
+    if is_installed(cache, c)
+        && let Some(pinned) = root::pinned_bwrap(layout, &installed_dir(cache, c))
+    {
+        crate::sandbox::bwrap::offer_pinned(pinned);
+    }
 }
 
 /// Install one component. The caller holds the cache lock.
@@ -307,6 +380,9 @@ fn install(cache: &Cache, pins: &Pins, c: &Component, fetcher: &fetch::Fetcher) 
         (ComponentKind::Tools, Some(layout), _) => launchers::write_tools(layout, staging.path())?,
         (ComponentKind::Root, _, Some(layout)) => {
             root::finish(layout, staging.path())?;
+            if let Some(pinned) = root::pinned_bwrap(layout, staging.path()) {
+                crate::sandbox::bwrap::offer_pinned(pinned);
+            }
             if crate::sandbox::bwrap::available().is_ok() {
                 root::check(layout, staging.path())?;
             }

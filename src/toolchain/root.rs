@@ -116,6 +116,24 @@ fn inside(path: &str) -> Result<&Path> {
     Ok(rel)
 }
 
+/// The root's bubblewrap and how to start it (through the root's loader),
+/// when the pins name them; `dir` is the installed root.
+pub fn pinned_bwrap(layout: &RootLayout, dir: &Path) -> Option<crate::sandbox::bwrap::PinnedBwrap> {
+    let loader = dir.join(inside(layout.loader.as_deref()?).ok()?);
+    let bwrap = dir.join(inside(layout.bwrap.as_deref()?).ok()?);
+    let library_path = layout
+        .library_path
+        .iter()
+        .filter_map(|p| inside(p).ok().map(|p| dir.join(p)))
+        .collect();
+    Some(crate::sandbox::bwrap::PinnedBwrap {
+        loader,
+        library_path,
+        bwrap,
+        root: dir.to_path_buf(),
+    })
+}
+
 /// Run every program the pins list in a sandbox whose system is the root at
 /// `dir`; an error names the first that fails and what it printed.
 pub fn check(layout: &RootLayout, dir: &Path) -> Result<()> {
@@ -177,6 +195,9 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
             programs: vec![],
+            loader: None,
+            library_path: vec![],
+            bwrap: None,
         }
     }
 

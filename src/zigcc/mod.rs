@@ -353,10 +353,15 @@ impl Shims {
 
 /// The wrappers for `target` (links to xbuild in the cache's shims bucket)
 /// and its runtime archive compiled with `zig`.
-pub fn install_shims(cache: &Cache, target: &Target, zig: &Path) -> Result<Shims> {
+pub fn install_shims(
+    cache: &Cache,
+    target: &Target,
+    zig: &Path,
+    system: &crate::sandbox::bwrap::System,
+) -> Result<Shims> {
     let dir = cache.shims();
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    ensure_rt(cache, target, zig)?;
+    ensure_rt(cache, target, zig, system)?;
     let link = |prefix: &str| link_to_self(cache, &dir.join(format!("{prefix}{}", target.rust)));
     let shims = Shims {
         cc: link(CC_PREFIX)?,

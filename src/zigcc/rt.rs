@@ -33,7 +33,12 @@ pub(super) fn rt_archive(shims: &Path, target: &Target, zig: &Path) -> PathBuf {
 }
 
 /// Compile the runtime archive for `target` if the cache has none.
-pub(super) fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()> {
+pub(super) fn ensure_rt(
+    cache: &Cache,
+    target: &Target,
+    zig: &Path,
+    system: &crate::sandbox::bwrap::System,
+) -> Result<()> {
     let dest = rt_archive(&cache.shims(), target, zig);
     if dest.is_file() {
         return Ok(());
@@ -47,12 +52,8 @@ pub(super) fn ensure_rt(cache: &Cache, target: &Target, zig: &Path) -> Result<()
     let zig_cache = cache.zig_cache();
     fs::create_dir_all(&zig_cache).with_context(|| format!("creating {}", zig_cache.display()))?;
     let zig_cmd = |args: &[&std::ffi::OsStr]| {
-        let mut c = crate::sandbox::tool_command(
-            &crate::sandbox::bwrap::System::Host,
-            zig,
-            &[zig_dir],
-            &[work.path(), &zig_cache],
-        );
+        let mut c =
+            crate::sandbox::tool_command(system, zig, &[zig_dir], &[work.path(), &zig_cache]);
         c.envs(env::passthrough_for_compiler())
             .env("ZIG_GLOBAL_CACHE_DIR", cache.zig_cache())
             .env("ZIG_LOCAL_CACHE_DIR", cache.zig_cache())
