@@ -253,7 +253,10 @@ fn host_bwrap() -> Option<PathBuf> {
 /// The build root's bubblewrap, offered by the toolchain once the root is
 /// installed: used when the host's cannot be had (none installed, or one
 /// the host's policy does not let make namespaces where the pinned one may).
-static PINNED: Mutex<Option<(PinnedBwrap, Option<Result<(), String>>)>> = Mutex::new(None);
+static PINNED: Mutex<Option<(PinnedBwrap, Option<Probe>)>> = Mutex::new(None);
+
+/// A probe's answer: `Err` says why there is no sandbox.
+type Probe = Result<(), String>;
 
 /// Offer the build root's bubblewrap (see [`PINNED`]). `XBUILD_BWRAP` set
 /// means that one and no other.

@@ -4,6 +4,7 @@
 //! or `.git` goes in.
 
 pub mod bwrap;
+mod gitread;
 pub mod snapshot;
 pub mod sources;
 

@@ -58,19 +58,7 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
             if has_submodules(root) {
                 check_submodules(root)?;
             }
-            let files = split_z(&out.stdout);
-            let manifest = Path::new("Cargo.toml");
-            if root.join(manifest).exists() && !files.iter().any(|f| f == manifest) {
-                return Err(crate::exit::Usage(format!(
-                    "git does not track {}: xbuild builds exactly the files the repository tracks (with their \
-                     working-tree contents), and a new repository, such as `cargo new` makes, tracks nothing yet.\n  \
-                     run `git add .` in {} (a commit is not needed), then build again",
-                    root.join("Cargo.toml").display(),
-                    root.display()
-                ))
-                .into());
-            }
-            files
+            tracks_its_manifest(root, split_z(&out.stdout))?
         }
         Err(e) if e.stderr.contains("not a git repository") => {
             if let Some(dir) = root.ancestors().find(|d| d.join(".git").exists()) {
@@ -82,18 +70,21 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
             }
             walk(root)?
         }
-        Err(e) if e.status.is_none() => {
-            if let Some(dir) = root.ancestors().find(|d| d.join(".git").exists()) {
-                bail!(
-                    "{} is in a git repository ({}), but git cannot be run ({}): install git, so that xbuild \
-                     snapshots exactly the files the repository tracks",
-                    root.display(),
-                    dir.display(),
-                    e.stderr.trim()
-                );
+        Err(e) if e.status.is_none() => match super::gitread::Repo::find(root)? {
+            // no git here: its index, read by xbuild
+            Some(repo) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    crate::ui::note(&format!(
+                        "git cannot be run here ({}): xbuild reads the repository's index itself (the files it tracks, \
+                         and HEAD's commit time); files git would call untracked are not named",
+                        e.stderr.trim()
+                    ))
+                });
+                tracks_its_manifest(root, repo.tracked(root)?)?
             }
-            walk(root)?
-        }
+            None => walk(root)?,
+        },
         Err(e) => {
             let advice = if e.stderr.contains("dubious ownership") {
                 "\nxbuild does not bypass git's ownership check (it protects against repository config that runs programs): \
@@ -113,6 +104,23 @@ pub fn source_files(root: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     files.dedup();
+    Ok(files)
+}
+
+/// A repository that does not track the workspace's manifest tracks nothing
+/// yet (`cargo new`): say what to run.
+fn tracks_its_manifest(root: &Path, files: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let manifest = Path::new("Cargo.toml");
+    if root.join(manifest).exists() && !files.iter().any(|f| f == manifest) {
+        return Err(crate::exit::Usage(format!(
+            "git does not track {}: xbuild builds exactly the files the repository tracks (with their \
+             working-tree contents), and a new repository, such as `cargo new` makes, tracks nothing yet.\n  \
+             run `git add .` in {} (a commit is not needed), then build again",
+            root.join("Cargo.toml").display(),
+            root.display()
+        ))
+        .into());
+    }
     Ok(files)
 }
 
@@ -331,13 +339,18 @@ pub fn source_date_epoch(root: &Path) -> String {
     if let Some(v) = crate::env::var("SOURCE_DATE_EPOCH") {
         return v;
     }
-    git(root)
-        .args(["log", "-1", "--format=%ct"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "1".to_string())
+    match git(root).args(["log", "-1", "--format=%ct"]).output() {
+        Ok(o) => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        // no git here: HEAD's commit, read by xbuild
+        Err(e) if e.status.is_none() => super::gitread::Repo::find(root)
+            .ok()
+            .flatten()
+            .and_then(|r| r.head_time().ok().flatten())
+            .map(|t| t.to_string()),
+        Err(_) => None,
+    }
+    .filter(|s| !s.is_empty())
+    .unwrap_or_else(|| "1".to_string())
 }
 
 /// `git describe --tags --always --dirty` of the workspace.

@@ -43,21 +43,25 @@ pub(super) fn store(
 /// How long a download may go without receiving a byte.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The HTTP client of downloads: a stalled server is an error that names
+/// what was asked, not a hang; statuses are answers, not errors.
+pub(super) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .timeout_recv_response(Some(READ_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
 pub(super) fn fetch_url(cache: &Cache, a: &Artifact, url: &str) -> Result<PathBuf> {
     ui::status("Downloading", &format!("{} from {url}", a.file_name));
     let fail = |reason: String| FetchFailed {
         label: a.label(),
         reason,
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(30)))
-        // a stalled server is an error that names the artifact, not a hang
-        .timeout_recv_response(Some(READ_TIMEOUT))
-        .timeout_per_read(Some(READ_TIMEOUT))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent.get(url).call().map_err(|e| {
+    let response = agent().get(url).call().map_err(|e| {
         fail(format!(
             "{url}: {e}; check the network, the proxy settings (HTTPS_PROXY) or the URL"
         ))

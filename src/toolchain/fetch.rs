@@ -90,6 +90,12 @@ enum Way {
         spec: String,
         suite: String,
     },
+    /// The wheel's URL on the package index the user's pip is configured
+    /// with (no pip run).
+    PypiIndex {
+        index: String,
+        requirement: String,
+    },
     Pip(String),
     Url(String),
     Path(PathBuf),
@@ -105,6 +111,7 @@ impl Way {
             Way::DebianPool(_) => "Debian mirror",
             Way::HostApt(_) => "host apt",
             Way::PrivateApt { .. } => "xbuild's apt",
+            Way::PypiIndex { .. } => "package index",
             Way::Pip(_) => "pip",
             Way::Url(_) => "url",
             Way::Path(_) => "path",
@@ -121,6 +128,9 @@ impl Way {
             Way::HostApt(spec) => format!("apt-get download {spec} (the host's apt sources)"),
             Way::PrivateApt { spec, suite } => {
                 format!("apt-get download {spec} (xbuild's apt sources: {suite})")
+            }
+            Way::PypiIndex { index, requirement } => {
+                format!("{requirement} on the package index {index}")
             }
             Way::Pip(req) => format!("pip download {req}"),
             Way::Url(u) => u.clone(),
@@ -297,7 +307,20 @@ impl<'a> Fetcher<'a> {
                     )));
                 }
             }
-            Source::Pypi { requirement } => ways.push(Way::Pip(requirement.clone())),
+            Source::Pypi { requirement } => {
+                // pip's find-links directories and index, read by xbuild
+                // itself: no python3 or pip needed where they are set
+                if let Some(path) = super::pypi::in_find_links(&a.file_name) {
+                    ways.push(Way::Path(path));
+                }
+                if let Some(index) = super::pypi::index_url() {
+                    ways.push(Way::PypiIndex {
+                        index,
+                        requirement: requirement.clone(),
+                    });
+                }
+                ways.push(Way::Pip(requirement.clone()))
+            }
             Source::Url { url } => ways.push(Way::Url(url.clone())),
             Source::Path { path } => ways.push(Way::Path(path.clone())),
         }
@@ -359,6 +382,20 @@ impl<'a> Fetcher<'a> {
                 }
                 let uri = lookup(&self.private_apt, spec)?;
                 fetch_url(cache, a, &uri.url)
+            }
+            Way::PypiIndex { index, requirement } => {
+                let page_url = super::pypi::project_page(index, requirement);
+                let page = super::pypi::get_page(&page_url).map_err(|e| FetchFailed {
+                    label: a.label(),
+                    reason: format!("{e:#}"),
+                })?;
+                let url = super::pypi::file_url(&page, &page_url, &a.file_name).map_err(|e| {
+                    FetchFailed {
+                        label: a.label(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+                fetch_url(cache, a, &url)
             }
             Way::Pip(requirement) => {
                 ui::status(

@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod glibc;
 pub mod launchers;
 pub mod manifest;
+pub mod pypi;
 pub mod root;
 pub mod unpack;
 

@@ -2,6 +2,8 @@
 // The tests start xbuild and tools as a user would; the one-spawner rule is src/'s.
 #![allow(clippy::disallowed_methods)]
 
+#[cfg(feature = "e2e")]
+mod bare;
 mod cli;
 #[cfg(feature = "e2e")]
 mod e2e;
