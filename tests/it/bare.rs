@@ -1,23 +1,31 @@
-//! A host with nothing but a kernel: the static xbuild (built by xbuild
-//! for x86_64-unknown-linux-musl) in a root holding only busybox and CA
-//! certificates. No glibc or loader, no bubblewrap, no python3 or pip, no
-//! git, no apt: xbuild fetches every pin over HTTP from a Debian mirror and
-//! a package index (real servers on loopback, fed from this host's cache),
-//! sandboxes with the build root's bubblewrap started through the root's
-//! loader, and builds this host's bytes.
+//! Hosts with next to nothing: the static xbuild (built by xbuild for
+//! x86_64-unknown-linux-musl) in a root holding only busybox and CA
+//! certificates, and in a Debian 11 minbase root (glibc 2.31, older than
+//! the toolchain's). Neither has bubblewrap, python3, pip or git; the
+//! busybox root has no glibc or loader at all. xbuild fetches every pin
+//! over HTTP from a Debian mirror and a package index (real servers on
+//! loopback, fed from this host's cache), sandboxes with the build root's
+//! bubblewrap started through the root's loader, reads the workspace's git
+//! index itself, and builds this host's bytes. Each root is entered as its
+//! own host, with a mount namespace and pivot_root (bubblewrap as root).
 
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use crate::e2e::{cache_dir, copy_dir, provisioned, xbuild};
 use crate::support::{ok, repo_root, run};
 
 #[allow(clippy::disallowed_methods)] // the CI's setting, read directly
-fn busybox_root() -> Option<PathBuf> {
-    std::env::var_os("XBUILD_TEST_BUSYBOX_ROOT").map(PathBuf::from)
+fn root_from(var: &str) -> Option<PathBuf> {
+    let root = std::env::var_os(var).map(PathBuf::from);
+    if root.is_none() {
+        eprintln!("skipped: {var} is not set (.ci/run sets it)");
+    }
+    root
 }
 
 /// `python3 -m http.server` on loopback, serving `dir`; killed on drop.
@@ -191,64 +199,108 @@ fn assert_bare(root: &Path) {
     }
 }
 
-/// The static xbuild (`xbuild --target x86_64-unknown-linux-musl` of this
-/// repository), in the root's cache-free `/usr/local/bin`, and the fixture
-/// built there for x86_64 and armv6l from an empty cache: this host's bytes.
-#[test]
-fn the_static_xbuild_provisions_and_builds_on_a_host_with_only_busybox() {
-    let Some(root) = busybox_root() else {
-        eprintln!("skipped: XBUILD_TEST_BUSYBOX_ROOT is not set (.ci/run sets it)");
-        return;
-    };
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "entering a root with bubblewrap needs root"
-    );
-    assert_bare(&root);
-    provisioned();
-    // xbuild builds itself, statically
-    let started = std::time::Instant::now();
-    let built = tempfile::tempdir_in("/var/tmp").unwrap();
-    let r = run(xbuild(&repo_root())
-        .args(["--target", "x86_64-unknown-linux-musl", "--out"])
-        .arg(built.path()));
-    ok(&r);
-    let exe = built.path().join("x86_64-unknown-linux-musl/xbuild");
-    assert!(!has_interp(&exe), "the musl xbuild is static");
-    eprintln!(
-        "static xbuild built in {:.0}s",
-        started.elapsed().as_secs_f64()
-    );
+/// The fixture as a git repository (one commit, at a fixed time), made once.
+fn fixture() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bare-fixture");
+        let _ = fs::remove_dir_all(&dir);
+        copy_dir(&repo_root().join("tests/fixtures/hello-ws"), &dir);
+        for args in [
+            &["init", "-q"][..],
+            &["add", "."],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "fixture",
+            ],
+        ] {
+            let st = Command::new("git")
+                .args(args)
+                .current_dir(&dir)
+                .env("GIT_COMMITTER_DATE", "1700000000 +0000")
+                .env("GIT_AUTHOR_DATE", "1700000000 +0000")
+                .status()
+                .unwrap();
+            assert!(st.success(), "git {args:?}");
+        }
+        dir
+    })
+}
 
+const TARGETS: [&str; 4] = [
+    "--target",
+    "x86_64-unknown-linux-musl",
+    "--target",
+    "armv6l-unknown-linux-musleabihf",
+];
+
+/// xbuild built by xbuild, statically, once; and this host's SHA256SUMS of
+/// the fixture for both targets.
+fn static_xbuild_and_host_sums() -> &'static (PathBuf, String) {
+    static BUILT: OnceLock<(PathBuf, String)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        provisioned();
+        let started = std::time::Instant::now();
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("static-xbuild");
+        let r = run(xbuild(&repo_root())
+            .args(["--target", "x86_64-unknown-linux-musl", "--out"])
+            .arg(&out));
+        ok(&r);
+        let exe = out.join("x86_64-unknown-linux-musl/xbuild");
+        assert!(!has_interp(&exe), "the musl xbuild is static");
+        eprintln!(
+            "static xbuild built in {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
+        let ws = tempfile::tempdir().unwrap();
+        copy_dir(fixture(), ws.path());
+        let sums = ws.path().join("out");
+        ok(&run(xbuild(ws.path())
+            .args(TARGETS)
+            .arg("--out")
+            .arg(&sums)));
+        (exe, fs::read_to_string(sums.join("SHA256SUMS")).unwrap())
+    })
+}
+
+/// Put the static xbuild, the fixture (with its .git), CA certificates and
+/// name resolution into `root`, and a cache holding this host's std
+/// sysroots (std is not what these tests are about; their keys hold no
+/// machine path) and, with `downloads`, its downloaded pins (as `xbuild
+/// toolchain import` would). Returns the cache's path in the root.
+fn furnish(root: &Path, downloads: bool) -> &'static str {
+    let (exe, _) = static_xbuild_and_host_sums();
     let bin = root.join("usr/local/bin/xbuild");
     fs::create_dir_all(bin.parent().unwrap()).unwrap();
-    fs::copy(&exe, &bin).unwrap();
+    fs::copy(exe, &bin).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     let work = root.join("work");
     let _ = fs::remove_dir_all(&work);
-    copy_dir(
-        &repo_root().join("tests/fixtures/hello-ws"),
-        &work.join("ws"),
-    );
+    copy_dir(fixture(), &work.join("ws"));
     let cache = root.join("var/cache/xbuild-test");
     let _ = fs::remove_dir_all(&cache);
-    fs::create_dir_all(&cache).unwrap();
-    // std is not what this test is about: the host's sysroots (keyed by pins
-    // and target, no machine path) spare it two std builds
-    let sysroots = cache_dir().join("v1/sysroots");
     fs::create_dir_all(cache.join("v1")).unwrap();
-    let copy = |how: &str| {
-        Command::new("cp")
-            .arg(how)
-            .arg(&sysroots)
-            .arg(cache.join("v1/sysroots"))
-            .status()
-            .unwrap()
-            .success()
-    };
-    assert!(copy("-al") || copy("-a"));
+    let mut buckets = vec!["sysroots"];
+    if downloads {
+        buckets.push("downloads");
+    }
+    for bucket in buckets {
+        let copy = |how: &str| {
+            Command::new("cp")
+                .arg(how)
+                .arg(cache_dir().join("v1").join(bucket))
+                .arg(cache.join("v1").join(bucket))
+                .status()
+                .unwrap()
+                .success()
+        };
+        assert!(copy("-al") || copy("-a"), "copying {bucket}");
+    }
     for dir in ["root", "tmp", "etc/ssl/certs"] {
         fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -258,107 +310,157 @@ fn the_static_xbuild_provisions_and_builds_on_a_host_with_only_busybox() {
         root.join("etc/ssl/certs/ca-certificates.crt"),
     )
     .unwrap();
+    "/var/cache/xbuild-test"
+}
 
-    let served = tempfile::tempdir_in(cache_dir()).unwrap();
-    mirror_of_the_pins(served.path());
-    let server = Server::start(served.path());
-    let base = format!("http://127.0.0.1:{}", server.port);
-    let enter = |script: &str| {
-        run(Command::new("bwrap")
-            .arg("--bind")
-            .arg(&root)
-            .arg("/")
-            .args([
-                "--dev", "/dev", "--bind", "/proc", "/proc", "--chdir", "/", "--",
-            ])
-            .args([
-                "/bin/busybox",
-                "env",
-                "-i",
-                "HOME=/root",
-                "PATH=/usr/local/bin:/bin",
-            ])
-            .arg("XBUILD_CACHE_DIR=/var/cache/xbuild-test")
-            .arg("XBUILD_REQUIRE_SANDBOX=1")
-            .arg(format!(
-                "XBUILD_DEBIAN_MIRROR={base}/debian,{base}/debian-security"
-            ))
-            .arg(format!("PIP_INDEX_URL={base}/simple"))
-            .args(["/bin/busybox", "sh", "-c", script]))
-    };
+/// Run `script` in `root` entered as its own host (`/` is the root, with its
+/// own /dev, this host's /proc and network), with only `env`.
+fn enter(root: &Path, shell: &str, env: &[String], script: &str) -> crate::support::Run {
+    run(Command::new("bwrap")
+        .arg("--bind")
+        .arg(root)
+        .arg("/")
+        .args([
+            "--dev", "/dev", "--bind", "/proc", "/proc", "--chdir", "/", "--",
+        ])
+        .args([
+            shell,
+            "env",
+            "-i",
+            "HOME=/root",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+        ])
+        .args(env)
+        .args([shell, "sh", "-c", script]))
+}
+
+/// Build the fixture in `root` for both targets: sandboxed (the build root's
+/// bubblewrap), this host's bytes, the workspace's files from its git index
+/// read by xbuild. Returns what xbuild printed.
+fn build_there(root: &Path, shell: &str, env: &[String]) -> String {
+    let (_, host_sums) = static_xbuild_and_host_sums();
     let started = std::time::Instant::now();
     let r = enter(
-        "cd /work/ws && xbuild --target x86_64-unknown-linux-musl \
-         --target armv6l-unknown-linux-musleabihf --out /work/out",
+        root,
+        shell,
+        env,
+        &format!(
+            "cd /work/ws && xbuild {} --out /work/out",
+            TARGETS.join(" ")
+        ),
     );
     eprintln!(
-        "busybox root: provision and build in {:.0}s\n{}",
+        "{}: provision and build in {:.0}s\n{}",
+        root.display(),
         started.elapsed().as_secs_f64(),
         r.stderr
     );
     ok(&r);
-    // the sandbox is the build root's bubblewrap; every pin came over HTTP
+    let said = r.stderr.clone();
     assert!(
         r.stderr.contains("this host has no working bubblewrap"),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains(&format!("{base}/debian/pool/")),
-        "{}",
         r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!("{base}/debian-security/pool/")),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!("{base}/files/ziglang-")),
+            .contains("xbuild reads the repository's index itself"),
         "{}",
         r.stderr
     );
     for not in ["pip download", "apt-get", "did not work", "not sandboxed"] {
         assert!(!r.stderr.contains(not), "`{not}` in {}", r.stderr);
     }
+    let out = root.join("work/out");
     let report: serde_json::Value =
-        serde_json::from_slice(&fs::read(work.join("out/report.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(out.join("report.json")).unwrap()).unwrap();
     for t in report["targets"].as_array().unwrap() {
         assert_eq!(t["sandboxed"], true, "{report}");
     }
-    // this host's bytes
-    let ws = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("tests/fixtures/hello-ws"), ws.path());
-    let out = ws.path().join("out");
-    ok(&run(xbuild(ws.path())
-        .args([
-            "--target",
-            "x86_64-unknown-linux-musl",
-            "--target",
-            "armv6l-unknown-linux-musleabihf",
-            "--out",
-        ])
-        .arg(&out)));
     assert_eq!(
-        fs::read_to_string(work.join("out/SHA256SUMS")).unwrap(),
-        fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
-        "the busybox root and this host build the same bytes"
+        &fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+        host_sums,
+        "{} and this host build the same bytes",
+        root.display()
     );
-    // the built program runs there, and so does `toolchain env` and doctor
-    let r = enter("/work/out/x86_64-unknown-linux-musl/app");
+    let r = enter(root, shell, env, "/work/out/x86_64-unknown-linux-musl/app");
     ok(&r);
     assert!(r.stdout.starts_with("app: c_add=42"), "{}", r.stdout);
-    let r = enter("xbuild toolchain env");
-    ok(&r);
-    assert!(r.stdout.contains("export "), "{}", r.stdout);
-    let r = enter("xbuild toolchain doctor");
+    let r = enter(root, shell, env, "xbuild toolchain doctor");
     assert!(
         r.stdout.contains("the build root's"),
         "{}{}",
         r.stdout,
         r.stderr
     );
+    said
+}
+
+/// The busybox root, from an empty cache: every pin over HTTP from the
+/// loopback mirror and index.
+#[test]
+fn the_static_xbuild_provisions_and_builds_on_a_host_with_only_busybox() {
+    let Some(root) = root_from("XBUILD_TEST_BUSYBOX_ROOT") else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "entering a root with bubblewrap needs root"
+    );
+    assert_bare(&root);
+    let cache = furnish(&root, false);
+    let served = tempfile::tempdir_in(cache_dir()).unwrap();
+    mirror_of_the_pins(served.path());
+    let server = Server::start(served.path());
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let env = [
+        format!("XBUILD_CACHE_DIR={cache}"),
+        "XBUILD_REQUIRE_SANDBOX=1".to_string(),
+        format!("XBUILD_DEBIAN_MIRROR={base}/debian,{base}/debian-security"),
+        format!("PIP_INDEX_URL={base}/simple"),
+    ];
+    let said = build_there(&root, "/bin/busybox", &env);
+    assert!(said.contains(&format!("{base}/debian/pool/")), "{said}");
+    assert!(
+        said.contains(&format!("{base}/debian-security/pool/")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{base}/files/ziglang-")), "{said}");
+    let r = enter(&root, "/bin/busybox", &env, "xbuild toolchain env");
+    ok(&r);
+    assert!(r.stdout.contains("export "), "{}", r.stdout);
     drop(server);
-    let _ = fs::remove_dir_all(&work);
-    let _ = fs::remove_dir_all(&cache);
+    let _ = fs::remove_dir_all(root.join("work"));
+    let _ = fs::remove_dir_all(root.join(cache.trim_start_matches('/')));
+}
+
+/// A Debian 11 minbase root (glibc 2.31, no bubblewrap, python3 or git),
+/// with the pins' downloads imported: no network but cargo's.
+#[test]
+fn the_static_xbuild_builds_in_a_debian_11_root() {
+    let Some(root) = root_from("XBUILD_TEST_DEBIAN11_ROOT") else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "entering a root with bubblewrap needs root"
+    );
+    let os = fs::read_to_string(root.join("etc/os-release")).unwrap();
+    assert!(os.contains("VERSION_CODENAME=bullseye"), "{os}");
+    for absent in ["usr/bin/bwrap", "usr/bin/python3", "usr/bin/git"] {
+        assert!(!root.join(absent).exists(), "the root has {absent}");
+    }
+    let cache = furnish(&root, true);
+    let env = [
+        format!("XBUILD_CACHE_DIR={cache}"),
+        "XBUILD_REQUIRE_SANDBOX=1".to_string(),
+    ];
+    let said = build_there(&root, "/usr/bin/env", &env);
+    assert!(!said.contains("Downloading"), "{said}");
+    let _ = fs::remove_dir_all(root.join("work"));
+    let _ = fs::remove_dir_all(root.join(cache.trim_start_matches('/')));
 }
