@@ -108,11 +108,50 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     cmd.arg("-o")
         .arg(here.join("empty"))
         .arg(here.join("empty.rs"));
+    // and the host's kind of links (build scripts, proc macros), when zig
+    // makes them: against the build root's glibc, stripped as cargo strips
+    // them; each build's zig cache would otherwise compile that runtime
+    let mut host_cmds = Vec::new();
+    if let Some(host_linker) = zigcc::host_linker(cache, tc.root_glibc())? {
+        std::fs::write(src_dir.join("host.rs"), "fn main() {}\n")
+            .and_then(|()| std::fs::write(src_dir.join("host_macro.rs"), ""))
+            .with_context(|| format!("writing into {}", src_dir.display()))?;
+        for (kind, file) in [("bin", "host"), ("proc-macro", "host_macro")] {
+            let mut c = if ctx.sandboxed {
+                let mut sb = inputs.sandbox(false);
+                zig.add_to(&mut sb);
+                sb.bind(&src_dir, &here);
+                sb.chdir(&here);
+                sb.command(seen.rustc().as_os_str())
+            } else {
+                Cmd::new(tc.rustc())
+            };
+            c.envs(env.vars.iter().map(|(k, v)| (k, v)))
+                .current_dir(&src_dir)
+                .args([
+                    "--edition",
+                    "2021",
+                    "--crate-type",
+                    kind,
+                    "--target",
+                    zigcc::HOST,
+                ])
+                .args(["-C", "strip=debuginfo", "-C"])
+                .arg(format!("linker={}", inputs.seen(&host_linker).display()))
+                .arg("--out-dir")
+                .arg(&here)
+                .arg(here.join(format!("{file}.rs")));
+            host_cmds.push(c);
+        }
+    }
     let rust = target.rust.clone();
     Ok(Some(std::thread::spawn(move || {
         let started = std::time::Instant::now();
-        match cmd.output() {
-            Ok(_) => {
+        let linked = cmd
+            .output()
+            .and_then(|_| host_cmds.iter_mut().try_for_each(|c| c.output().map(drop)));
+        match linked {
+            Ok(()) => {
                 // zig's scratch, and its ZIR cache (`z/`, half the size,
                 // read only when something is compiled again, never on a hit)
                 for scratch in ["tmp", "z"] {
@@ -144,6 +183,8 @@ pub fn runtime(ctx: &TargetCtx<'_>) -> PathBuf {
     let mut parts = vec![ctx.target.rust.as_str(), if strip { "strip" } else { "" }];
     parts.extend(ctx.flags.iter().map(String::as_str));
     parts.push(if ctx.sandboxed { "sealed" } else { "" });
+    // the host's links it holds too (see `start`)
+    parts.push(ctx.tc.root_glibc().unwrap_or_default());
     let key = crate::cache::hash_bytes(parts.join("\0").as_bytes());
     ctx.cache.zig_runtime(&key[..32])
 }
