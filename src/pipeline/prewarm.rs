@@ -116,7 +116,11 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
         std::fs::write(src_dir.join("host.rs"), "fn main() {}\n")
             .and_then(|()| std::fs::write(src_dir.join("host_macro.rs"), ""))
             .with_context(|| format!("writing into {}", src_dir.display()))?;
-        for (kind, file) in [("bin", "host"), ("proc-macro", "host_macro")] {
+        for (kind, file, strip) in [
+            ("bin", "host", "strip=debuginfo"),
+            ("bin", "host", "strip=none"),
+            ("proc-macro", "host_macro", "strip=debuginfo"),
+        ] {
             let mut c = if ctx.sandboxed {
                 let mut sb = inputs.sandbox(false);
                 zig.add_to(&mut sb);
@@ -136,7 +140,7 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
                     "--target",
                     zigcc::HOST,
                 ])
-                .args(["-C", "strip=debuginfo", "-C"])
+                .args(["-C", strip, "-C"])
                 .arg(format!("linker={}", inputs.seen(&host_linker).display()))
                 .arg("--out-dir")
                 .arg(&here)

@@ -32,6 +32,9 @@ pub enum ManifestError {
 #[serde(deny_unknown_fields)]
 struct Raw {
     version: Spanned<u32>,
+    /// The CPU the pins' programs run on (`std::env::consts::ARCH`'s name).
+    #[serde(default)]
+    host: Option<Spanned<String>>,
     rust: RawComponent<RustLayout>,
     zig: RawComponent<ZigLayout>,
     qemu: RawComponent<QemuLayout>,
@@ -293,6 +296,9 @@ impl Component {
 pub struct Pins {
     /// Where they came from, for messages.
     pub origin: String,
+    /// The CPU their programs run on (`x86_64`): another host's are a set
+    /// of pins of their own.
+    pub host: String,
     /// Read from the workspace's own toolchains.toml: nothing of them may
     /// run outside the sandbox (its bubblewrap, for one).
     pub from_workspace: bool,
@@ -382,6 +388,16 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Parse `toolchains.toml` text. `base` resolves relative `path = ` sources.
+/// The host CPUs pins may be for (Rust's names for them).
+const KNOWN_HOSTS: &[&str] = &[
+    "x86_64",
+    "aarch64",
+    "riscv64",
+    "powerpc64",
+    "s390x",
+    "loongarch64",
+];
+
 pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError> {
     let err = |span: Option<Range<usize>>, message: String| {
         let (line, column) = line_col(text, span.map_or(0, |s| s.start));
@@ -403,6 +419,21 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             ),
         ));
     }
+
+    let host = match &raw.host {
+        Some(h) if KNOWN_HOSTS.contains(&h.get_ref().as_str()) => h.get_ref().clone(),
+        Some(h) => {
+            return Err(err(
+                Some(h.span()),
+                format!(
+                    "unknown host CPU `{}`: one of {}",
+                    h.get_ref(),
+                    KNOWN_HOSTS.join(", ")
+                ),
+            ));
+        }
+        None => "x86_64".to_string(),
+    };
 
     let artifacts = |list: &Spanned<Vec<RawArtifact>>| -> Result<Vec<Artifact>, ManifestError> {
         if list.get_ref().is_empty() {
@@ -470,6 +501,7 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
     }
     Ok(Pins {
         origin: file.to_string(),
+        host,
         from_workspace: false,
         rust_layout: raw.rust.layout,
         zig_layout: raw.zig.layout,

@@ -247,3 +247,22 @@ fn errors_name_file_line_and_column() {
     let e = parse_str(&DEFAULT_TEXT.replace("[qemu]", "[qemoo]")).unwrap_err();
     assert!(e.contains("qemoo"), "{e}");
 }
+
+/// The host CPU is part of the pins: the default ones are for x86_64, an
+/// unknown CPU is an error at its line, and a missing key means x86_64.
+#[test]
+fn the_host_cpu_is_a_field_of_the_pins() {
+    assert_eq!(Pins::builtin().host, "x86_64");
+    let root = Pins::builtin().root_layout.unwrap();
+    assert_eq!(root.bwrap.as_deref(), Some("usr/bin/bwrap"));
+    let arm = DEFAULT_TEXT.replace("host = \"x86_64\"", "host = \"aarch64\"");
+    assert_eq!(parse_str(&arm).unwrap().host, "aarch64");
+    let bad = DEFAULT_TEXT.replace("host = \"x86_64\"", "host = \"vax\"");
+    let e = parse_str(&bad).unwrap_err();
+    assert!(
+        e.contains("unknown host CPU `vax`") && e.contains("t.toml:"),
+        "{e}"
+    );
+    let none = DEFAULT_TEXT.replace("host = \"x86_64\"\n", "");
+    assert_eq!(parse_str(&none).unwrap().host, "x86_64");
+}

@@ -3,8 +3,6 @@
 
 pub mod apt;
 pub mod cargo_env;
-pub mod commands;
-pub mod doctor;
 mod download;
 pub mod fetch;
 pub mod glibc;
@@ -17,7 +15,7 @@ pub mod unpack;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use self::fetch::Mode;
 use self::manifest::{Component, ComponentKind, Pins};
@@ -162,7 +160,7 @@ impl<'a> Lazy<'a> {
     }
 }
 
-fn installed_dir(cache: &Cache, c: &Component) -> PathBuf {
+pub(crate) fn installed_dir(cache: &Cache, c: &Component) -> PathBuf {
     cache.toolchains().join(c.install_name())
 }
 
@@ -181,6 +179,15 @@ pub fn provision(
 ) -> Result<Toolchain> {
     // with a build root, the toolchain runs in it (sandboxed): the host's
     // glibc does not matter, but xbuild's own does
+    ensure!(
+        pins.host == std::env::consts::ARCH,
+        "the pins ({}) are for {} hosts, and this host is {}: a host of another CPU needs pins of its own \
+         (`host = \"{}\"` in a toolchains.toml of its packages; docs/TOOLCHAINS.md)",
+        pins.origin,
+        pins.host,
+        std::env::consts::ARCH,
+        std::env::consts::ARCH
+    );
     // (the root's own bubblewrap, once installed, is the sandbox of a host
     // without one)
     offer_root_bwrap(cache, pins);

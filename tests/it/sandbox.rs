@@ -331,25 +331,70 @@ fn a_build_script_sees_no_network_no_homes_no_files_outside_its_inputs() {
         }
         let r = run(xbuild_as(who, ws.path()).args(["--target", T, "--require-sandbox"]));
         ok(&r);
-        let exe = ws.path().join("target/xbuild").join(T).join("probe");
-        let p = run_binary(T, &exe, &[]);
-        ok(&p);
+        assert_probe_reached_nothing(ws.path(), who);
+    }
+}
+
+/// The probe built in `ws` (as `who`) reached nothing, ran the build root's
+/// programs, and was built sandboxed.
+fn assert_probe_reached_nothing(ws: &Path, who: Option<&User>) {
+    let exe = ws.join("target/xbuild").join(T).join("probe");
+    let p = run_binary(T, &exe, &[]);
+    ok(&p);
+    let who_name = who.map_or("this process's user", |u| u.name.as_str());
+    let mut lines = p.stdout.lines();
+    assert_eq!(
+        lines.next().unwrap_or_default(),
+        "net=false root=0 home=0 caller=0 secret=false",
+        "as {who_name}"
+    );
+    assert_eq!(
+        lines.next().unwrap_or_default(),
+        build_root_tools(),
+        "as {who_name}: the build script ran the build root's programs"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&fs::read(ws.join("target/xbuild/report.json")).unwrap()).unwrap();
+    assert_eq!(report["targets"][0]["sandboxed"], true);
+}
+
+/// On a host without bubblewrap (none on PATH), the build root's, started
+/// through the root's loader, makes the same sandbox: as root and as the
+/// ordinary user, the probe's build script reaches nothing and runs the
+/// build root's programs, and the doctor names which bubblewrap it is.
+#[test]
+fn without_the_hosts_bubblewrap_the_build_roots_makes_the_sandbox() {
+    provisioned();
+    let port = server();
+    let (_srv, secret) = host_secret();
+    // a PATH with git and nothing else, which anyone may read
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/usr/bin/git", bin.path().join("git")).unwrap();
+    fs::set_permissions(bin.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for who in everyone() {
+        let ws = tempfile::tempdir().unwrap();
+        let home = who.map_or_else(|| PathBuf::from("/root"), |u| u.home.clone());
+        let cache = who.map_or_else(cache_dir, |u| u.cache.clone());
+        probe(ws.path(), port, &secret, &home, &cache);
+        if let Some(u) = who {
+            give(u, ws.path());
+            fs::set_permissions(ws.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let r = run(xbuild_as(who, ws.path())
+            .args(["--target", T, "--require-sandbox"])
+            .env("PATH", bin.path()));
+        ok(&r);
+        assert!(!r.stderr.contains("not sandboxed"), "{}", r.stderr);
+        assert_probe_reached_nothing(ws.path(), who);
         let who_name = who.map_or("this process's user", |u| u.name.as_str());
-        let mut lines = p.stdout.lines();
-        assert_eq!(
-            lines.next().unwrap_or_default(),
-            "net=false root=0 home=0 caller=0 secret=false",
-            "as {who_name}"
+        let d = run(xbuild_as(who, ws.path())
+            .args(["toolchain", "doctor"])
+            .env("PATH", bin.path()));
+        assert!(
+            d.stdout.contains("sandbox: bubblewrap works") && d.stdout.contains("the build root's"),
+            "as {who_name}: {}",
+            d.stdout
         );
-        assert_eq!(
-            lines.next().unwrap_or_default(),
-            build_root_tools(),
-            "as {who_name}: the build script ran the build root's programs"
-        );
-        let report: serde_json::Value =
-            serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
-                .unwrap();
-        assert_eq!(report["targets"][0]["sandboxed"], true);
     }
 }
 

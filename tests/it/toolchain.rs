@@ -850,3 +850,30 @@ fn a_host_glibc_below_the_floor_is_refused_before_fetching() {
     assert_eq!(e.downloads(), 0, "nothing is fetched");
     assert!(e.installed().is_empty());
 }
+
+/// Pins for another CPU's hosts are refused before anything is fetched,
+/// naming both CPUs.
+#[test]
+fn pins_for_another_host_cpu_are_refused_before_fetching() {
+    let e = Env::new();
+    let (pins, _) = fixtures::local_pins(e.dir());
+    let text = fs::read_to_string(&pins).unwrap();
+    let other = if std::env::consts::ARCH == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    fs::write(&pins, format!("host = \"{other}\"\n{text}")).unwrap();
+    let r = e.xb(&["toolchain", "fetch", "--toolchains", pins.to_str().unwrap()]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "are for {other} hosts, and this host is {}",
+            std::env::consts::ARCH
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(e.downloads(), 0, "nothing is fetched");
+    assert!(e.installed().is_empty());
+}

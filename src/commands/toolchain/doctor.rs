@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::manifest::{Pins, Source};
-use super::{apt, glibc, is_installed};
 use crate::cache::{self, Cache};
 use crate::process::Cmd;
+use crate::toolchain::manifest::{Pins, Source};
+use crate::toolchain::{apt, glibc, is_installed};
 use crate::{env, sandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +43,10 @@ const NEEDED_BYTES: u64 = 1_600 * 1024 * 1024;
 
 /// Run every check and print them; returns whether nothing failed.
 pub fn run(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
-    super::offer_root_bwrap(cache, pins);
+    crate::toolchain::offer_root_bwrap(cache, pins);
     let installed = pins.components.iter().all(|c| is_installed(cache, c));
     let mut checks = vec![glibc_check(pins)];
-    let debian = super::fetch::debian_specs(pins);
+    let debian = crate::toolchain::fetch::debian_specs(pins);
     let mut sources = Vec::new();
     sources.push(mirror_check());
     if !debian.is_empty() {
@@ -104,7 +104,7 @@ fn glibc_check(pins: &Pins) -> Check {
     if let Some(root) = &pins.root_layout
         && crate::sandbox::bwrap::available().is_ok()
     {
-        return match super::root::check_xbuild_runs_in(root) {
+        return match crate::toolchain::root::check_xbuild_runs_in(root) {
             Ok(()) => check(
                 State::Ok,
                 format!(
@@ -305,7 +305,7 @@ fn pip_check(pins: &Pins, installed: bool) -> Check {
 /// cargo (the pinned OpenSSL) needs the system's CA certificates to fetch
 /// crates over HTTPS.
 fn ca_check() -> Check {
-    match super::cargo_env::ca_bundle() {
+    match crate::toolchain::cargo_env::ca_bundle() {
         Some(p) => check(State::Ok, format!("CA certificates: {}", p.display()), None),
         None => check(
             State::Fail,
@@ -394,7 +394,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
 fn installed_check(cache: &Cache, pins: &Pins) -> Check {
     let (have, missing): (Vec<_>, Vec<_>) =
         pins.components.iter().partition(|c| is_installed(cache, c));
-    let names = |v: &[&super::manifest::Component]| {
+    let names = |v: &[&crate::toolchain::manifest::Component]| {
         v.iter()
             .map(|c| c.kind.name())
             .collect::<Vec<_>>()

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::fetch::{self, Mode};
-use super::manifest::{ComponentKind, Pins};
-use super::{Toolchain, installed_dir, is_installed, provision};
 use crate::cache::{self, Cache};
+use crate::toolchain::fetch::{self, Mode};
+use crate::toolchain::manifest::{ComponentKind, Pins};
+use crate::toolchain::{Toolchain, installed_dir, is_installed, provision};
 use crate::ui;
 
 pub fn fetch(cache: &Cache, pins: &Pins, kinds: &[ComponentKind], mode: Mode) -> Result<Toolchain> {

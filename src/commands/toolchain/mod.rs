@@ -8,7 +8,10 @@ use crate::cache::{self, Cache};
 use crate::cli::{PinArgs, ToolchainCommand};
 use crate::plan;
 use crate::targets;
-use crate::toolchain::{self, commands, fetch::Mode, manifest::ComponentKind, manifest::Pins};
+use crate::toolchain::{self, fetch::Mode, manifest::ComponentKind, manifest::Pins};
+
+mod actions;
+mod doctor;
 use crate::ui;
 
 fn pins_of(args: &PinArgs) -> Result<(Pins, Mode)> {
@@ -44,36 +47,36 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
                     .collect::<Result<Vec<_>, _>>()?;
                 toolchain::components_for(&table)
             };
-            commands::fetch(&cache, &pins, &kinds, mode)?;
+            actions::fetch(&cache, &pins, &kinds, mode)?;
         }
         ToolchainCommand::List { json, pins } => {
             let (pins, _) = pins_of(&pins)?;
-            commands::list(&cache, &pins, json, out)?;
+            actions::list(&cache, &pins, json, out)?;
         }
         ToolchainCommand::Verify { pins } => {
             let (pins, _) = pins_of(&pins)?;
-            return commands::verify(&cache, &pins, out);
+            return actions::verify(&cache, &pins, out);
         }
         ToolchainCommand::Gc { pins } => {
             let (pins, _) = pins_of(&pins)?;
-            let freed = commands::gc(&cache, &pins)?;
+            let freed = actions::gc(&cache, &pins)?;
             ui::status("Freed", &cache::human_size(freed));
         }
         ToolchainCommand::Bundle { file, pins } => {
             let (pins, mode) = pins_of(&pins)?;
-            commands::bundle(&cache, &pins, &file, mode)?;
+            actions::bundle(&cache, &pins, &file, mode)?;
         }
         ToolchainCommand::Import { file } => {
-            commands::import(&cache, &file)?;
+            actions::import(&cache, &file)?;
         }
         ToolchainCommand::Doctor { pins } => {
             let (pins, _) = pins_of(&pins)?;
-            return toolchain::doctor::run(&cache, &pins, out);
+            return doctor::run(&cache, &pins, out);
         }
         ToolchainCommand::Env { pins } => {
             let (pins, mode) = pins_of(&pins)?;
             let tc = toolchain::provision(&cache, &pins, &all, mode)?;
-            commands::print_env(&tc, &cache, out)?;
+            actions::print_env(&tc, &cache, out)?;
         }
     }
     Ok(true)
