@@ -95,7 +95,7 @@ pub(crate) fn xbuild_as(user: Option<&User>, cwd: &Path) -> Command {
     let Some(u) = user else {
         return xbuild(cwd);
     };
-    let mut c = Command::new("setpriv");
+    let mut c = Command::new("/usr/bin/setpriv");
     c.arg(format!("--reuid={}", u.uid))
         .arg(format!("--regid={}", u.gid))
         .arg("--clear-groups")
