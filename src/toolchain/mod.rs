@@ -7,6 +7,7 @@ mod download;
 pub mod fetch;
 pub mod glibc;
 pub mod launchers;
+mod layout;
 pub mod manifest;
 pub mod pypi;
 pub mod root;
