@@ -84,18 +84,24 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
     );
     env.add_target(cache, &seen, target, &|p| inputs.seen(p))?;
     env.set("RUSTC_BOOTSTRAP", "1");
-    let mut cmd = if ctx.sandboxed {
-        let mut sb = inputs.sandbox(false);
-        zig.add_to(&mut sb);
-        sb.bind(&src_dir, &here);
-        sb.chdir(&here);
-        sb.command(seen.rustc().as_os_str())
-    } else {
-        Cmd::new(tc.rustc())
+    // rustc in the view a sealed build has, with its environment
+    let rustc = || {
+        let mut c = if ctx.sandboxed {
+            let mut sb = inputs.sandbox(false);
+            zig.add_to(&mut sb);
+            sb.bind(&src_dir, &here);
+            sb.chdir(&here);
+            sb.command(seen.rustc().as_os_str())
+        } else {
+            Cmd::new(tc.rustc())
+        };
+        c.envs(env.vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(&src_dir)
+            .args(["--edition", "2021"]);
+        c
     };
-    cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))
-        .current_dir(&src_dir)
-        .args(["--edition", "2021", "--crate-type", "bin", "--target"])
+    let mut cmd = rustc();
+    cmd.args(["--crate-type", "bin", "--target"])
         .arg(&target.rust)
         .arg("-C")
         .arg(format!("linker={}", inputs.seen(&shims.cc).display()))
@@ -121,25 +127,8 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
             ("bin", "host", "strip=none"),
             ("proc-macro", "host_macro", "strip=debuginfo"),
         ] {
-            let mut c = if ctx.sandboxed {
-                let mut sb = inputs.sandbox(false);
-                zig.add_to(&mut sb);
-                sb.bind(&src_dir, &here);
-                sb.chdir(&here);
-                sb.command(seen.rustc().as_os_str())
-            } else {
-                Cmd::new(tc.rustc())
-            };
-            c.envs(env.vars.iter().map(|(k, v)| (k, v)))
-                .current_dir(&src_dir)
-                .args([
-                    "--edition",
-                    "2021",
-                    "--crate-type",
-                    kind,
-                    "--target",
-                    zigcc::HOST,
-                ])
+            let mut c = rustc();
+            c.args(["--crate-type", kind, "--target", zigcc::HOST])
                 .args(["-C", strip, "-C"])
                 .arg(format!("linker={}", inputs.seen(&host_linker).display()))
                 .arg("--out-dir")
