@@ -51,6 +51,15 @@ pub const XBUILD_REQUIRE_SANDBOX: &str = "XBUILD_REQUIRE_SANDBOX";
 pub const XBUILD_ZIG: &str = "XBUILD_ZIG";
 /// Set by xbuild in the environment of the zig wrappers: zig's cache directory.
 pub const XBUILD_ZIG_CACHE: &str = "XBUILD_ZIG_CACHE";
+/// Set by xbuild for the toolchain it runs outside a sandbox: the build
+/// root's program loader (an absolute path). The launchers of rustc, cargo
+/// and the build tools start their program through it instead of the host's,
+/// and the host linker makes build scripts ask for it: no glibc of the host's
+/// is used, however old.
+pub const XBUILD_ROOT_LOADER: &str = "XBUILD_ROOT_LOADER";
+/// With [`XBUILD_ROOT_LOADER`]: the build root's library directories
+/// (absolute, `:`-separated).
+pub const XBUILD_ROOT_LIBRARY_PATH: &str = "XBUILD_ROOT_LIBRARY_PATH";
 
 /// Read a variable; empty counts as unset.
 pub fn var(name: &str) -> Option<String> {

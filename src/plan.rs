@@ -313,7 +313,13 @@ fn rustc_cfg(tools: &toolchain::Lazy<'_>, target: &Target) -> Result<Vec<String>
         return Ok(lines(&text));
     }
     let tc: &Toolchain = tools.get()?;
-    let mut cmd = crate::sandbox::tool_command(&tc.system(), &tc.rustc(), &[&tc.rust_dir], &[]);
+    let mut cmd = crate::sandbox::tool_command(
+        &tc.system(),
+        &tc.rustc(),
+        &[&tc.rust_dir],
+        &[],
+        &tc.outside_env(),
+    );
     let out = cmd
         .args(["--print", "cfg", "--target", &target.rust])
         .args(&target.rustflags)

@@ -337,6 +337,7 @@ impl<'a> Std<'a> {
             cmd
         } else {
             crate::sandbox::refuse_configs_above(tree)?;
+            env.outside_sandbox(tc);
             env.cargo_command(tc)
         };
         cmd.current_dir(&project)

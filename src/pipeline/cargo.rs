@@ -168,7 +168,10 @@ pub fn fetch_dependencies(
     sealed: &Sealed,
 ) -> Result<()> {
     let home = cache.cargo_home();
-    let env = CargoEnv::for_fetch(cache, tc, &sealed.seen(&home));
+    let mut env = CargoEnv::for_fetch(cache, tc, &sealed.seen(&home));
+    if !sealed.sandboxed() {
+        env.outside_sandbox(tc);
+    }
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
     let mut cmd = sealed.fetch_command(tc.cargo().as_os_str(), &home);
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))

@@ -53,13 +53,11 @@ pub struct Outcomes {
 /// Run the plan: every target into a staging tree, then publish it whole.
 /// The toolchain is provisioned only when a target must be built.
 pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
-    toolchain::prepare_sandbox(cache, &plan.pins, plan.mode)?;
-    let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
-    crate::sandbox::refuse_workspace_pins(sandboxed, plan.workspace_pins.as_deref())?;
-    if !sandboxed && let Some(store) = cache.remote() {
-        store.stop_writing(
-            "builds are not sandboxed here, and what an unsandboxed build made cannot be vouched for (reading the store goes on)",
-        );
+    let mut sandbox = Sandboxing::Undecided;
+    if plan.workspace_pins.is_some() {
+        // before anything of the workspace's toolchain could run (rustc's
+        // cfg values): refused without a sandbox
+        sandbox.decide(plan, cache)?;
     }
     let tools = provision(plan, cache);
     announce(plan);
@@ -74,9 +72,22 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         }
         let started = Instant::now();
         let flags = plan.rustflags(&tools, target, &snapshot.root)?;
-        let key = outputs_key(plan, target, &flags.flags, &snapshot, &epoch, sandboxed);
+        let outputs_key =
+            |sandboxed| outputs_key(plan, target, &flags.flags, &snapshot, &epoch, sandboxed);
         let dir = staging.dir_for(target)?;
-        let cached = verify::from_cache(plan, cache, target, &key, &dir, staging.path())?;
+        // what a sandboxed build made is looked for first, before anything
+        // decides whether this run can sandbox: a run of cache hits starts
+        // no sandbox and installs nothing
+        let mut key = outputs_key(true);
+        let mut cached = verify::from_cache(plan, cache, target, &key, &dir, staging.path())?;
+        let mut sandboxed = true;
+        if cached.is_none() {
+            sandboxed = sandbox.decide(plan, cache)?;
+            if !sandboxed {
+                key = outputs_key(false);
+                cached = verify::from_cache(plan, cache, target, &key, &dir, staging.path())?;
+            }
+        }
         let hit = cached.is_some();
         match cached {
             Some(artifacts) => out.artifacts.extend(artifacts),
@@ -120,6 +131,34 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         crate::cache::bound(cache)?;
     }
     Ok(out)
+}
+
+/// Whether this run's builds are sandboxed: decided when the first target
+/// must be built, not before.
+enum Sandboxing {
+    Undecided,
+    Decided(bool),
+}
+
+impl Sandboxing {
+    /// Decide once: offer the build root's bubblewrap (installing the root
+    /// first on a host without one), probe, warn or fail as the run asks, and
+    /// refuse what only a sandbox makes safe.
+    fn decide(&mut self, plan: &Plan, cache: &Cache) -> Result<bool> {
+        if let Sandboxing::Decided(sandboxed) = *self {
+            return Ok(sandboxed);
+        }
+        toolchain::prepare_sandbox(cache, &plan.pins, plan.mode)?;
+        let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
+        crate::sandbox::refuse_workspace_pins(sandboxed, plan.workspace_pins.as_deref())?;
+        if !sandboxed && let Some(store) = cache.remote() {
+            store.stop_writing(
+                "builds are not sandboxed here, and what an unsandboxed build made cannot be vouched for (reading the store goes on)",
+            );
+        }
+        *self = Sandboxing::Decided(sandboxed);
+        Ok(sandboxed)
+    }
 }
 
 /// One target, when the cache had nothing: std, the sealed build, verify,

@@ -93,7 +93,9 @@ pub fn start(ctx: &TargetCtx<'_>) -> Result<Option<JoinHandle<()>>> {
             sb.chdir(&here);
             sb.command(seen.rustc().as_os_str())
         } else {
-            Cmd::new(tc.rustc())
+            let mut c = Cmd::new(tc.rustc());
+            c.envs(tc.outside_env());
+            c
         };
         c.envs(env.vars.iter().map(|(k, v)| (k, v)))
             .current_dir(&src_dir)

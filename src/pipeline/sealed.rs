@@ -221,6 +221,9 @@ pub fn build(
         ctx.epoch,
     );
     env.add_target(cache, &seen, target, &|p| sealed.seen(p))?;
+    if !sealed.sandboxed() {
+        env.outside_sandbox(tc);
+    }
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);
     }

@@ -347,16 +347,19 @@ pub struct TestRunner {
 
 /// A pinned tool (rustc, zig) run for xbuild itself, outside any build:
 /// in the sandbox when one can be had (without network; `read_only` and
-/// `writable` bound at their real paths), else directly (then only the
-/// built-in pins run: see [`refuse_workspace_pins`]).
+/// `writable` bound at their real paths), else directly with `outside_env`
+/// (then only the built-in pins run: see [`refuse_workspace_pins`]).
 pub fn tool_command(
     system: &bwrap::System,
     program: &Path,
     read_only: &[&Path],
     writable: &[&Path],
+    outside_env: &[(String, std::ffi::OsString)],
 ) -> Cmd {
     if bwrap::available().is_err() {
-        return Cmd::new(program);
+        let mut cmd = Cmd::new(program);
+        cmd.envs(outside_env.iter().map(|(k, v)| (k, v)));
+        return cmd;
     }
     let mut sb = Sandbox::new(system, false);
     for p in read_only.iter().filter(|p| p.exists()) {
@@ -375,8 +378,10 @@ pub fn tool_command(
 pub fn refuse_workspace_pins(sandboxed: bool, workspace_pins: Option<&Path>) -> Result<()> {
     match workspace_pins {
         Some(file) if !sandboxed => Err(crate::exit::NoSandbox(format!(
-            "the workspace pins its own toolchain ({}), and without a sandbox its programs would run              on this host with your rights
-  install bubblewrap (Debian and Ubuntu: `apt-get install              bubblewrap`) so that builds are sandboxed, or pass `--toolchains FILE` to choose pins you trust",
+            "the workspace pins its own toolchain ({}), and without a sandbox its programs would run \
+             on this host with your rights\n  install bubblewrap (Debian and Ubuntu: `apt-get install \
+             bubblewrap`), or use a kernel that allows user namespaces, so that builds are sandboxed; \
+             or pass `--toolchains FILE` to choose pins you trust",
             file.display()
         ))
         .into()),

@@ -127,6 +127,14 @@ impl CargoEnv {
         e
     }
 
+    /// For a cargo that runs on the host, not in a sandbox: the toolchain on
+    /// the build root's loader and libraries ([`Toolchain::outside_env`]).
+    pub fn outside_sandbox(&mut self, tc: &Toolchain) {
+        for (k, v) in tc.outside_env() {
+            self.set(&k, v);
+        }
+    }
+
     pub fn set(&mut self, key: &str, value: impl Into<OsString>) {
         self.vars.retain(|(k, _)| k != key);
         self.vars.push((key.to_string(), value.into()));

@@ -13,7 +13,11 @@
 //! the loader changes nothing for it; cargo is told its own path with `CARGO`.
 //! The scripts find the component relative to their own path, so a sandbox
 //! may mount the component anywhere. In a sandbox with the build root
-//! (`root`), the loader and `/bin/sh` they name are the root's.
+//! (`root`), the loader and `/bin/sh` they name are the root's. Outside a
+//! sandbox, xbuild names the root's loader and libraries in
+//! `XBUILD_ROOT_LOADER` and `XBUILD_ROOT_LIBRARY_PATH`, and the launchers use
+//! them instead of the host's: the host's glibc may be older than the one the
+//! toolchain was linked against, or absent.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -27,7 +31,7 @@ use crate::elf;
 /// The launchers' directory inside the rust component.
 pub const DIR: &str = "xbuild-bin";
 /// Part of the component's pin hash: a new launcher is a new install.
-pub const VERSION: &str = "launcher-1";
+pub const VERSION: &str = "launcher-2";
 
 /// Write the launchers into the unpacked component at `root`.
 pub fn write(layout: &RustLayout, root: &Path) -> Result<()> {
@@ -120,10 +124,14 @@ fn script(loader: Option<&str>, library_path: &[String], program: &str) -> Strin
     format!(
         "#!/bin/sh\n\
          # Written by xbuild: the pinned {program} with the toolchain's own shared\n\
-         # libraries, through the host's loader (nothing it starts inherits them).\n\
+         # libraries, through the system's loader (nothing it starts inherits them):\n\
+         # the build root's where xbuild names it, else the one at {loader}.\n\
          d=\"${{0%/*}}/..\"\n\
-         exec {loader} --library-path \"{libs}\" --argv0 \"$0\" \"$d/{prog}\" \"$@\"\n",
+         exec \"${{{env_loader}:-{loader_inner}}}\" --library-path \"{libs}${{{env_libs}:+:${env_libs}}}\" --argv0 \"$0\" \"$d/{prog}\" \"$@\"\n",
         loader = quote_word(loader),
+        loader_inner = quote_inner(loader),
+        env_loader = crate::env::XBUILD_ROOT_LOADER,
+        env_libs = crate::env::XBUILD_ROOT_LIBRARY_PATH,
         libs = libs.join(":"),
         prog = quote_inner(program),
     )
@@ -160,11 +168,59 @@ mod tests {
         assert!(s.starts_with("#!/bin/sh\n"), "{s}");
         assert!(
             s.contains(
-                "exec '/lib64/ld-linux-x86-64.so.2' --library-path \"$d/usr/lib/x86_64-linux-gnu:$d/lib/x86_64-linux-gnu\" --argv0 \"$0\" \"$d/usr/bin/rustc\" \"$@\""
+                "exec \"${XBUILD_ROOT_LOADER:-/lib64/ld-linux-x86-64.so.2}\" --library-path \"$d/usr/lib/x86_64-linux-gnu:$d/lib/x86_64-linux-gnu${XBUILD_ROOT_LIBRARY_PATH:+:$XBUILD_ROOT_LIBRARY_PATH}\" --argv0 \"$0\" \"$d/usr/bin/rustc\" \"$@\""
             ),
             "{s}"
         );
-        assert!(script(Some("/l"), &["a$b".into()], "p`q").contains("\"$d/a\\$b\""));
+        assert!(script(Some("/l"), &["a$b".into()], "p`q").contains("--library-path \"$d/a\\$b${"));
+    }
+
+    /// The launcher starts its program through the loader it was written
+    /// with, or through the build root's when xbuild names one, with the
+    /// root's libraries after the component's.
+    #[test]
+    fn the_launcher_uses_the_roots_loader_where_xbuild_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let loader = |name: &str| {
+            let path = dir.path().join(name);
+            fs::write(&path, format!("#!/bin/sh\necho {name} \"$@\"\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            path.display().to_string()
+        };
+        let host = loader("host-ld");
+        let root = loader("root ld");
+        let bin = dir.path().join("c/xbuild-bin");
+        fs::create_dir_all(&bin).unwrap();
+        let launcher = bin.join("rustc");
+        fs::write(&launcher, script(Some(&host), &["lib".into()], "bin/rustc")).unwrap();
+        fs::set_permissions(&launcher, fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |env: &[(&str, &str)]| {
+            // (an empty environment, but what the test gives)
+            let out = crate::process::Cmd::new(&launcher)
+                .arg("-vV")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let d = format!("{}/..", bin.display());
+        assert_eq!(
+            run(&[]),
+            format!(
+                "host-ld --library-path {d}/lib --argv0 {} {d}/bin/rustc -vV\n",
+                launcher.display()
+            )
+        );
+        assert_eq!(
+            run(&[
+                (crate::env::XBUILD_ROOT_LOADER, &root),
+                (crate::env::XBUILD_ROOT_LIBRARY_PATH, "/r/usr/lib:/r/lib"),
+            ]),
+            format!(
+                "root ld --library-path {d}/lib:/r/usr/lib:/r/lib --argv0 {} {d}/bin/rustc -vV\n",
+                launcher.display()
+            )
+        );
         assert!(script(None, &[], "usr/bin/cargo").contains("exec \"$d/usr/bin/cargo\" \"$@\""));
     }
 }

@@ -110,6 +110,35 @@ impl Toolchain {
         self.pins.root_layout.as_ref().map(|l| l.glibc.as_str())
     }
 
+    /// What a toolchain program started outside a sandbox needs in its
+    /// environment to run on the build root's loader and libraries rather
+    /// than the host's (see [`launchers`]; the host linker makes build
+    /// scripts ask for them too). Empty without a build root, or one whose
+    /// layout names no loader: then the host's glibc runs it.
+    pub fn outside_env(&self) -> Vec<(String, std::ffi::OsString)> {
+        let (Some(dir), Some(layout)) = (&self.root_dir, &self.pins.root_layout) else {
+            return Vec::new();
+        };
+        let Some(loader) = &layout.loader else {
+            return Vec::new();
+        };
+        let libs: Vec<String> = layout
+            .library_path
+            .iter()
+            .map(|l| dir.join(l).display().to_string())
+            .collect();
+        vec![
+            (
+                crate::env::XBUILD_ROOT_LOADER.into(),
+                dir.join(loader).into(),
+            ),
+            (
+                crate::env::XBUILD_ROOT_LIBRARY_PATH.into(),
+                libs.join(":").into(),
+            ),
+        ]
+    }
+
     /// The launchers of the build tools: what goes on a build's PATH first.
     pub fn tools_bin(&self) -> Option<PathBuf> {
         self.tools_dir.as_ref().map(|d| d.join(launchers::DIR))
@@ -198,6 +227,9 @@ pub fn provision(
     let check_glibc = |in_root: bool| -> Result<()> {
         match (&pins.root_layout, &pins.rust_layout.glibc) {
             (Some(root), _) if in_root => root::check_xbuild_runs_in(root),
+            // outside the sandbox the toolchain runs on the root's loader
+            // and libraries (`Toolchain::outside_env`)
+            (Some(root), _) if root.loader.is_some() => Ok(()),
             (_, Some(floor)) => Ok(glibc::check(
                 glibc::host_version().as_deref(),
                 floor,

@@ -159,13 +159,41 @@ fn zig_command() -> Result<(OsString, Cmd)> {
     Ok((zig, cmd))
 }
 
-/// `zig cc` for the host: glibc `version` (this machine's), so that build
-/// scripts and proc macros link without a host C toolchain.
+/// `zig cc` for the host: glibc `version` (the build root's, or this
+/// machine's), so that build scripts and proc macros link without a host C
+/// toolchain. Outside a sandbox, where xbuild names the build root's loader,
+/// what it links asks for that loader and the root's libraries: a build
+/// script then runs on the glibc it was linked against, whatever the host's.
 fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
     let (_, mut cmd) = zig_command()?;
+    let link = is_link(&args);
     cmd.args(["cc", "-target", &format!("x86_64-linux-gnu.{version}")])
         .args(args);
+    if link {
+        cmd.args(root_link_args(
+            env::var_os(env::XBUILD_ROOT_LOADER),
+            env::var_os(env::XBUILD_ROOT_LIBRARY_PATH),
+        ));
+    }
     Ok(cmd.status()?.code().unwrap_or(1))
+}
+
+/// The linker arguments that make a host program use the build root's
+/// `loader` and `libs` (`:`-separated) instead of the host's.
+fn root_link_args(loader: Option<OsString>, libs: Option<OsString>) -> Vec<OsString> {
+    let Some(loader) = loader else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut arg = OsString::from("-Wl,--dynamic-linker=");
+    arg.push(loader);
+    out.push(arg);
+    for dir in libs.iter().flat_map(|l| std::env::split_paths(l)) {
+        let mut arg = OsString::from("-Wl,-rpath,");
+        arg.push(dir);
+        out.push(arg);
+    }
+    out
 }
 
 /// zig as the host's linker and C compiler, linking against glibc `root`
@@ -552,6 +580,20 @@ mod tests {
         assert!(!is_link(&a(&["-c", "x.c", "-o", "x.o"])));
         assert!(!is_link(&a(&["-E", "x.c"])));
         assert!(!is_link(&a(&["--version"])));
+    }
+
+    #[test]
+    fn host_links_ask_for_the_roots_loader_only_when_xbuild_names_it() {
+        assert!(root_link_args(None, Some("/r/lib".into())).is_empty());
+        assert_eq!(
+            root_link_args(Some("/r/ld.so".into()), Some("/r/usr/lib:/r/lib".into())),
+            [
+                "-Wl,--dynamic-linker=/r/ld.so",
+                "-Wl,-rpath,/r/usr/lib",
+                "-Wl,-rpath,/r/lib"
+            ]
+            .map(OsString::from)
+        );
     }
 
     #[test]

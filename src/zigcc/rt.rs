@@ -53,7 +53,7 @@ pub(super) fn ensure_rt(
     fs::create_dir_all(&zig_cache).with_context(|| format!("creating {}", zig_cache.display()))?;
     let zig_cmd = |args: &[&std::ffi::OsStr]| {
         let mut c =
-            crate::sandbox::tool_command(system, zig, &[zig_dir], &[work.path(), &zig_cache]);
+            crate::sandbox::tool_command(system, zig, &[zig_dir], &[work.path(), &zig_cache], &[]);
         c.envs(env::passthrough_for_compiler())
             .env("ZIG_GLOBAL_CACHE_DIR", cache.zig_cache())
             .env("ZIG_LOCAL_CACHE_DIR", cache.zig_cache())

@@ -437,7 +437,8 @@ fn the_static_xbuild_provisions_and_builds_on_a_host_with_only_busybox() {
 }
 
 /// A Debian 11 minbase root (glibc 2.31, no bubblewrap, python3 or git),
-/// with the pins' downloads imported: no network but cargo's.
+/// with the pins' downloads imported: no network but cargo's. Sandboxed by
+/// the build root's bubblewrap, then without a sandbox on the root's loader.
 #[test]
 fn the_static_xbuild_builds_in_a_debian_11_root() {
     let Some(root) = root_from("XBUILD_TEST_DEBIAN11_ROOT") else {
@@ -461,6 +462,43 @@ fn the_static_xbuild_builds_in_a_debian_11_root() {
     ];
     let said = build_there(&root, "/usr/bin/env", &env);
     assert!(!said.contains("Downloading"), "{said}");
+    // without a sandbox the toolchain runs on the host, whose glibc (2.31)
+    // is older than the one it was linked against: it starts on the build
+    // root's loader and libraries, and so do the build scripts it links
+    assert!(root.join("lib/x86_64-linux-gnu/libc-2.31.so").is_file());
+    let r = enter(
+        &root,
+        "/usr/bin/env",
+        &env,
+        "unset XBUILD_REQUIRE_SANDBOX; cd /work/ws && XBUILD_BWRAP=/nonexistent \
+         xbuild --target x86_64-unknown-linux-musl --rebuild --out /work/out-host \
+         && /work/out-host/x86_64-unknown-linux-musl/app",
+    );
+    ok(&r);
+    assert!(r.stderr.contains("not sandboxed"), "{}", r.stderr);
+    assert!(r.stdout.starts_with("app: c_add=42"), "{}", r.stdout);
+    let report = fs::read_to_string(root.join("work/out-host/report.json")).unwrap();
+    assert!(report.contains("\"sandboxed\": false"), "{report}");
+    let r = enter(
+        &root,
+        "/usr/bin/env",
+        &env,
+        "eval \"$(XBUILD_BWRAP=/nonexistent xbuild toolchain env)\" && rustc -vV && cargo -V",
+    );
+    ok(&r);
+    assert!(
+        r.stdout.contains("host: x86_64-unknown-linux-gnu"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("\ncargo 1."), "{}", r.stdout);
+    let r = enter(
+        &root,
+        "/usr/bin/env",
+        &env,
+        "XBUILD_BWRAP=/nonexistent xbuild toolchain doctor",
+    );
+    assert!(r.stdout.contains("build root's loader"), "{}", r.stdout);
     let _ = fs::remove_dir_all(root.join("work"));
     let _ = fs::remove_dir_all(root.join(cache.trim_start_matches('/')));
 }

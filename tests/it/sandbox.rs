@@ -632,15 +632,83 @@ fn without_a_sandbox_xbuild_says_so_and_require_sandbox_fails() {
             .unwrap();
     assert_eq!(report["targets"][0]["sandboxed"], false);
     // bwrap exists but cannot make a namespace (here: always fails)
+    // (--rebuild: what must be built; sandboxed outputs in the cache would
+    // be served, see the next test)
     let r = run(xbuild(ws.path())
-        .args(["--target", T, "--require-sandbox"])
+        .args(["--target", T, "--require-sandbox", "--rebuild"])
         .env("XBUILD_BWRAP", "/bin/false"));
     assert_eq!(r.status, Some(5), "{}", r.stderr);
     assert!(r.stderr.contains("the sandbox is required"), "{}", r.stderr);
     let r = run(xbuild(ws.path())
-        .args(["--target", T])
+        .args(["--target", T, "--rebuild"])
         .env("XBUILD_REQUIRE_SANDBOX", "1")
         .env("XBUILD_BWRAP", "/nonexistent/bwrap"));
     assert_eq!(r.status, Some(5), "{}", r.stderr);
     assert!(r.stderr.contains("the sandbox is required"), "{}", r.stderr);
+}
+
+/// A run whose every target is in the cache starts no sandbox, not even
+/// bubblewrap's probe; and where none can be had, what a sandboxed build
+/// made is still served, `--require-sandbox` or not.
+#[test]
+fn a_run_of_cache_hits_starts_no_sandbox() {
+    provisioned();
+    let ws = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("tests/fixtures/hello-ws"), ws.path());
+    // inputs of this test's own: the first run builds
+    let main = ws.path().join("app/src/main.rs");
+    let text = fs::read_to_string(&main).unwrap();
+    fs::write(&main, format!("{text}\n// {}\n", ws.path().display())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let bwrap = dir.path().join("bwrap");
+    let host_bwrap = Path::new("/usr/bin/bwrap");
+    fs::write(
+        &bwrap,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            started.display(),
+            host_bwrap.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&bwrap, fs::Permissions::from_mode(0o755)).unwrap();
+    let build = |extra: &[&str], bwrap: &Path| {
+        run(xbuild(ws.path())
+            .args(["--target", T])
+            .args(extra)
+            .env("XBUILD_BWRAP", bwrap))
+    };
+    let report = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(ws.path().join("target/xbuild/report.json")).unwrap())
+            .unwrap()
+    };
+    let r = build(&[], &bwrap);
+    ok(&r);
+    assert!(r.stderr.contains("Compiling app"), "{}", r.stderr);
+    assert!(
+        started.is_file(),
+        "the build was sandboxed through {}",
+        bwrap.display()
+    );
+    assert_eq!(report()["targets"][0]["sandboxed"], true);
+    fs::remove_file(&started).unwrap();
+    let r = build(&[], &bwrap);
+    ok(&r);
+    assert!(r.stderr.contains("inputs unchanged"), "{}", r.stderr);
+    assert!(
+        !started.exists(),
+        "a run of cache hits started bubblewrap: {}",
+        fs::read_to_string(&started).unwrap_or_default()
+    );
+    for (extra, bwrap) in [
+        (&["--require-sandbox"][..], Path::new("/bin/false")),
+        (&[][..], Path::new("/nonexistent/bwrap")),
+    ] {
+        let r = build(extra, bwrap);
+        ok(&r);
+        assert!(r.stderr.contains("inputs unchanged"), "{}", r.stderr);
+        assert!(!r.stderr.contains("not sandboxed"), "{}", r.stderr);
+        assert_eq!(report()["targets"][0]["sandboxed"], true);
+    }
 }

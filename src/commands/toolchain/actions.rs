@@ -311,6 +311,17 @@ pub fn print_env(tc: &Toolchain, cache: &Cache, out: &mut dyn Write) -> Result<(
         tc.rust_src().display()
     )?;
     writeln!(out, "export RUSTC_BOOTSTRAP=1")?;
+    let outside = tc.outside_env();
+    if !outside.is_empty() {
+        writeln!(
+            out,
+            "# rustc, cargo and the build tools run on the build root's loader and libraries,\n\
+             # not this host's glibc"
+        )?;
+    }
+    for (k, v) in outside {
+        writeln!(out, "export {k}={}", shell_quote(&v.to_string_lossy()))?;
+    }
     Ok(())
 }
 

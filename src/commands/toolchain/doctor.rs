@@ -120,6 +120,18 @@ fn glibc_check(pins: &Pins) -> Check {
             ),
         };
     }
+    if let Some(root) = &pins.root_layout
+        && root.loader.is_some()
+    {
+        return check(
+            State::Ok,
+            format!(
+                "glibc: the host's is not used (no sandbox here: the toolchain runs on the build root's loader and glibc {})",
+                root.glibc
+            ),
+            None,
+        );
+    }
     let Some(floor) = &pins.rust_layout.glibc else {
         return check(State::Ok, "glibc: the pins name no floor", None);
     };
