@@ -13,6 +13,7 @@ mod determinism;
 mod elf;
 mod env;
 mod exit;
+mod http;
 mod logging;
 mod pipeline;
 mod plan;

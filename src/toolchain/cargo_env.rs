@@ -13,23 +13,6 @@ use crate::process::Cmd;
 use crate::targets::Target;
 use crate::{env, zigcc};
 
-/// The host's CA certificate bundle: `SSL_CERT_FILE`, else where Debian,
-/// Fedora/RHEL, Arch or Alpine keep it.
-pub fn ca_bundle() -> Option<std::path::PathBuf> {
-    if let Some(f) = env::var_os("SSL_CERT_FILE") {
-        return Some(f.into());
-    }
-    [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-        "/etc/ssl/cert.pem",
-    ]
-    .iter()
-    .map(Path::new)
-    .find(|p| p.is_file())
-    .map(Path::to_path_buf)
-}
-
 pub struct CargoEnv {
     pub vars: Vec<(String, OsString)>,
 }
@@ -90,7 +73,7 @@ impl CargoEnv {
         e.vars
             .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
         if env::var("CARGO_HTTP_CAINFO").is_none()
-            && let Some(bundle) = ca_bundle()
+            && let Some(bundle) = crate::http::ca_bundle()
         {
             e.set("CARGO_HTTP_CAINFO", bundle);
         }

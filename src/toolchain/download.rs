@@ -46,7 +46,7 @@ const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The HTTP client of downloads: a stalled server is an error that names
 /// what was asked, not a hang; statuses are answers, not errors.
 pub(super) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    crate::http::config()
         .timeout_connect(Some(std::time::Duration::from_secs(30)))
         .timeout_recv_response(Some(READ_TIMEOUT))
         .timeout_per_read(Some(READ_TIMEOUT))

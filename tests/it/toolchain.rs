@@ -877,3 +877,224 @@ fn pins_for_another_host_cpu_are_refused_before_fetching() {
     assert_eq!(e.downloads(), 0, "nothing is fetched");
     assert!(e.installed().is_empty());
 }
+
+/// A program of python3's, started with `args`, that prints a port first:
+/// killed when dropped.
+struct Python {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Python {
+    fn start(script: &str, args: &[&Path]) -> Python {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
+        Python { child, port }
+    }
+}
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// python3's file server behind TLS: the directory, certificate and key.
+const HTTPS_SERVER: &str = r#"
+import functools, http.server, ssl, sys
+d, cert, key = sys.argv[1:4]
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+    functools.partial(http.server.SimpleHTTPRequestHandler, directory=d))
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(cert, key)
+s.socket = c.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// An HTTP proxy that only tunnels (CONNECT), logging each request line.
+const CONNECT_PROXY: &str = r#"
+import socket, sys, threading
+log = open(sys.argv[1], "a")
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(16)
+print(l.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+def handle(c):
+    req = b""
+    while b"\r\n\r\n" not in req:
+        d = c.recv(4096)
+        if not d:
+            return
+        req += d
+    line = req.split(b"\r\n")[0].decode()
+    log.write(line + "\n")
+    log.flush()
+    host, port = line.split()[1].rsplit(":", 1)
+    u = socket.create_connection((host, int(port)))
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    pipe(c, u)
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// xbuild's own downloads trust the CA certificates the host names
+/// (`SSL_CERT_FILE` here), as curl and pip do, not only the roots built
+/// into it, and go through the proxy the environment names: a server whose
+/// certificate a private CA signed serves the pins through a CONNECT proxy
+/// once that CA is named, and is refused, saying why, while it is not.
+#[test]
+fn https_downloads_trust_the_hosts_ca_bundle_and_use_the_proxy() {
+    let e = Env::new();
+    let a = fixtures::artifacts();
+    let www = e.dir().join("www");
+    fs::create_dir_all(&www).unwrap();
+    fs::write(www.join("rust.tar.gz"), &a.rust).unwrap();
+    fs::write(www.join("zig.whl"), &a.zig).unwrap();
+    fs::write(www.join("qemu.deb"), &a.qemu).unwrap();
+    let pki = e.dir().join("pki");
+    fs::create_dir_all(&pki).unwrap();
+    openssl(
+        &pki,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=xbuild test CA",
+        ],
+    );
+    openssl(
+        &pki,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(
+        pki.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &pki,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let server = Python::start(
+        HTTPS_SERVER,
+        &[&www, &pki.join("server.pem"), &pki.join("server.key")],
+    );
+    let tunnels = e.dir().join("tunnels.log");
+    let proxy = Python::start(CONNECT_PROXY, &[&tunnels]);
+    write_url_pins(&e, &format!("https://127.0.0.1:{}", server.port), &a);
+    let fetch = |ca: Option<&Path>| {
+        let mut cmd = e.cmd(&["toolchain", "fetch", "--toolchains", "tc.toml"]);
+        for var in [
+            "ALL_PROXY",
+            "all_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HTTPS_PROXY", format!("http://127.0.0.1:{}", proxy.port));
+        match ca {
+            Some(ca) => cmd.env("SSL_CERT_FILE", ca),
+            None => cmd.env_remove("SSL_CERT_FILE"),
+        };
+        run(&mut cmd)
+    };
+    // the system's bundle does not hold the test's CA
+    let r = fetch(None);
+    assert_ne!(r.status, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        r.stderr
+    );
+    assert!(e.installed().is_empty());
+    let r = fetch(Some(&pki.join("ca.pem")));
+    ok(&r);
+    assert_eq!(e.installed().len(), 3, "{}", r.stderr);
+    let log = fs::read_to_string(&tunnels).unwrap();
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{} ", server.port)),
+        "{log}"
+    );
+}

@@ -260,7 +260,7 @@ impl Backend {
 }
 
 fn agent(t: &Timeouts) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    crate::http::config()
         .timeout_connect(Some(t.connect))
         .timeout_recv_response(Some(t.response))
         .timeout_per_read(Some(t.response))

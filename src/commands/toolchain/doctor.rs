@@ -249,7 +249,7 @@ fn archive_check(pins: &Pins) -> Check {
         Some(ts) => format!("{base}/debian/{ts}/"),
         None => format!("{base}/"),
     };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let agent: ureq::Agent = crate::http::config()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
         .build()
@@ -317,7 +317,7 @@ fn pip_check(pins: &Pins, installed: bool) -> Check {
 /// cargo (the pinned OpenSSL) needs the system's CA certificates to fetch
 /// crates over HTTPS.
 fn ca_check() -> Check {
-    match crate::toolchain::cargo_env::ca_bundle() {
+    match crate::http::ca_bundle() {
         Some(p) => check(State::Ok, format!("CA certificates: {}", p.display()), None),
         None => check(
             State::Fail,
