@@ -438,7 +438,8 @@ fn the_static_xbuild_provisions_and_builds_on_a_host_with_only_busybox() {
 
 /// A Debian 11 minbase root (glibc 2.31, no bubblewrap, python3 or git),
 /// with the pins' downloads imported: no network but cargo's. Sandboxed by
-/// the build root's bubblewrap, then without a sandbox on the root's loader.
+/// the build root's bubblewrap, then without a sandbox on the root's loader,
+/// then sandboxed as an ordinary user.
 #[test]
 fn the_static_xbuild_builds_in_a_debian_11_root() {
     let Some(root) = root_from("XBUILD_TEST_DEBIAN11_ROOT") else {
@@ -499,6 +500,28 @@ fn the_static_xbuild_builds_in_a_debian_11_root() {
         "XBUILD_BWRAP=/nonexistent xbuild toolchain doctor",
     );
     assert!(r.stdout.contains("build root's loader"), "{}", r.stdout);
+    // an ordinary user of that host (uid 1001, with the cache made its
+    // own) builds the same bytes, sandboxed by the root's bubblewrap
+    let r = enter(
+        &root,
+        "/usr/bin/env",
+        &env,
+        &format!(
+            "mkdir -p /work/home && chown -R 1001:1001 /work {cache} && \
+             setpriv --reuid=1001 --regid=1001 --clear-groups env HOME=/work/home \
+             sh -c 'cd /work/ws && xbuild {} --rebuild --out /work/out-user'",
+            TARGETS.join(" ")
+        ),
+    );
+    ok(&r);
+    let user_sums = fs::read_to_string(root.join("work/out-user/SHA256SUMS")).unwrap();
+    assert_eq!(
+        &user_sums,
+        &static_xbuild_and_host_sums().1,
+        "an ordinary user in the Debian 11 root builds this host's bytes"
+    );
+    let report = fs::read_to_string(root.join("work/out-user/report.json")).unwrap();
+    assert!(!report.contains("\"sandboxed\": false"), "{report}");
     let _ = fs::remove_dir_all(root.join("work"));
     let _ = fs::remove_dir_all(root.join(cache.trim_start_matches('/')));
 }
