@@ -56,10 +56,10 @@ EOF
   GIT_COMMITTER_DATE="1700000000 +0000" GIT_AUTHOR_DATE="1700000000 +0000" \
   git -c user.name=bench -c user.email=bench@localhost commit -qm crate)
 
-seconds() { local s=$SECONDS; "$@"; echo $((SECONDS - s)); }
+seconds() { local s=$SECONDS; "$@" || return; echo $((SECONDS - s)); }
 
 log "this host's build"
-host_s=$(seconds bash -c "cd '$work/crate' && '$XBUILD' --target $target --rebuild --out '$work/host' >&2")
+host_s=$(seconds bash -c "cd '$work/crate' && '$XBUILD' --target $target --out '$work/host' >&2")
 "$work/host/$target/sha" | grep -q '^openssl ba7816bf$'
 
 log "the static xbuild"
@@ -94,10 +94,10 @@ rows+=("| $root ($os), sandboxed by the static xbuild | ${root_s} | $(same "$roo
 if [ -n "${UNSANDBOXED:-}" ]; then
   log "the root's build without a sandbox"
   if un_s=$(seconds enter XBUILD_BWRAP=/nonexistent sh -c \
-      "cd /work/crate && xbuild --target $target --rebuild --out /work/out-un >&2"); then
+      "cd /work/crate && xbuild --target $target --rebuild --out /work/out-un" 2> >(tee "$work/unsandboxed.log" >&2)); then
     rows+=("| $root ($os), not sandboxed | ${un_s} | $(same "$root/work/out-un/SHA256SUMS") | $(cut -c1-16 "$root/work/out-un/SHA256SUMS" | head -1) |")
   else
-    rows+=("| $root ($os), not sandboxed | - | **failed** (see the log) | - |")
+    rows+=("| $root ($os), not sandboxed | - | **failed**: $(grep -m1 -o 'BEGIN failed[^.]*\|error: [^;]*' "$work/unsandboxed.log" || echo 'see the log') | - |")
   fi
 fi
 

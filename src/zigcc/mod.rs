@@ -10,7 +10,10 @@
 
 mod cxx;
 mod flags;
+mod host;
 mod rt;
+
+pub use host::host_linker;
 
 use std::ffi::OsString;
 use std::fs;
@@ -32,9 +35,6 @@ const AR_PREFIX: &str = "xbuild-zig-ar--";
 const RANLIB_PREFIX: &str = "xbuild-zig-ranlib--";
 /// zig's lld, for what asks for a linker by itself (libtool's `ld` check).
 const LD_PREFIX: &str = "xbuild-zig-ld--";
-/// zig as the host's C compiler and linker (build scripts, proc macros),
-/// for hosts without one; the suffix is the glibc version to link against.
-const HOST_CC_PREFIX: &str = "xbuild-zig-host-cc--";
 /// The Rust triple of the machine xbuild runs on (x86_64 Linux only).
 pub const HOST: &str = "x86_64-unknown-linux-gnu";
 /// xbuild as `RUSTC_WRAPPER` while std is built (see `std_rustc_wrapper`).
@@ -66,14 +66,14 @@ pub fn dispatch(argv0: &std::ffi::OsStr) -> Option<i32> {
         (Role::Ranlib, t)
     } else if let Some(t) = name.strip_prefix(LD_PREFIX) {
         (Role::Ld, t)
-    } else if name.starts_with(HOST_CC_PREFIX) {
+    } else if name.starts_with(host::HOST_CC_PREFIX) {
         (Role::Cc, HOST)
     } else {
         return None;
     };
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    if let Some(glibc) = name.strip_prefix(HOST_CC_PREFIX) {
-        return Some(match host_cc(glibc, args) {
+    if let Some(glibc) = name.strip_prefix(host::HOST_CC_PREFIX) {
+        return Some(match host::host_cc(glibc, args) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("xbuild (as {name}): {e:#}");
@@ -157,63 +157,6 @@ fn zig_command() -> Result<(OsString, Cmd)> {
             .env("ZIG_LOCAL_CACHE_DIR", &cache);
     }
     Ok((zig, cmd))
-}
-
-/// `zig cc` for the host: glibc `version` (the build root's, or this
-/// machine's), so that build scripts and proc macros link without a host C
-/// toolchain. Outside a sandbox, where xbuild names the build root's loader,
-/// what it links asks for that loader and the root's libraries: a build
-/// script then runs on the glibc it was linked against, whatever the host's.
-fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
-    let (_, mut cmd) = zig_command()?;
-    let link = is_link(&args);
-    cmd.args(["cc", "-target", &format!("x86_64-linux-gnu.{version}")])
-        .args(args);
-    if link {
-        cmd.args(root_link_args(
-            env::var_os(env::XBUILD_ROOT_LOADER),
-            env::var_os(env::XBUILD_ROOT_LIBRARY_PATH),
-        ));
-    }
-    Ok(cmd.status()?.code().unwrap_or(1))
-}
-
-/// The linker arguments that make a host program use the build root's
-/// `loader` and `libs` (`:`-separated) instead of the host's.
-fn root_link_args(loader: Option<OsString>, libs: Option<OsString>) -> Vec<OsString> {
-    let Some(loader) = loader else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    let mut arg = OsString::from("-Wl,--dynamic-linker=");
-    arg.push(loader);
-    out.push(arg);
-    for dir in libs.iter().flat_map(|l| std::env::split_paths(l)) {
-        let mut arg = OsString::from("-Wl,-rpath,");
-        arg.push(dir);
-        out.push(arg);
-    }
-    out
-}
-
-/// zig as the host's linker and C compiler, linking against glibc `root`
-/// (the build root's): the link to xbuild that runs it. Without a build
-/// root, only when the host has no C compiler (`cc` on PATH), against the
-/// host's glibc; `None` when it has one (it stays the host's, as cargo
-/// expects).
-pub fn host_linker(cache: &Cache, root: Option<&str>) -> Result<Option<PathBuf>> {
-    let version = match root {
-        Some(v) => v.to_string(),
-        None if which::which("cc").is_ok() => return Ok(None),
-        None => match crate::toolchain::glibc::host_version() {
-            Some(v) => v,
-            None => return Ok(None),
-        },
-    };
-    let version: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
-    let dir = cache.shims();
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    link_to_self(cache, &dir.join(format!("{HOST_CC_PREFIX}{version}"))).map(Some)
 }
 
 /// The arguments for `zig cc`: the target first, then the caller's, each
@@ -580,20 +523,6 @@ mod tests {
         assert!(!is_link(&a(&["-c", "x.c", "-o", "x.o"])));
         assert!(!is_link(&a(&["-E", "x.c"])));
         assert!(!is_link(&a(&["--version"])));
-    }
-
-    #[test]
-    fn host_links_ask_for_the_roots_loader_only_when_xbuild_names_it() {
-        assert!(root_link_args(None, Some("/r/lib".into())).is_empty());
-        assert_eq!(
-            root_link_args(Some("/r/ld.so".into()), Some("/r/usr/lib:/r/lib".into())),
-            [
-                "-Wl,--dynamic-linker=/r/ld.so",
-                "-Wl,-rpath,/r/usr/lib",
-                "-Wl,-rpath,/r/lib"
-            ]
-            .map(OsString::from)
-        );
     }
 
     #[test]
