@@ -56,6 +56,9 @@ EOF
   GIT_COMMITTER_DATE="1700000000 +0000" GIT_AUTHOR_DATE="1700000000 +0000" \
   git -c user.name=bench -c user.email=bench@localhost commit -qm crate)
 
+why() { # the first line that says why a build failed
+  grep -m1 -o "Can.t locate [^ ]*" "$1" || grep -m1 -o "error: [^;]*" "$1" || echo "see the log"
+}
 seconds() { local s=$SECONDS; "$@" || return; echo $((SECONDS - s)); }
 
 log "this host's build"
@@ -97,7 +100,7 @@ if [ -n "${UNSANDBOXED:-}" ]; then
       "cd /work/crate && xbuild --target $target --rebuild --out /work/out-un" 2> >(tee "$work/unsandboxed.log" >&2)); then
     rows+=("| $root ($os), not sandboxed | ${un_s} | $(same "$root/work/out-un/SHA256SUMS") | $(cut -c1-16 "$root/work/out-un/SHA256SUMS" | head -1) |")
   else
-    rows+=("| $root ($os), not sandboxed | - | **failed**: $(grep -m1 -o 'BEGIN failed[^.]*\|error: [^;]*' "$work/unsandboxed.log" || echo 'see the log') | - |")
+    rows+=("| $root ($os), not sandboxed | - | **failed**: $(why "$work/unsandboxed.log") | - |")
   fi
 fi
 
