@@ -173,6 +173,7 @@ mod tests {
             "{s}"
         );
         assert!(script(Some("/l"), &["a$b".into()], "p`q").contains("--library-path \"$d/a\\$b${"));
+        assert!(script(None, &[], "usr/bin/cargo").contains("exec \"$d/usr/bin/cargo\" \"$@\""));
     }
 
     /// The launcher starts its program through the loader it was written
@@ -221,6 +222,5 @@ mod tests {
                 launcher.display()
             )
         );
-        assert!(script(None, &[], "usr/bin/cargo").contains("exec \"$d/usr/bin/cargo\" \"$@\""));
     }
 }
