@@ -384,8 +384,8 @@ impl Private {
             format!("Dir::State::Lists={d}/lists"),
             format!("Dir::State::status={d}/status"),
             format!("Dir::Cache={d}/cache"),
-            "APT::Architecture=amd64".to_string(),
-            "APT::Architectures=amd64".to_string(),
+            format!("APT::Architecture={}", debian_arch()),
+            format!("APT::Architectures={}", debian_arch()),
             "Acquire::Languages=none".to_string(),
             "Debug::NoLocking=true".to_string(),
         ];
@@ -395,6 +395,16 @@ impl Private {
             o.push("APT::Sandbox::User=root".to_string());
         }
         o.into_iter().flat_map(|v| ["-o".to_string(), v]).collect()
+    }
+}
+
+/// Debian's name for this host's CPU: the architecture xbuild's private apt
+/// configuration asks its mirrors' indexes for.
+fn debian_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
     }
 }
 

@@ -23,7 +23,9 @@ pub(super) const HOST_CC_PREFIX: &str = "xbuild-zig-host-cc--";
 pub(super) fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
     let (_, mut cmd) = zig_command()?;
     let link = super::is_link(&args);
-    cmd.args(["cc", "-target", &format!("x86_64-linux-gnu.{version}")])
+    // zig's name for the host: `x86_64-linux-gnu`
+    let zig_host = super::HOST.replace("-unknown", "");
+    cmd.args(["cc", "-target", &format!("{zig_host}.{version}")])
         .args(args);
     if link {
         cmd.args(root_link_args(

@@ -35,8 +35,13 @@ const AR_PREFIX: &str = "xbuild-zig-ar--";
 const RANLIB_PREFIX: &str = "xbuild-zig-ranlib--";
 /// zig's lld, for what asks for a linker by itself (libtool's `ld` check).
 const LD_PREFIX: &str = "xbuild-zig-ld--";
-/// The Rust triple of the machine xbuild runs on (x86_64 Linux only).
+/// The Rust triple of the machine xbuild runs on: a glibc Linux of xbuild's
+/// own CPU (the pins say which CPU they are for, and another is refused).
+/// Hosts are x86_64 (the built-in pins) or aarch64 (pins of its own).
+#[cfg(not(target_arch = "aarch64"))]
 pub const HOST: &str = "x86_64-unknown-linux-gnu";
+#[cfg(target_arch = "aarch64")]
+pub const HOST: &str = "aarch64-unknown-linux-gnu";
 /// xbuild as `RUSTC_WRAPPER` while std is built (see `std_rustc_wrapper`).
 const STD_WRAPPER: &str = "xbuild-rustc-wrapper--std";
 
