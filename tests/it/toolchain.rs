@@ -878,6 +878,7 @@ fn pins_for_another_host_cpu_are_refused_before_fetching() {
     assert!(e.installed().is_empty());
 }
 
+#[cfg(feature = "e2e")]
 /// A program of python3's, started with `args`, that prints a port first:
 /// killed when dropped.
 struct Python {
@@ -885,6 +886,7 @@ struct Python {
     port: u16,
 }
 
+#[cfg(feature = "e2e")]
 impl Python {
     fn start(script: &str, args: &[&Path]) -> Python {
         use std::io::BufRead;
@@ -905,6 +907,7 @@ impl Python {
     }
 }
 
+#[cfg(feature = "e2e")]
 impl Drop for Python {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -912,6 +915,7 @@ impl Drop for Python {
     }
 }
 
+#[cfg(feature = "e2e")]
 /// python3's file server behind TLS: the directory, certificate and key.
 const HTTPS_SERVER: &str = r#"
 import functools, http.server, ssl, sys
@@ -925,6 +929,7 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 "#;
 
+#[cfg(feature = "e2e")]
 /// An HTTP proxy that only tunnels (CONNECT), logging each request line.
 const CONNECT_PROXY: &str = r#"
 import socket, sys, threading
@@ -967,6 +972,7 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
 
+#[cfg(feature = "e2e")]
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -985,6 +991,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// into it, and go through the proxy the environment names: a server whose
 /// certificate a private CA signed serves the pins through a CONNECT proxy
 /// once that CA is named, and is refused, saying why, while it is not.
+// (with the e2e tests: it needs python3 and openssl on the host)
+#[cfg(feature = "e2e")]
 #[test]
 fn https_downloads_trust_the_hosts_ca_bundle_and_use_the_proxy() {
     let e = Env::new();
