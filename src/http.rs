@@ -31,6 +31,23 @@ pub fn ca_bundle() -> Option<PathBuf> {
     .map(Path::to_path_buf)
 }
 
+/// Where a sandbox with network shows cargo the CA bundle: the file itself,
+/// bound read-only. The path the host names may be a link (rustup's cargo
+/// gives its children `SSL_CERT_FILE=/usr/lib/ssl/cert.pem`, a link into
+/// `/etc/ssl`) or lie where the sandbox shows nothing of the host's (the
+/// build root's `/usr`, a home directory).
+pub const CA_IN_SANDBOX: &str = "/run/xbuild/ca-certificates.crt";
+
+/// The CA bundle cargo is told to use (`CARGO_HTTP_CAINFO`, else
+/// [`ca_bundle`]), as the file it resolves to.
+pub fn cargo_ca_bundle() -> Option<PathBuf> {
+    env::var_os("CARGO_HTTP_CAINFO")
+        .map(PathBuf::from)
+        .or_else(ca_bundle)?
+        .canonicalize()
+        .ok()
+}
+
 /// An agent's configuration, to add timeouts to: the proxies of the
 /// environment and the host's CA certificates.
 pub fn config() -> ConfigBuilder<ureq::typestate::AgentScope> {

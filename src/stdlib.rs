@@ -333,6 +333,7 @@ impl<'a> Std<'a> {
             sb.ro(&cache.own_exe()?);
             sb.chdir(&project);
             let mut cmd = sb.command(tc.cargo().as_os_str());
+            env.in_network_sandbox();
             cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));
             cmd
         } else {

@@ -169,7 +169,9 @@ pub fn fetch_dependencies(
 ) -> Result<()> {
     let home = cache.cargo_home();
     let mut env = CargoEnv::for_fetch(cache, tc, &sealed.seen(&home));
-    if !sealed.sandboxed() {
+    if sealed.sandboxed() {
+        env.in_network_sandbox();
+    } else {
         env.outside_sandbox(tc);
     }
     std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;

@@ -96,6 +96,9 @@ impl Sandbox {
             System::Root(root) => s.root_system(root, network),
         }
         s.push(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
+        if network && let Some(ca) = crate::http::cargo_ca_bundle() {
+            s.ro_at(&ca, Path::new(crate::http::CA_IN_SANDBOX));
+        }
         s
     }
 

@@ -72,12 +72,18 @@ impl CargoEnv {
         let have: Vec<String> = e.vars.iter().map(|(k, _)| k.clone()).collect();
         e.vars
             .extend(user.into_iter().filter(|(k, _)| !have.contains(k)));
-        if env::var("CARGO_HTTP_CAINFO").is_none()
-            && let Some(bundle) = crate::http::ca_bundle()
-        {
+        if let Some(bundle) = crate::http::cargo_ca_bundle() {
             e.set("CARGO_HTTP_CAINFO", bundle);
         }
         e
+    }
+
+    /// For a cargo in a sandbox with network: the CA bundle where the
+    /// sandbox shows it (see `http::CA_IN_SANDBOX`).
+    pub fn in_network_sandbox(&mut self) {
+        if crate::http::cargo_ca_bundle().is_some() {
+            self.set("CARGO_HTTP_CAINFO", crate::http::CA_IN_SANDBOX);
+        }
     }
 
     /// A sealed build's environment: nothing from the user's but how to show

@@ -400,7 +400,8 @@ fn without_the_hosts_bubblewrap_the_build_roots_makes_the_sandbox() {
 
 /// A std build (forced by RUSTFLAGS, which gives std a key of its own) does
 /// not read `~/.cargo/config.toml` or `/tmp/.cargo/config.toml` either, as
-/// root and as the ordinary user (whose cache is its own). It warms zig's
+/// root and as the ordinary user (whose cache is its own); root's names its
+/// CA bundle through a link the sandbox does not have. It warms zig's
 /// cache meanwhile, leaves libtest out, and `--test` layers libtest on it.
 #[test]
 fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
@@ -421,6 +422,14 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
         let root_home = who.is_none().then(|| {
             let h = tempfile::tempdir().unwrap();
             hostile_config(h.path());
+            // the CA bundle named through a link outside /etc, as rustup's
+            // cargo names it to its children (SSL_CERT_FILE=/usr/lib/ssl/cert.pem):
+            // the sandbox has neither the link nor the host's /usr
+            std::os::unix::fs::symlink(
+                "/etc/ssl/certs/ca-certificates.crt",
+                h.path().join("cert.pem"),
+            )
+            .unwrap();
             fs::create_dir_all(h.path().join("cache/v1")).unwrap();
             ok(&run(Command::new("cp")
                 .arg("-al")
@@ -435,7 +444,9 @@ fn the_std_build_ignores_the_callers_and_tmps_cargo_config() {
             let mut cmd = xbuild_as(who, ws.path());
             if let Some(h) = &root_home {
                 cmd.env("HOME", h.path())
-                    .env("XBUILD_CACHE_DIR", h.path().join("cache"));
+                    .env("XBUILD_CACHE_DIR", h.path().join("cache"))
+                    .env("SSL_CERT_FILE", h.path().join("cert.pem"))
+                    .env_remove("CARGO_HTTP_CAINFO");
             }
             let flags =
                 "-C target-feature=+crt-static -C link-arg=-static-pie --cfg xbuild_std_probe";
