@@ -83,6 +83,11 @@ impl CargoEnv {
     pub fn in_network_sandbox(&mut self) {
         if crate::http::cargo_ca_bundle().is_some() {
             self.set("CARGO_HTTP_CAINFO", crate::http::CA_IN_SANDBOX);
+            // and OpenSSL's own default (libgit2's fetches), where the user
+            // names one: the host's path may not be there
+            if self.vars.iter().any(|(k, _)| k == "SSL_CERT_FILE") {
+                self.set("SSL_CERT_FILE", crate::http::CA_IN_SANDBOX);
+            }
         }
     }
 
