@@ -90,7 +90,18 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         }
         let hit = cached.is_some();
         match cached {
-            Some(artifacts) => out.artifacts.extend(artifacts),
+            Some(hit) => {
+                // only what a sandboxed build made (the first lookup) is
+                // ever offered to a store
+                if hit.local && sandboxed {
+                    let entries = verify::entries(&hit.artifacts, staging.path());
+                    let offer = shared::Offer::Cached;
+                    out.determinism.extend(shared::compare_and_push(
+                        plan, cache, target, &key, &entries, offer,
+                    )?);
+                }
+                out.artifacts.extend(hit.artifacts);
+            }
             None => {
                 if !warned {
                     sources::warn_untracked(&plan.workspace_root);
@@ -213,8 +224,10 @@ fn build_target(
             outputs::store(ctx.cache, &ctx.key, &entries)?;
         }
         // the shared store: compared with what it holds, given what it lacks
-        out.determinism
-            .extend(shared::compare_and_push(ctx, &entries, deterministic)?);
+        let offer = shared::Offer::Built { deterministic };
+        out.determinism.extend(shared::compare_and_push(
+            plan, ctx.cache, target, &ctx.key, &entries, offer,
+        )?);
     }
     out.artifacts.extend(artifacts);
     let secs = started.elapsed().as_secs_f64();

@@ -1,6 +1,7 @@
-//! Stage "share": after a build that ran, what it produced is compared with
-//! the shared store's signed manifest for the same inputs, and pushed when
-//! the store has none. A manifest with other bytes is never replaced: the
+//! Stage "share": after a build that ran (or a hit in the local cache of
+//! what a sandboxed build made), the outputs are compared with the shared
+//! store's signed manifest for the same inputs, and pushed when the store
+//! has none. A manifest with other bytes is never replaced: the
 //! build is NOT REPRODUCIBLE, diagnosed like `--check-determinism` (which
 //! files, which sections, which crate), a warning, or exit 4 under
 //! `--check-determinism`.
@@ -9,20 +10,36 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
-use super::sealed::TargetCtx;
+use crate::cache::Cache;
 use crate::cache::outputs::Entry;
 use crate::cache::remote::{self, Pushed, manifest};
 use crate::determinism::{self, Verdict};
+use crate::plan::Plan;
+use crate::targets::Target;
 use crate::ui;
+
+/// What a run offers the store for one target.
+#[derive(Clone, Copy)]
+pub enum Offer {
+    /// Built by this run; not pushed when it was not deterministic here.
+    Built { deterministic: bool },
+    /// A sandboxed build's outputs from the local cache: perhaps built
+    /// before the store was set up (or before it was trimmed), so offered
+    /// too. Quiet when the store holds the same.
+    Cached,
+}
 
 /// The verdicts against the store (empty when it had nothing to compare).
 pub fn compare_and_push(
-    ctx: &TargetCtx<'_>,
+    plan: &Plan,
+    cache: &Cache,
+    target: &Target,
+    key: &str,
     entries: &[(Entry, PathBuf)],
-    deterministic: bool,
+    offer: Offer,
 ) -> Result<Vec<Verdict>> {
-    let Some(store) = ctx.cache.remote() else {
-        if ctx.plan.against_store {
+    let Some(store) = cache.remote() else {
+        if plan.against_store {
             bail!("--against-store needs a shared store: set XBUILD_CACHE_URL or --cache-url");
         }
         return Ok(Vec::new());
@@ -41,13 +58,26 @@ pub fn compare_and_push(
         ));
     }
     // a build that was not deterministic here is not offered to others
-    let pushed = store.push(ctx.cache, remote::OUTPUTS, &ctx.key, &files, deterministic);
-    let target = &ctx.target.rust;
+    let may_write = match offer {
+        Offer::Built { deterministic } => deterministic,
+        Offer::Cached => true,
+    };
+    let pushed = store.push(cache, remote::OUTPUTS, key, &files, may_write);
+    let target = &target.rust;
+    let (what, cached) = match offer {
+        Offer::Built { .. } => ("this build's outputs", false),
+        Offer::Cached => ("the cached outputs", true),
+    };
     let theirs = match pushed {
         Pushed::Written => {
-            ui::status("Pushed", &format!("{target} outputs to {}", store.url));
+            let whence = if cached { " (cached here)" } else { "" };
+            ui::status(
+                "Pushed",
+                &format!("{target} outputs{whence} to {}", store.url),
+            );
             return Ok(Vec::new());
         }
+        Pushed::Same if cached => return Ok(Vec::new()),
         Pushed::Same => {
             ui::status(
                 "Reproduced",
@@ -55,20 +85,19 @@ pub fn compare_and_push(
             );
             return Ok(Vec::new());
         }
-        Pushed::Nothing if ctx.plan.against_store => bail!(
-            "--against-store: {} holds no trusted outputs for these inputs of {target} (key {}); nothing to compare with",
+        Pushed::Nothing if plan.against_store => bail!(
+            "--against-store: {} holds no trusted outputs for these inputs of {target} (key {key}); nothing to compare with",
             store.url,
-            ctx.key
         ),
         Pushed::Nothing => return Ok(Vec::new()),
         Pushed::Different(theirs) => theirs,
     };
     ui::warn(&format!(
-        "NOT REPRODUCIBLE: {target}: this build's outputs differ from the signed outputs in {} for the same inputs (key {}); the store's are kept",
-        store.url, ctx.key
+        "NOT REPRODUCIBLE: {target}: {what} differ from the signed outputs in {} for the same inputs (key {key}); the store's are kept",
+        store.url
     ));
-    let tmp = ctx.cache.temp_dir("store-compare")?;
-    let fetched = store.fetch(ctx.cache, remote::OUTPUTS, &ctx.key, tmp.path());
+    let tmp = cache.temp_dir("store-compare")?;
+    let fetched = store.fetch(cache, remote::OUTPUTS, key, tmp.path());
     let mut verdicts = Vec::new();
     for (f, path) in &files {
         let other = theirs.files.iter().find(|t| t.path == f.path);

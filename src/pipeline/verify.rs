@@ -104,6 +104,13 @@ pub fn entries(artifacts: &[Artifact], staging: &Path) -> Vec<(outputs::Entry, P
         .collect()
 }
 
+/// Outputs a run did not build: where they came from, verified.
+pub struct Hit {
+    pub artifacts: Vec<Artifact>,
+    /// From the local cache (not fetched from the shared store this run).
+    pub local: bool,
+}
+
 /// The cached outputs of exactly these inputs, from the local cache or else
 /// the shared store (kept locally first), copied into `dir` and verified;
 /// `None` when there are none or the run must build.
@@ -114,7 +121,7 @@ pub fn from_cache(
     key: &str,
     dir: &Path,
     staging: &Path,
-) -> Result<Option<Vec<Artifact>>> {
+) -> Result<Option<Hit>> {
     let cacheable =
         plan.test.is_none() && !plan.check_determinism && !plan.rebuild && !plan.keep_sealed;
     if !cacheable {
@@ -174,5 +181,8 @@ pub fn from_cache(
             target.rust
         ),
     );
-    Ok(Some(artifacts))
+    Ok(Some(Hit {
+        artifacts,
+        local: from == "the cache",
+    }))
 }

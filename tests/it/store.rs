@@ -560,7 +560,9 @@ fn a_store_that_rejects_or_stops_leaves_a_local_build_with_one_warning() {
     assert!(stderr.contains("unreachable"), "{stderr}");
 }
 
-/// A directory store (file://, e.g. on NFS): the same hit as S3.
+/// A directory store (file://, e.g. on NFS): the same hit as S3. Outputs in
+/// the local cache from before the store was set up are pushed by the first
+/// run that finds them there.
 #[test]
 fn a_file_store_gives_the_same_hit() {
     let dir = tempfile::tempdir().unwrap();
@@ -569,9 +571,25 @@ fn a_file_store_gives_the_same_hit() {
     let url = format!("file://{}", dir.path().display());
     let ws = unique(workspace(), "app/src/main.rs", "file-store");
     let out1 = tempfile::tempdir().unwrap();
-    ok(&run(build(ws.path(), None, out1.path(), &[])
+    // built (or found) in the local cache before the store was set up: the
+    // next run's hit is offered to the store, not only what a run builds
+    ok(&run(&mut build(ws.path(), None, out1.path(), &[])));
+    let w = run(build(ws.path(), None, out1.path(), &[])
         .env("XBUILD_CACHE_URL", &url)
-        .env("XBUILD_CACHE_SIGNING_KEY", &key)));
+        .env("XBUILD_CACHE_SIGNING_KEY", &key));
+    ok(&w);
+    assert!(w.stderr.contains("outputs from the cache"), "{}", w.stderr);
+    assert!(
+        w.stderr
+            .contains(&format!("outputs (cached here) to {url}")),
+        "{}",
+        w.stderr
+    );
+    let again = run(build(ws.path(), None, out1.path(), &[])
+        .env("XBUILD_CACHE_URL", &url)
+        .env("XBUILD_CACHE_SIGNING_KEY", &key));
+    ok(&again);
+    assert!(!again.stderr.contains("Pushed"), "{}", again.stderr);
     let out2 = tempfile::tempdir().unwrap();
     let (empty, hit) = hit_from_an_empty_cache(ws.path(), out2.path(), &url, &public);
     assert!(!hit.stderr.contains("Compiling"), "{}", hit.stderr);
