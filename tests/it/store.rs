@@ -254,7 +254,11 @@ fn a_second_machine_gets_outputs_and_std_from_the_store() {
     let st = store("second-machine");
     let ws = unique(workspace(), "app/src/main.rs", "second-machine");
     let out1 = tempfile::tempdir().unwrap();
-    let pushed = run(st.on(&mut build(ws.path(), None, out1.path(), &[]), true));
+    // built, whatever an earlier run of the tests left in the cache
+    let pushed = run(st.on(
+        &mut build(ws.path(), None, out1.path(), &["--rebuild"]),
+        true,
+    ));
     ok(&pushed);
     assert!(
         pushed
