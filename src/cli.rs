@@ -108,8 +108,8 @@ pub struct BuildArgs {
     /// With --test: arguments for every test binary (a filter, --nocapture, ...)
     #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
     pub test_args: Vec<String>,
-    /// Build twice in two sealed directories that differ in what should not matter
-    /// (path, HOME, TMPDIR, umask, env order, jobs) and compare every output, also with the
+    /// Build twice in two sealed directories, the second under what no sandbox fixes changed
+    /// (kernel release, one CPU, jobs, ASLR off, env order) and compare every output, also with the
     /// cached outputs of an earlier build with the same inputs
     #[arg(long)]
     pub check_determinism: bool,

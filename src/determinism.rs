@@ -12,6 +12,7 @@ use crate::cache::outputs;
 use crate::elf;
 use crate::pipeline::publish::Staging;
 use crate::pipeline::sealed::{self, SealedOutput, TargetCtx, Variant};
+use crate::process::Inherited;
 use crate::ui;
 
 /// The second build of `ctx`'s target and every comparison; the verdicts
@@ -29,16 +30,23 @@ pub fn check(
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get() as u32 + 2);
     let variant = Variant {
         pad: 40,
-        umask: Some(0o077),
+        inherited: Inherited {
+            old_kernel: true,
+            no_aslr: true,
+            one_cpu: true,
+            ..Inherited::BUILD
+        },
         reverse_env: true,
         jobs: Some(jobs),
         reuse_deps: false,
     };
+    let varied = varied(ctx.sandboxed, jobs);
     ui::status(
         "Rebuilding",
         &format!(
-            "{} in a second sealed directory to check determinism (other path, HOME, TMPDIR, umask, env order, --jobs {jobs})",
-            ctx.target.rust
+            "{} in a second sealed directory to check determinism ({})",
+            ctx.target.rust,
+            varied.join(", ")
         ),
     );
     let second = sealed::build(ctx, sysroot, &variant, other_dir.path(), false)?;
@@ -49,13 +57,14 @@ pub fn check(
             .iter()
             .find(|f| f.name == out.name)
             .map(|f| f.path.clone());
-        let v = compare(
+        let mut v = compare(
             &ctx.target.rust,
             &out.name,
             &out.path,
             other.as_deref(),
             &[&primary.sealed_root, &second.sealed_root],
         )?;
+        v.varied = varied.clone();
         print(&v);
         if !v.identical {
             diffoscope(
@@ -99,6 +108,28 @@ pub struct Verdict {
     pub against: &'static str,
     /// Human-readable findings, empty when identical.
     pub diagnosis: Vec<String>,
+    /// What the other build varied (the second build's factors; empty for
+    /// the other comparisons).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub varied: Vec<String>,
+}
+
+/// What the second build varies, as said and reported. In the sandbox the
+/// sealed path, HOME, TMPDIR, user, host name, locale, time zone and umask
+/// are the same for every build (fixed, not varied): only without one does
+/// the second build's other path reach the build.
+fn varied(sandboxed: bool, jobs: u32) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "kernel release (uname: 2.6)".into(),
+        "CPUs (one)".into(),
+        format!("--jobs {jobs}"),
+        "ASLR (off)".into(),
+        "environment order".into(),
+    ];
+    if !sandboxed {
+        v.push("path, HOME and TMPDIR (no sandbox fixes them)".into());
+    }
+    v
 }
 
 pub const SECOND_BUILD: &str = "second build";
@@ -126,6 +157,7 @@ pub fn compare(
             sha256_second: None,
             against: SECOND_BUILD,
             diagnosis: vec!["the second build did not produce this file".into()],
+            varied: Vec::new(),
         });
     };
     let bytes_b = std::fs::read(b).with_context(|| format!("reading {}", b.display()))?;
@@ -144,6 +176,7 @@ pub fn compare(
         sha256_second: Some(sha_b),
         against: SECOND_BUILD,
         diagnosis,
+        varied: Vec::new(),
     })
 }
 

@@ -179,20 +179,28 @@ pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
 }
 
-/// The variables a sealed cargo child inherits from the user's environment:
-/// only how to show its messages. Everything else it sees is set by xbuild.
-/// Its stderr is a pipe that xbuild relays (it never gets the terminal), so
-/// when xbuild's stderr is a terminal cargo is told to colour anyway.
+/// The variables a sealed cargo child gets for showing its messages: the
+/// same whoever runs it where, since cargo passes them on to build scripts
+/// (a user's `TERM`, or whether xbuild's stderr is a terminal, would reach
+/// the bytes). Cargo always colours; xbuild's relay keeps the colours only
+/// for a terminal (see [`colour`]).
 pub fn display_for_cargo() -> Vec<(String, OsString)> {
-    const KEEP: &[&str] = &["TERM", "CARGO_TERM_COLOR"];
-    let mut vars: Vec<(String, OsString)> = KEEP
-        .iter()
-        .filter_map(|k| std::env::var_os(k).map(|v| (k.to_string(), v)))
-        .collect();
-    if !vars.iter().any(|(k, _)| k == "CARGO_TERM_COLOR") && stderr_is_terminal() {
-        vars.push(("CARGO_TERM_COLOR".into(), "always".into()));
-    }
-    vars
+    vec![("CARGO_TERM_COLOR".into(), "always".into())]
+}
+
+/// Whether what xbuild relays from cargo keeps its colours: stderr is a
+/// terminal and the user did not ask cargo for none (`CARGO_TERM_COLOR`,
+/// `NO_COLOR`).
+pub fn colour() -> bool {
+    static COLOUR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *COLOUR.get_or_init(|| {
+        let asked = std::env::var("CARGO_TERM_COLOR").unwrap_or_default();
+        match asked.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => std::env::var_os("NO_COLOR").is_none() && stderr_is_terminal(),
+        }
+    })
 }
 
 /// The variables a test binary inherits when `xbuild --test` runs it.

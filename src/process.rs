@@ -39,6 +39,67 @@ impl fmt::Display for ProcessError {
     }
 }
 
+/// What a build's processes inherit from the first one xbuild starts: set
+/// in that child between fork and exec, so xbuild's own process is never
+/// changed, and passed on through bubblewrap to cargo, rustc, build scripts
+/// and what they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inherited {
+    /// The file mode creation mask.
+    pub umask: u32,
+    /// `uname` reports a 2.6 kernel release (personality `UNAME26`).
+    pub old_kernel: bool,
+    /// No address space layout randomisation (`ADDR_NO_RANDOMIZE`).
+    pub no_aslr: bool,
+    /// Only one CPU of those xbuild may use (affinity).
+    pub one_cpu: bool,
+}
+
+/// `UNAME26` of `<linux/personality.h>` (not in the libc crate).
+const UNAME26: libc::c_ulong = 0x002_0000;
+
+impl Inherited {
+    /// Every build's: the machine's value of none of these reaches it.
+    pub const BUILD: Inherited = Inherited {
+        umask: 0o022,
+        old_kernel: false,
+        no_aslr: false,
+        one_cpu: false,
+    };
+
+    /// In the child, before exec: only async-signal-safe system calls.
+    fn apply(&self) -> std::io::Result<()> {
+        // SAFETY: plain system calls on values owned by this frame.
+        unsafe {
+            libc::umask(self.umask as libc::mode_t);
+            let mut persona: libc::c_ulong = 0;
+            if self.old_kernel {
+                persona |= UNAME26;
+            }
+            if self.no_aslr {
+                persona |= libc::ADDR_NO_RANDOMIZE as libc::c_ulong;
+            }
+            if persona != 0 && libc::personality(persona) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if self.one_cpu {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                if libc::sched_getaffinity(0, size, &mut set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let first = (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set));
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(first.unwrap_or(0), &mut one);
+                if libc::sched_setaffinity(0, size, &one) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A command being built: program, arguments, working directory and the
 /// complete environment it will get.
 pub struct Cmd {
@@ -64,6 +125,17 @@ impl Cmd {
         let mut cmd = Cmd::new(program);
         cmd.envs(crate::env::host_tool_env());
         cmd
+    }
+
+    /// The child starts with `inherited` (the last call's wins).
+    pub fn inherit(&mut self, inherited: Inherited) -> &mut Cmd {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: `apply` makes only async-signal-safe system calls and
+        // allocates nothing.
+        unsafe {
+            self.inner.pre_exec(move || inherited.apply());
+        }
+        self
     }
 
     pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Cmd {
@@ -234,7 +306,10 @@ fn relay(from: impl Read + Send + 'static) -> JoinHandle<()> {
             match from.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let clean = terminal_safe(&line);
+                    let mut clean = terminal_safe(&line);
+                    if !crate::env::colour() {
+                        clean = without_colour(&clean);
+                    }
                     let mut err = std::io::stderr().lock();
                     let _ = err.write_all(&clean);
                     let _ = err.flush();
@@ -242,6 +317,26 @@ fn relay(from: impl Read + Send + 'static) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// A line [`terminal_safe`] left, without its colours and "erase in line"
+/// (the only escape sequences it keeps), for a log rather than a terminal.
+pub fn without_colour(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut i = 0;
+    while i < line.len() {
+        if line[i] == 0x1b && line.get(i + 1) == Some(&b'[') {
+            let end = line[i + 2..]
+                .iter()
+                .position(|c| *c == b'm' || *c == b'K')
+                .map_or(line.len(), |p| i + 2 + p + 1);
+            i = end;
+        } else {
+            out.push(line[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// A line a sandboxed process wrote, made safe for the user's terminal:
@@ -324,6 +419,17 @@ mod tests {
 
     fn safe(s: &str) -> String {
         String::from_utf8(terminal_safe(s.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn without_a_terminal_the_colours_go_too() {
+        let plain =
+            |s: &str| String::from_utf8(without_colour(&terminal_safe(s.as_bytes()))).unwrap();
+        assert_eq!(
+            plain("\x1b[1m\x1b[32m   Compiling\x1b[0m a\x1b[K\n"),
+            "   Compiling a\n"
+        );
+        assert_eq!(plain("\x1b[38;5;12mx [y] \x1b[2Jz\n"), "x [y] z\n");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct CargoRun<'a> {
     pub manifest: &'a Path,
     /// `--jobs` for this run, over the plan's.
     pub jobs: Option<u32>,
+    /// What cargo and everything it runs start with.
+    pub inherited: crate::process::Inherited,
 }
 
 /// `cargo build` for the binaries, or `cargo test --no-run` for the test
@@ -54,6 +56,7 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         ..
     } = *run;
     let mut cmd = sealed.command(tc.cargo().as_os_str(), &sealed.view_of("src"));
+    cmd.inherit(run.inherited);
     let testing = plan.test.is_some();
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))
         .arg(if testing { "test" } else { "build" })

@@ -12,6 +12,7 @@ use super::prewarm;
 use super::report;
 use crate::cache::{Cache, deps, keys};
 use crate::plan::Plan;
+use crate::process::Inherited;
 use crate::sandbox::{self, Sealed, Snapshot};
 use crate::targets::Target;
 use crate::testrun::{self, Outcome};
@@ -41,11 +42,12 @@ pub struct TargetCtx<'a> {
 
 /// What differs between the two builds of `--check-determinism`: everything
 /// that should not matter.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Variant {
     /// Extra path length of the sealed directory.
     pub pad: usize,
-    pub umask: Option<u32>,
+    /// What the build's processes start with (umask, personality, CPUs).
+    pub inherited: Inherited,
     pub reverse_env: bool,
     pub jobs: Option<u32>,
     /// Build in the kept target dir of the dependency cache.
@@ -56,8 +58,11 @@ impl Variant {
     /// The build whose outputs are published.
     pub fn primary(plan: &Plan) -> Variant {
         Variant {
+            pad: 0,
+            inherited: Inherited::BUILD,
+            reverse_env: false,
+            jobs: None,
             reuse_deps: !plan.keep_sealed,
-            ..Variant::default()
         }
     }
 }
@@ -253,7 +258,6 @@ pub fn build(
             ),
         );
     }
-    let old_umask = variant.umask.map(set_umask);
     let built = cargo::build(&CargoRun {
         plan,
         tc: &seen,
@@ -263,10 +267,8 @@ pub fn build(
         sealed: &sealed,
         manifest: &sealed.view_of("src").join(plan.rel_manifest()),
         jobs: variant.jobs,
+        inherited: variant.inherited,
     });
-    if let Some(old) = old_umask {
-        set_umask(old);
-    }
     let built = match built {
         Ok(b) => b,
         Err(e) => {
@@ -403,10 +405,4 @@ fn kept_target_dir(ctx: &TargetCtx<'_>) -> Result<Option<deps::Checkout>> {
         return Ok(None);
     };
     Ok(Some(kept))
-}
-
-/// Set the process umask, returning the previous one.
-fn set_umask(mask: u32) -> u32 {
-    // SAFETY: umask only swaps a process attribute and cannot fail.
-    unsafe { libc::umask(mask as libc::mode_t) as u32 }
 }

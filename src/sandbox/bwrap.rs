@@ -189,7 +189,10 @@ impl Sandbox {
     fn command_with(self, launcher: &Launcher, program: &OsStr) -> Cmd {
         let argv = launcher.argv();
         let mut cmd = Cmd::new(&argv[0]);
-        cmd.args(&argv[1..]).args(self.finish()).arg(program);
+        cmd.args(&argv[1..])
+            .args(self.finish())
+            .arg(program)
+            .inherit(crate::process::Inherited::BUILD);
         cmd
     }
 

@@ -195,7 +195,8 @@ impl Sealed {
             Some(sb) => sb.command(program),
             None => {
                 let mut cmd = Cmd::new(program);
-                cmd.current_dir(self.real(cwd));
+                cmd.current_dir(self.real(cwd))
+                    .inherit(crate::process::Inherited::BUILD);
                 cmd
             }
         }

@@ -13,6 +13,8 @@ mod hosts;
 #[cfg(feature = "e2e")]
 mod integrity;
 #[cfg(feature = "e2e")]
+mod machine;
+#[cfg(feature = "e2e")]
 mod sandbox;
 #[cfg(feature = "e2e")]
 mod store;

@@ -1,0 +1,155 @@
+//! Reproducible against the machine (`tests/fixtures/machine-ws`: one binary
+//! per factor, each embedding what its build script saw). What the sandbox
+//! fixes gives the same bytes whoever builds where; what it cannot fix,
+//! `--check-determinism` varies in its second build, and the binaries that
+//! depend on it are found. x86_64 only.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::e2e::{fixture, provisioned, report_of, xbuild};
+use crate::sandbox::{give, user, xbuild_as};
+use crate::support::{ok, run};
+
+const T: &str = "x86_64-unknown-linux-musl";
+
+/// The binaries whose factor the sandbox fixes (`envorder`: cargo sorts
+/// what it passes on, so the check's reversed environment never shows).
+const FIXED: &[&str] = &[
+    "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "plain",
+];
+
+/// The factors the second build of `--check-determinism` changes.
+const VARIED: &[&str] = &["kernel", "cpus", "jobs", "aslr"];
+
+/// Binary name → sha256, from a build's SHA256SUMS.
+fn digests(out: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(out.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let (sha, path) = l.split_once("  ")?;
+            let name = Path::new(path).file_name()?.to_string_lossy().into_owned();
+            Some((name, sha.to_string()))
+        })
+        .collect()
+}
+
+fn fixed_of(d: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    d.iter()
+        .filter(|(k, _)| FIXED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The machine as a build could see it, changed in every way the sandbox
+/// should hide: another host name (root only: a UTS namespace of its own),
+/// locale, time zone and umask, another and deeper path, another user.
+#[test]
+fn the_fixed_factors_give_the_same_bytes_whoever_builds_where() {
+    provisioned();
+    let a = fixture("machine-ws");
+    let outs = tempfile::tempdir().unwrap();
+    let first = outs.path().join("first");
+    ok(&run(xbuild(a.path())
+        .args(["--target", T, "--rebuild", "--out"])
+        .arg(&first)));
+    let reference = digests(&first);
+    assert_eq!(fixed_of(&reference).len(), FIXED.len(), "{reference:?}");
+    // what the build saw of the machine, to make sure it was fixed at all
+    let shown = run(&mut Command::new(first.join(T).join("host")));
+    assert_eq!(shown.stdout.trim(), "xbuild\n|(none)");
+
+    let b = tempfile::tempdir().unwrap();
+    let deeper = b.path().join("another/much/deeper/checkout-path");
+    crate::e2e::copy_dir(a.path(), &deeper);
+    let second = outs.path().join("second");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--uts", "sh", "-c"])
+        .arg(r#"hostname another-host && umask 077 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_xbuild"))
+        .args(["--target", T, "--rebuild", "--out"])
+        .arg(&second)
+        .current_dir(&deeper);
+    for (k, v) in xbuild(&deeper).get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.env("LANG", "de_DE.UTF-8")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .env("TZ", "Asia/Tokyo");
+    ok(&run(&mut cmd));
+    assert_eq!(fixed_of(&digests(&second)), fixed_of(&reference));
+
+    let Some(u) = user() else {
+        eprintln!("XBUILD_TEST_USER is not set: built as root only");
+        return;
+    };
+    let c = crate::support::dir_until_exit("xbuild-machine-");
+    let theirs = c.join("their-checkout");
+    crate::e2e::copy_dir(a.path(), &theirs);
+    std::fs::create_dir_all(c.join("out")).unwrap();
+    give(u, &c);
+    let mut cmd = xbuild_as(Some(u), &theirs);
+    cmd.args(["--target", T, "--rebuild", "--out"])
+        .arg(c.join("out"))
+        .env("LANG", "C.UTF-8")
+        .env("TZ", "America/New_York");
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o002);
+            Ok(())
+        });
+    }
+    ok(&run(&mut cmd));
+    assert_eq!(fixed_of(&digests(&c.join("out"))), fixed_of(&reference));
+}
+
+/// The second build runs under a 2.6 kernel release, on one CPU, with other
+/// `--jobs` and without ASLR: the binaries that embed those differ (exit 4),
+/// the rest are identical, and report.json says what was varied.
+#[test]
+fn the_check_varies_kernel_cpus_jobs_and_aslr() {
+    provisioned();
+    let ws = fixture("machine-ws");
+    let r = run(xbuild(ws.path()).args(["--target", T, "--check-determinism"]));
+    assert_eq!(r.status, Some(4), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kernel release (uname: 2.6), CPUs (one)"),
+        "{}",
+        r.stderr
+    );
+    let report = report_of(ws.path());
+    let mut different = Vec::new();
+    let mut identical = Vec::new();
+    for v in report["determinism"].as_array().unwrap() {
+        if v["against"] != "second build" {
+            continue;
+        }
+        let varied = v["varied"].as_array().unwrap();
+        assert!(
+            varied
+                .iter()
+                .any(|f| f.as_str().unwrap().starts_with("ASLR"))
+        );
+        let name = v["artifact"].as_str().unwrap().to_string();
+        if v["identical"].as_bool().unwrap() {
+            identical.push(name);
+        } else {
+            different.push(name);
+        }
+    }
+    different.sort();
+    identical.sort();
+    let mut want: Vec<_> = VARIED.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(different, want, "{}", r.stderr);
+    let mut fixed: Vec<_> = FIXED.iter().map(|s| s.to_string()).collect();
+    fixed.sort();
+    assert_eq!(identical, fixed, "{}", r.stderr);
+}
