@@ -21,9 +21,6 @@ const FIXED: &[&str] = &[
     "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "plain",
 ];
 
-/// The factors the second build of `--check-determinism` changes.
-const VARIED: &[&str] = &["kernel", "cpus", "jobs", "aslr"];
-
 /// Binary name → sha256, from a build's SHA256SUMS.
 fn digests(out: &Path) -> BTreeMap<String, String> {
     std::fs::read_to_string(out.join("SHA256SUMS"))
@@ -125,20 +122,23 @@ fn the_fixed_factors_give_the_same_bytes_whoever_builds_where() {
 
 /// The second build runs under a 2.6 kernel release, on one CPU, with other
 /// `--jobs` and without ASLR: the binaries that embed those differ (exit 4),
-/// the rest are identical, and report.json says what was varied.
+/// the rest are identical, report.json says what was varied, and each
+/// difference is named: the factor it depends on, or (a hash map's order)
+/// nondeterministic on its own.
 #[test]
-fn the_check_varies_kernel_cpus_jobs_and_aslr() {
+fn the_check_varies_kernel_cpus_jobs_and_aslr_and_names_each() {
     provisioned();
     let ws = fixture("machine-ws");
     let r = run(xbuild(ws.path()).args(["--target", T, "--check-determinism"]));
     assert_eq!(r.status, Some(4), "{}", r.stderr);
     assert!(
-        r.stderr.contains("kernel release (uname: 2.6), CPUs (one)"),
+        r.stderr
+            .contains("CPUs (one), kernel release (uname: 2.6), ASLR (off)"),
         "{}",
         r.stderr
     );
     let report = report_of(ws.path());
-    let mut different = Vec::new();
+    let mut causes = BTreeMap::new();
     let mut identical = Vec::new();
     for v in report["determinism"].as_array().unwrap() {
         if v["against"] != "second build" {
@@ -152,17 +152,54 @@ fn the_check_varies_kernel_cpus_jobs_and_aslr() {
         );
         let name = v["artifact"].as_str().unwrap().to_string();
         if v["identical"].as_bool().unwrap() {
+            assert!(v.get("cause").is_none(), "{v}");
             identical.push(name);
         } else {
-            different.push(name);
+            causes.insert(name, v["cause"].as_str().unwrap_or("none").to_string());
         }
     }
-    different.sort();
     identical.sort();
-    let mut want: Vec<_> = VARIED.iter().map(|s| s.to_string()).collect();
-    want.sort();
-    assert_eq!(different, want, "{}", r.stderr);
     let mut fixed: Vec<_> = FIXED.iter().map(|s| s.to_string()).collect();
     fixed.sort();
     assert_eq!(identical, fixed, "{}", r.stderr);
+    let want: BTreeMap<String, String> = [
+        ("jobs", "depends on --jobs"),
+        ("cpus", "depends on CPUs (one)"),
+        ("kernel", "depends on kernel release (uname: 2.6)"),
+        ("aslr", "depends on ASLR (off)"),
+        ("hashmap", "is nondeterministic on its own"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(
+        causes.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{}",
+        r.stderr
+    );
+    for (name, cause) in &want {
+        assert!(
+            causes[name].starts_with(cause.as_str()),
+            "{name}: {causes:?}"
+        );
+        assert!(
+            r.stderr
+                .contains(&format!("NOT REPRODUCIBLE: {T} {name} {cause}")),
+            "{name}: {}",
+            r.stderr
+        );
+    }
+}
+
+/// A workspace that embeds nothing of the machine passes the check (and
+/// attribution never starts).
+#[test]
+fn the_plain_binary_passes_the_check() {
+    provisioned();
+    let ws = fixture("machine-ws");
+    let r = run(xbuild(ws.path()).args(["--target", T, "--check-determinism", "--bin", "plain"]));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("Identical"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Attributing"), "{}", r.stderr);
 }

@@ -1,7 +1,8 @@
 //! `--check-determinism`: build a target a second time in a sealed directory
-//! that differs in everything that should not matter, compare the outputs
-//! (and with the cached outputs of an earlier build of the same inputs) and,
-//! when they differ, say where and why as far as the bytes tell.
+//! under every machine factor no sandbox fixes changed (`factors`), compare
+//! the outputs (and with the cached outputs of an earlier build of the same
+//! inputs) and, when they differ, say where and why as far as the bytes
+//! tell, and which factor each differing output depends on.
 
 use std::path::Path;
 
@@ -11,9 +12,11 @@ use serde::Serialize;
 use crate::cache::outputs;
 use crate::elf;
 use crate::pipeline::publish::Staging;
-use crate::pipeline::sealed::{self, SealedOutput, TargetCtx, Variant};
-use crate::process::Inherited;
+use crate::pipeline::sealed::{self, SealedOutput, TargetCtx};
 use crate::ui;
+
+mod factors;
+use factors::{Factor, Jobs};
 
 /// The second build of `ctx`'s target and every comparison; the verdicts
 /// are printed as they come.
@@ -27,20 +30,10 @@ pub fn check(
         .prefix(".xbuild-check-")
         .tempdir_in(staging.path())
         .context("creating the second build's output dir")?;
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get() as u32 + 2);
-    let variant = Variant {
-        pad: 40,
-        inherited: Inherited {
-            old_kernel: true,
-            no_aslr: true,
-            one_cpu: true,
-            ..Inherited::BUILD
-        },
-        reverse_env: true,
-        jobs: Some(jobs),
-        reuse_deps: false,
-    };
-    let varied = varied(ctx.sandboxed, jobs);
+    let jobs = Jobs::of(ctx);
+    let factors = Factor::all(ctx.sandboxed);
+    let variant = factors::variant(&factors, jobs);
+    let varied: Vec<String> = factors.iter().map(|f| f.describe(jobs)).collect();
     ui::status(
         "Rebuilding",
         &format!(
@@ -49,7 +42,9 @@ pub fn check(
             varied.join(", ")
         ),
     );
+    let started = std::time::Instant::now();
     let second = sealed::build(ctx, sysroot, &variant, other_dir.path(), false)?;
+    let took = started.elapsed();
     let mut verdicts = Vec::new();
     for out in &primary.files {
         let other = second
@@ -74,6 +69,24 @@ pub fn check(
             );
         }
         verdicts.push(v);
+    }
+    let differing: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.identical)
+        .map(|v| v.artifact.clone())
+        .collect();
+    if !differing.is_empty() {
+        let causes = factors::attribute(ctx, sysroot, primary, staging, &differing, took)?;
+        for (name, cause) in causes {
+            ui::warn(&format!(
+                "NOT REPRODUCIBLE: {} {name} {}",
+                ctx.target.rust,
+                cause.describe()
+            ));
+            if let Some(v) = verdicts.iter_mut().find(|v| v.artifact == name) {
+                v.cause = Some(cause.describe());
+            }
+        }
     }
     // against an earlier build with the same inputs, when the cache has one
     if let Some((dir, entries)) = outputs::lookup(ctx.cache, &ctx.key)? {
@@ -112,24 +125,10 @@ pub struct Verdict {
     /// the other comparisons).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub varied: Vec<String>,
-}
-
-/// What the second build varies, as said and reported. In the sandbox the
-/// sealed path, HOME, TMPDIR, user, host name, locale, time zone and umask
-/// are the same for every build (fixed, not varied): only without one does
-/// the second build's other path reach the build.
-fn varied(sandboxed: bool, jobs: u32) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        "kernel release (uname: 2.6)".into(),
-        "CPUs (one)".into(),
-        format!("--jobs {jobs}"),
-        "ASLR (off)".into(),
-        "environment order".into(),
-    ];
-    if !sandboxed {
-        v.push("path, HOME and TMPDIR (no sandbox fixes them)".into());
-    }
-    v
+    /// When the second build differed: what the output depends on, as
+    /// attribution found it (see `factors`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 pub const SECOND_BUILD: &str = "second build";
@@ -158,6 +157,7 @@ pub fn compare(
             against: SECOND_BUILD,
             diagnosis: vec!["the second build did not produce this file".into()],
             varied: Vec::new(),
+            cause: None,
         });
     };
     let bytes_b = std::fs::read(b).with_context(|| format!("reading {}", b.display()))?;
@@ -177,6 +177,7 @@ pub fn compare(
         against: SECOND_BUILD,
         diagnosis,
         varied: Vec::new(),
+        cause: None,
     })
 }
 
