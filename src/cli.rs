@@ -108,9 +108,10 @@ pub struct BuildArgs {
     /// With --test: arguments for every test binary (a filter, --nocapture, ...)
     #[arg(last = true, value_name = "TEST-ARGS", requires = "test")]
     pub test_args: Vec<String>,
-    /// Build twice in two sealed directories, the second under what no sandbox fixes changed
-    /// (kernel release, one CPU, jobs, ASLR off, env order) and compare every output, also with the
-    /// cached outputs of an earlier build with the same inputs
+    /// Build twice in two sealed directories, the second with what no sandbox fixes changed
+    /// (the date, kernel release, CPUs, jobs, ASLR, env order); compare every output, also with
+    /// the cached outputs of an earlier build with the same inputs, and name what each
+    /// difference depends on
     #[arg(long)]
     pub check_determinism: bool,
     /// With --check-determinism: instead of a second local build, compare this sealed build

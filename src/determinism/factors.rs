@@ -27,6 +27,8 @@ pub enum Factor {
     Aslr,
     /// The order of cargo's environment.
     EnvOrder,
+    /// The date: a year later, for the programs libfaketime reaches.
+    Date,
     /// The sealed directory's path and its length, HOME and TMPDIR: fixed in
     /// the sandbox, so varied only without one.
     Path,
@@ -52,10 +54,10 @@ impl Jobs {
 }
 
 impl Factor {
-    /// Every factor this build can vary, in the order attribution tries
-    /// them (jobs before CPUs: one CPU alone would change cargo's default
-    /// jobs, so CPUs are varied at the primary's).
-    pub fn all(sandboxed: bool) -> Vec<Factor> {
+    /// Every factor the builds of `ctx` can vary, in the order attribution
+    /// tries them (jobs before CPUs: one CPU alone would change cargo's
+    /// default jobs, so CPUs are varied at the primary's).
+    pub fn all(ctx: &TargetCtx<'_>) -> Vec<Factor> {
         let mut all = vec![
             Factor::Jobs,
             Factor::Cpus,
@@ -63,7 +65,10 @@ impl Factor {
             Factor::Aslr,
             Factor::EnvOrder,
         ];
-        if !sandboxed {
+        if ctx.sandboxed && ctx.tc.faketime_in_sandbox().is_some() {
+            all.push(Factor::Date);
+        }
+        if !ctx.sandboxed {
             all.push(Factor::Path);
         }
         all
@@ -77,6 +82,7 @@ impl Factor {
             Factor::Kernel => "kernel release (uname: 2.6)".into(),
             Factor::Aslr => "ASLR (off)".into(),
             Factor::EnvOrder => "environment order".into(),
+            Factor::Date => "the date (a year later)".into(),
             Factor::Path => "path, HOME and TMPDIR (no sandbox fixes them)".into(),
         }
     }
@@ -91,6 +97,7 @@ impl Factor {
             Factor::Kernel => v.inherited.old_kernel = true,
             Factor::Aslr => v.inherited.no_aslr = true,
             Factor::EnvOrder => v.reverse_env = true,
+            Factor::Date => v.later = true,
             Factor::Path => v.pad = 40,
         }
     }
@@ -102,6 +109,7 @@ pub fn variant(factors: &[Factor], jobs: Jobs) -> Variant {
         pad: 0,
         inherited: Inherited::BUILD,
         reverse_env: false,
+        later: false,
         jobs: None,
         reuse_deps: false,
     };
@@ -146,7 +154,7 @@ pub fn attribute(
     took: Duration,
 ) -> Result<Vec<(String, Cause)>> {
     let jobs = Jobs::of(ctx);
-    let factors = Factor::all(ctx.sandboxed);
+    let factors = Factor::all(ctx);
     ui::status(
         "Attributing",
         &format!(

@@ -31,7 +31,7 @@ pub fn check(
         .tempdir_in(staging.path())
         .context("creating the second build's output dir")?;
     let jobs = Jobs::of(ctx);
-    let factors = Factor::all(ctx.sandboxed);
+    let factors = Factor::all(ctx);
     let variant = factors::variant(&factors, jobs);
     let varied: Vec<String> = factors.iter().map(|f| f.describe(jobs)).collect();
     ui::status(

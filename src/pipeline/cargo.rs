@@ -42,6 +42,8 @@ pub struct CargoRun<'a> {
     pub jobs: Option<u32>,
     /// What cargo and everything it runs start with.
     pub inherited: crate::process::Inherited,
+    /// Variables set inside the sandbox only (see `Sealed::command`).
+    pub inside_env: Vec<(String, std::ffi::OsString)>,
 }
 
 /// `cargo build` for the binaries, or `cargo test --no-run` for the test
@@ -55,7 +57,11 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         sealed,
         ..
     } = *run;
-    let mut cmd = sealed.command(tc.cargo().as_os_str(), &sealed.view_of("src"));
+    let mut cmd = sealed.command(
+        tc.cargo().as_os_str(),
+        &sealed.view_of("src"),
+        &run.inside_env,
+    );
     cmd.inherit(run.inherited);
     let testing = plan.test.is_some();
     cmd.envs(env.vars.iter().map(|(k, v)| (k, v)))

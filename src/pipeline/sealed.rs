@@ -49,6 +49,9 @@ pub struct Variant {
     /// What the build's processes start with (umask, personality, CPUs).
     pub inherited: Inherited,
     pub reverse_env: bool,
+    /// The clock a year on (libfaketime preloaded; sandboxed builds in a
+    /// build root that has it).
+    pub later: bool,
     pub jobs: Option<u32>,
     /// Build in the kept target dir of the dependency cache.
     pub reuse_deps: bool,
@@ -61,6 +64,7 @@ impl Variant {
             pad: 0,
             inherited: Inherited::BUILD,
             reverse_env: false,
+            later: false,
             jobs: None,
             reuse_deps: !plan.keep_sealed,
         }
@@ -232,6 +236,16 @@ pub fn build(
     if let Some(v) = &plan.git_version {
         env.set("GIT_VERSION", v);
     }
+    let mut inside_env: Vec<(String, std::ffi::OsString)> = Vec::new();
+    if variant.later
+        && ctx.sandboxed
+        && let Some(lib) = ctx.tc.faketime_in_sandbox()
+    {
+        inside_env.push(("LD_PRELOAD".into(), lib.into()));
+        inside_env.push(("FAKETIME".into(), "+365d".into()));
+        // timeouts and cargo's timings keep real time
+        inside_env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
+    }
     if variant.reverse_env {
         env.vars.reverse();
     }
@@ -268,6 +282,7 @@ pub fn build(
         manifest: &sealed.view_of("src").join(plan.rel_manifest()),
         jobs: variant.jobs,
         inherited: variant.inherited,
+        inside_env,
     });
     let built = match built {
         Ok(b) => b,

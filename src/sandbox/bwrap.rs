@@ -175,6 +175,14 @@ impl Sandbox {
         self.bind_op("--bind", from, to);
     }
 
+    /// `key=value` in the sandboxed program's environment (set by
+    /// bubblewrap after it started, so not in its own).
+    pub fn setenv(&mut self, key: &str, value: &OsStr) {
+        self.args.push("--setenv".into());
+        self.args.push(key.into());
+        self.args.push(value.into());
+    }
+
     pub fn chdir(&mut self, dir: &Path) {
         self.args.push("--chdir".into());
         self.args.push(dir.into());

@@ -179,8 +179,24 @@ impl Sealed {
     /// A command that runs `program` in the sandbox with the sealed dir at
     /// its view path, in `cwd` (a view path), without network. Without a
     /// sandbox: in the real sealed dir, unisolated (the caller was told).
-    pub fn command(&self, program: &std::ffi::OsStr, cwd: &Path) -> Cmd {
-        self.sandboxed_command(program, cwd, Role::Build)
+    /// `inside` is set in the sandbox's environment only, not in
+    /// bubblewrap's own (a library of the build root's to preload means
+    /// nothing to the host's bubblewrap); without a sandbox, not at all.
+    pub fn command(
+        &self,
+        program: &std::ffi::OsStr,
+        cwd: &Path,
+        inside: &[(String, std::ffi::OsString)],
+    ) -> Cmd {
+        match self.sandbox(cwd, Role::Build) {
+            Some(mut sb) => {
+                for (k, v) in inside {
+                    sb.setenv(k, v);
+                }
+                sb.command(program)
+            }
+            None => self.sandboxed_command(program, cwd, Role::Build),
+        }
     }
 
     /// `cargo fetch` of the sealed workspace: the same view, with network and

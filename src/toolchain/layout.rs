@@ -82,6 +82,10 @@ pub struct RootLayout {
     pub library_path: Vec<String>,
     #[serde(default)]
     pub bwrap: Option<String>,
+    /// libfaketime (the thread-safe one), path in the root: preloaded into
+    /// the determinism check's second build to move its clock a year on.
+    #[serde(default)]
+    pub faketime: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -103,6 +103,14 @@ impl Toolchain {
         }
     }
 
+    /// libfaketime as a sandboxed build sees it (the root's `/usr` is its
+    /// `/usr`), when the build root has it.
+    pub fn faketime_in_sandbox(&self) -> Option<std::path::PathBuf> {
+        self.root_dir.as_ref()?;
+        let rel = self.pins.root_layout.as_ref()?.faketime.as_deref()?;
+        Some(std::path::Path::new("/").join(root::inside(rel).ok()?))
+    }
+
     /// The glibc version build scripts and proc macros are linked against
     /// (by zig) when the build root gives them theirs.
     pub fn root_glibc(&self) -> Option<&str> {

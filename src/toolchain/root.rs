@@ -104,7 +104,7 @@ pub fn finish(layout: &RootLayout, dir: &Path) -> Result<()> {
 }
 
 /// `path` as a relative path inside the root, refusing `..`.
-fn inside(path: &str) -> Result<&Path> {
+pub(super) fn inside(path: &str) -> Result<&Path> {
     let rel = Path::new(path.trim_start_matches('/'));
     if rel.as_os_str().is_empty()
         || rel
@@ -198,6 +198,7 @@ mod tests {
             loader: None,
             library_path: vec![],
             bwrap: None,
+            faketime: None,
         }
     }
 

@@ -18,7 +18,7 @@ const T: &str = "x86_64-unknown-linux-musl";
 /// The binaries whose factor the sandbox fixes (`envorder`: cargo sorts
 /// what it passes on, so the check's reversed environment never shows).
 const FIXED: &[&str] = &[
-    "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "plain",
+    "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "make", "plain",
 ];
 
 /// Binary name → sha256, from a build's SHA256SUMS.
@@ -121,19 +121,20 @@ fn the_fixed_factors_give_the_same_bytes_whoever_builds_where() {
 }
 
 /// The second build runs under a 2.6 kernel release, on one CPU, with other
-/// `--jobs` and without ASLR: the binaries that embed those differ (exit 4),
+/// `--jobs`, without ASLR and a year later: the binaries that embed those
+/// differ (exit 4),
 /// the rest are identical, report.json says what was varied, and each
 /// difference is named: the factor it depends on, or (a hash map's order)
 /// nondeterministic on its own.
 #[test]
-fn the_check_varies_kernel_cpus_jobs_and_aslr_and_names_each() {
+fn the_check_varies_kernel_cpus_jobs_aslr_and_date_and_names_each() {
     provisioned();
     let ws = fixture("machine-ws");
     let r = run(xbuild(ws.path()).args(["--target", T, "--check-determinism"]));
     assert_eq!(r.status, Some(4), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("CPUs (one), kernel release (uname: 2.6), ASLR (off)"),
+            .contains("CPUs (one), kernel release (uname: 2.6), ASLR (off), environment order, the date (a year later)"),
         "{}",
         r.stderr
     );
@@ -167,6 +168,7 @@ fn the_check_varies_kernel_cpus_jobs_and_aslr_and_names_each() {
         ("cpus", "depends on CPUs (one)"),
         ("kernel", "depends on kernel release (uname: 2.6)"),
         ("aslr", "depends on ASLR (off)"),
+        ("date", "depends on the date (a year later)"),
         ("hashmap", "is nondeterministic on its own"),
     ]
     .into_iter()
