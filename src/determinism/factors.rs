@@ -29,6 +29,9 @@ pub enum Factor {
     EnvOrder,
     /// The date: a year later, for the programs libfaketime reaches.
     Date,
+    /// The order directories list their entries (the sources on a tmpfs,
+    /// written in another order).
+    DirOrder,
     /// The sealed directory's path and its length, HOME and TMPDIR: fixed in
     /// the sandbox, so varied only without one.
     Path,
@@ -68,6 +71,9 @@ impl Factor {
         if ctx.sandboxed && ctx.tc.faketime_in_sandbox().is_some() {
             all.push(Factor::Date);
         }
+        if ctx.sandboxed && crate::sandbox::order::available() {
+            all.push(Factor::DirOrder);
+        }
         if !ctx.sandboxed {
             all.push(Factor::Path);
         }
@@ -83,6 +89,7 @@ impl Factor {
             Factor::Aslr => "ASLR (off)".into(),
             Factor::EnvOrder => "environment order".into(),
             Factor::Date => "the date (a year later)".into(),
+            Factor::DirOrder => "directory order (the sources on a tmpfs)".into(),
             Factor::Path => "path, HOME and TMPDIR (no sandbox fixes them)".into(),
         }
     }
@@ -98,6 +105,7 @@ impl Factor {
             Factor::Aslr => v.inherited.no_aslr = true,
             Factor::EnvOrder => v.reverse_env = true,
             Factor::Date => v.later = true,
+            Factor::DirOrder => v.other_order = true,
             Factor::Path => v.pad = 40,
         }
     }
@@ -110,6 +118,7 @@ pub fn variant(factors: &[Factor], jobs: Jobs) -> Variant {
         inherited: Inherited::BUILD,
         reverse_env: false,
         later: false,
+        other_order: false,
         jobs: None,
         reuse_deps: false,
     };

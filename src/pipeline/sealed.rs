@@ -52,6 +52,8 @@ pub struct Variant {
     /// The clock a year on (libfaketime preloaded; sandboxed builds in a
     /// build root that has it).
     pub later: bool,
+    /// The sources in another directory order (sandboxed builds).
+    pub other_order: bool,
     pub jobs: Option<u32>,
     /// Build in the kept target dir of the dependency cache.
     pub reuse_deps: bool,
@@ -65,6 +67,7 @@ impl Variant {
             inherited: Inherited::BUILD,
             reverse_env: false,
             later: false,
+            other_order: false,
             jobs: None,
             reuse_deps: !plan.keep_sealed,
         }
@@ -197,7 +200,13 @@ pub fn build(
         None
     };
     let inputs = inputs(ctx, Some(sysroot));
-    let mut sealed = sandbox::create(ctx.snapshot, variant.pad, inputs, ctx.sandboxed)?;
+    let mut sealed = sandbox::create(
+        ctx.snapshot,
+        variant.pad,
+        inputs,
+        ctx.sandboxed,
+        variant.other_order,
+    )?;
     let zig_cache = kept
         .as_ref()
         .map_or_else(|| sealed.root.join("zig-cache"), |k| k.zig_cache.clone());

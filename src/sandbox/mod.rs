@@ -5,6 +5,7 @@
 
 pub mod bwrap;
 mod gitread;
+pub mod order;
 pub mod snapshot;
 pub mod sources;
 
@@ -130,6 +131,8 @@ pub struct Sealed {
     inputs: Inputs,
     /// Seen by cargo's builds only (not tests): (real path, view, writable).
     build_only: Vec<(PathBuf, PathBuf, bool)>,
+    /// The sources in another directory order, when `src` is that copy.
+    _reordered: Option<order::Reordered>,
 }
 
 impl Sealed {
@@ -465,7 +468,13 @@ pub fn refuse_configs_above(dir: &Path) -> Result<()> {
 /// kept snapshot (the workspace's mirror) is mounted read-only, otherwise it
 /// is copied. `pad` lengthens the directory's path, so that two unsandboxed
 /// builds differ in the absolute path and its length.
-pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) -> Result<Sealed> {
+pub fn create(
+    snapshot: &Snapshot,
+    pad: usize,
+    inputs: Inputs,
+    sandboxed: bool,
+    other_order: bool,
+) -> Result<Sealed> {
     let dir = tempfile::Builder::new()
         .prefix("xbuild-sealed-")
         .tempdir()
@@ -486,7 +495,18 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
     } else {
         root.clone()
     };
-    let src = if sandboxed && snapshot.is_kept() {
+    let mut reordered = None;
+    let src = if sandboxed && other_order {
+        let r = order::reordered(&snapshot.root)?;
+        tracing::info!(
+            "sealed {} files: copied into {} in another directory order",
+            snapshot.files.len(),
+            r.src.display()
+        );
+        let src = r.src.clone();
+        reordered = Some(r);
+        src
+    } else if sandboxed && snapshot.is_kept() {
         tracing::info!(
             "sealed {} files: {} mounted read-only",
             snapshot.files.len(),
@@ -512,6 +532,7 @@ pub fn create(snapshot: &Snapshot, pad: usize, inputs: Inputs, sandboxed: bool) 
         files: snapshot.files.clone(),
         inputs,
         build_only: Vec::new(),
+        _reordered: reordered,
     })
 }
 

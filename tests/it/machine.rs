@@ -134,7 +134,7 @@ fn the_check_varies_kernel_cpus_jobs_aslr_and_date_and_names_each() {
     assert_eq!(r.status, Some(4), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("CPUs (one), kernel release (uname: 2.6), ASLR (off), environment order, the date (a year later)"),
+            .contains("CPUs (one), kernel release (uname: 2.6), ASLR (off), environment order, the date (a year later), directory order"),
         "{}",
         r.stderr
     );
@@ -169,6 +169,7 @@ fn the_check_varies_kernel_cpus_jobs_aslr_and_date_and_names_each() {
         ("kernel", "depends on kernel release (uname: 2.6)"),
         ("aslr", "depends on ASLR (off)"),
         ("date", "depends on the date (a year later)"),
+        ("dirorder", "depends on directory order"),
         ("hashmap", "is nondeterministic on its own"),
     ]
     .into_iter()
