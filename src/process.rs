@@ -79,7 +79,7 @@ impl Inherited {
             if self.no_aslr {
                 persona |= libc::ADDR_NO_RANDOMIZE as libc::c_ulong;
             }
-            if persona != 0 && libc::personality(persona) == -1 {
+            if libc::personality(persona) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             if self.one_cpu {
@@ -127,7 +127,8 @@ impl Cmd {
         cmd
     }
 
-    /// The child starts with `inherited` (the last call's wins).
+    /// The child starts with `inherited`: calls apply in turn, so umask and
+    /// personality are the last call's, and one CPU stays once asked for.
     pub fn inherit(&mut self, inherited: Inherited) -> &mut Cmd {
         use std::os::unix::process::CommandExt;
         // SAFETY: `apply` makes only async-signal-safe system calls and
