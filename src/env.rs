@@ -61,6 +61,12 @@ pub const XBUILD_ROOT_LOADER: &str = "XBUILD_ROOT_LOADER";
 /// (absolute, `:`-separated).
 pub const XBUILD_ROOT_LIBRARY_PATH: &str = "XBUILD_ROOT_LIBRARY_PATH";
 
+/// Set by xbuild for its C compiler wrappers in a sealed build: the paths
+/// rustc remaps (`FROM=TO`, separated by `\x1f`), given to every C and C++
+/// compile as `-ffile-prefix-map`, so that `__FILE__` and debug information
+/// of C code from the sources or the cargo home name no machine's path.
+pub const XBUILD_PREFIX_MAP: &str = "XBUILD_PREFIX_MAP";
+
 /// Read a variable; empty counts as unset.
 pub fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 /// 8: zig's C++ runtime made by a prelink from `/` (see zigcc::cxx).
 /// 9: builds in the build root; host code linked by zig; configure gets the
 ///    target's `ar`, `ranlib` and `ld` through `CONFIG_SITE`.
-/// 10: umask 022 in every build; no `TERM`, `CARGO_TERM_COLOR=always`.
+/// 10: umask 022 in every build; no `TERM`, `CARGO_TERM_COLOR=always`; C
+///     compiles get `-ffile-prefix-map` for the remapped paths.
 pub const RECIPE: &str = "10";
 
 fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {

@@ -255,17 +255,22 @@ pub fn build(
         // timeouts and cargo's timings keep real time
         inside_env.push(("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()));
     }
-    if variant.reverse_env {
-        env.vars.reverse();
-    }
-    let mut flags = ctx.flags.clone();
-    for (from, to) in [
+    // the paths a build could embed, remapped for rustc and the C compilers
+    let remaps = [
         (sealed.view_of("src"), "/xbuild/src"),
         (sealed.view_of("target"), "/xbuild/target"),
         (cargo_home.clone(), "/xbuild/cargo-home"),
         (seen.rust_dir.clone(), "/xbuild/toolchain"),
-    ] {
+    ];
+    let mut flags = ctx.flags.clone();
+    let mut prefix_map = Vec::new();
+    for (from, to) in &remaps {
         flags.push(format!("--remap-path-prefix={}={to}", from.display()));
+        prefix_map.push(format!("{}={to}", from.display()));
+    }
+    env.set(crate::env::XBUILD_PREFIX_MAP, prefix_map.join("\x1f"));
+    if variant.reverse_env {
+        env.vars.reverse();
     }
     flags.push("--sysroot".into());
     flags.push(sealed.seen(sysroot).display().to_string());

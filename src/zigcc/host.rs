@@ -26,6 +26,7 @@ pub(super) fn host_cc(version: &str, args: Vec<OsString>) -> Result<i32> {
     // zig's name for the host: `x86_64-linux-gnu`
     let zig_host = super::HOST.replace("-unknown", "");
     cmd.args(["cc", "-target", &format!("{zig_host}.{version}")])
+        .args(super::prefix_map_args(env::var_os(env::XBUILD_PREFIX_MAP)))
         .args(args);
     if link {
         cmd.args(root_link_args(

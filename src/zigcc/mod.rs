@@ -171,6 +171,7 @@ fn cc_args(target: &Target, args: Vec<OsString>) -> Result<Vec<OsString>, String
     if let Some(cpu) = &target.cc.cpu {
         out.push(format!("-mcpu={cpu}").into());
     }
+    out.extend(prefix_map_args(env::var_os(env::XBUILD_PREFIX_MAP)));
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(a) = arg.to_str() else {
@@ -190,6 +191,20 @@ fn cc_args(target: &Target, args: Vec<OsString>) -> Result<Vec<OsString>, String
         }
     }
     Ok(out)
+}
+
+/// `-ffile-prefix-map=FROM=TO` for each pair of `map` (see
+/// [`env::XBUILD_PREFIX_MAP`]); before the caller's flags, so a prefix map
+/// of its own still applies (clang lets the last matching one win).
+fn prefix_map_args(map: Option<OsString>) -> Vec<OsString> {
+    let Some(map) = map else {
+        return Vec::new();
+    };
+    map.to_string_lossy()
+        .split('\x1f')
+        .filter(|p| p.contains('='))
+        .map(|p| OsString::from(format!("-ffile-prefix-map={p}")))
+        .collect()
 }
 
 /// Remove the C++ standard library's `-l` flags (`-lstdc++`, `-lc++`,
@@ -472,6 +487,21 @@ mod tests {
             .into_iter()
             .map(|a| a.into_string().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn each_remapped_path_becomes_a_file_prefix_map() {
+        assert!(prefix_map_args(None).is_empty());
+        let map =
+            OsString::from("/tmp/xbuild-sealed/src=/xbuild/src\x1f/c h=/xbuild/cargo-home\x1fjunk");
+        assert_eq!(
+            prefix_map_args(Some(map)),
+            [
+                "-ffile-prefix-map=/tmp/xbuild-sealed/src=/xbuild/src",
+                "-ffile-prefix-map=/c h=/xbuild/cargo-home"
+            ]
+            .map(OsString::from)
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ const T: &str = "x86_64-unknown-linux-musl";
 /// The binaries whose factor the sandbox fixes (`envorder`: cargo sorts
 /// what it passes on, so the check's reversed environment never shows).
 const FIXED: &[&str] = &[
-    "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "make", "plain",
+    "host", "user", "home", "locale", "tz", "umask", "path", "envorder", "make", "cfile", "plain",
 ];
 
 /// Binary name → sha256, from a build's SHA256SUMS.
@@ -193,6 +193,38 @@ fn the_check_varies_kernel_cpus_jobs_aslr_and_date_and_names_each() {
             r.stderr
         );
     }
+}
+
+/// C compiled by a build script names its file by the remapped path, not the
+/// sealed directory's: without a sandbox, two checkouts at other paths give
+/// the same bytes (`-ffile-prefix-map` from xbuild's C compiler wrapper).
+#[test]
+fn c_code_names_no_machine_path_even_without_a_sandbox() {
+    provisioned();
+    let outs = tempfile::tempdir().unwrap();
+    let checkouts = tempfile::tempdir().unwrap();
+    let fixture = crate::support::repo_root().join("tests/fixtures/machine-ws");
+    let mut seen = Vec::new();
+    for (i, depth) in ["a", "b/much/deeper/path"].iter().enumerate() {
+        let at = checkouts.path().join(depth);
+        crate::e2e::copy_dir(&fixture, &at);
+        let out = outs.path().join(i.to_string());
+        let r = run(xbuild(&at)
+            .args(["--target", T, "--bin", "cfile", "--rebuild", "--out"])
+            .arg(&out)
+            .env("XBUILD_BWRAP", "/nonexistent")
+            .env_remove("XBUILD_REQUIRE_SANDBOX"));
+        ok(&r);
+        assert!(
+            r.stderr.contains("not sandboxed") || r.stderr.contains("no sandbox"),
+            "{}",
+            r.stderr
+        );
+        let said = run(&mut Command::new(out.join(T).join("cfile")));
+        assert_eq!(said.stdout.trim(), "/xbuild/src/cfile.c");
+        seen.push(digests(&out)["cfile"].clone());
+    }
+    assert_eq!(seen[0], seen[1]);
 }
 
 /// A workspace that embeds nothing of the machine passes the check (and
