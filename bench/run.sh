@@ -25,7 +25,7 @@
 #     file), for xbuild, plain `cargo build -Zbuild-std` and cargo-zigbuild,
 #     each in its own warm target dir
 #   - xbuild's peak memory (its own VmHWM, not rustc's)
-#   - for the fixture: `--check-determinism` against a single build
+#   - `--check-determinism` against a clean build (its second build runs on one CPU)
 # Everything uses the same pinned cargo, rustc, std source and zig (from
 # `xbuild toolchain env`) and the same RUSTFLAGS. xbuild and plain cargo (which
 # gets xbuild's zig wrappers) share xbuild's zig cache; cargo-zigbuild, which
@@ -264,8 +264,9 @@ for target in "${targets[@]}"; do
       row "one-file change: cargo-zigbuild" "$ws" "$triple" "$z s"
     fi
 
-    # 5. --check-determinism against a single sealed build (the fixture only: it is two full builds)
-    if [ "$ws" = fixture ]; then
+    # 5. --check-determinism against a single sealed build: the first build in the kept target
+    #    dir, the second from scratch with every machine factor varied (one CPU among them)
+    if true; then
       check=()
       for i in $(seq "$reps"); do timed check "$work/x$i-$ws" "${xb_build[@]}" --check-determinism; note_peak; done
       k="$(median "${check[@]}")"
