@@ -40,8 +40,9 @@ pub struct TargetCtx<'a> {
     pub empty_kept: bool,
 }
 
-/// What differs between the two builds of `--check-determinism`: everything
-/// that should not matter.
+/// What a sealed build changes of the machine it runs on: nothing for the
+/// build whose outputs are published; for the builds of
+/// `--check-determinism`, the factors no sandbox fixes (`determinism::factors`).
 #[derive(Debug, Clone)]
 pub struct Variant {
     /// Extra path length of the sealed directory.
