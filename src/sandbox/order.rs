@@ -35,10 +35,14 @@ fn is_tmpfs(path: &Path) -> bool {
         return false;
     };
     // SAFETY: a valid C string and a zeroed statfs for the call to fill.
-    unsafe {
+    let (ok, kind) = unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type == libc::TMPFS_MAGIC
-    }
+        (libc::statfs(c.as_ptr(), &mut st) == 0, st.f_type)
+    };
+    // glibc's f_type is signed, musl's unsigned (the static xbuild)
+    #[allow(clippy::unnecessary_cast)]
+    let kind = kind as u64;
+    ok && kind == libc::TMPFS_MAGIC as u64
 }
 
 /// `from` (a snapshot), copied so that its directories list in another
