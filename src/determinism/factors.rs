@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 
 use crate::pipeline::publish::Staging;
 use crate::pipeline::sealed::{self, SealedOutput, TargetCtx, Variant};
-use crate::process::Inherited;
 use crate::ui;
 
 /// One thing about the machine that a sandbox cannot hide from a build.
@@ -113,15 +112,7 @@ impl Factor {
 
 /// A build from scratch that varies `factors` (none: the control build).
 pub fn variant(factors: &[Factor], jobs: Jobs) -> Variant {
-    let mut v = Variant {
-        pad: 0,
-        inherited: Inherited::BUILD,
-        reverse_env: false,
-        later: false,
-        other_order: false,
-        jobs: None,
-        reuse_deps: false,
-    };
+    let mut v = Variant::unvaried(false);
     for f in factors {
         f.apply(&mut v, jobs);
     }

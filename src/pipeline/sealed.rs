@@ -63,6 +63,11 @@ pub struct Variant {
 impl Variant {
     /// The build whose outputs are published.
     pub fn primary(plan: &Plan) -> Variant {
+        Variant::unvaried(!plan.keep_sealed)
+    }
+
+    /// A build that varies nothing of the machine.
+    pub fn unvaried(reuse_deps: bool) -> Variant {
         Variant {
             pad: 0,
             inherited: Inherited::BUILD,
@@ -70,7 +75,7 @@ impl Variant {
             later: false,
             other_order: false,
             jobs: None,
-            reuse_deps: !plan.keep_sealed,
+            reuse_deps,
         }
     }
 }
