@@ -9,6 +9,9 @@
 //! | 4 | `--check-determinism`: two builds of the same inputs differ |
 //! | 5 | no sandbox: `--require-sandbox` and this system cannot give it, an unsandboxed build would read a `.cargo/config.toml` above its directory, or run a workspace's own `toolchains.toml` |
 //! | 130 | interrupted (Ctrl-C or SIGTERM); nothing was published |
+//!
+//! A leaf: the modules that fail say which class with [`Usage`] and
+//! [`NoSandbox`]; `commands::exit_code` tells the class of an error.
 
 use std::process::ExitCode;
 
@@ -29,23 +32,6 @@ pub struct Usage(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct NoSandbox(pub String);
-
-/// The exit code for an error that ended a command.
-pub fn code_of(e: &anyhow::Error) -> u8 {
-    let usage = e.chain().any(|c| {
-        c.is::<Usage>()
-            || c.is::<crate::targets::LookupError>()
-            || c.is::<crate::targets::triple::TripleError>()
-            || c.is::<crate::toolchain::manifest::ManifestError>()
-    });
-    if e.chain().any(|c| c.is::<NoSandbox>()) {
-        NO_SANDBOX
-    } else if usage {
-        USAGE
-    } else {
-        FAILURE
-    }
-}
 
 pub fn code(c: u8) -> ExitCode {
     ExitCode::from(c)

@@ -7,9 +7,9 @@ use clap::Parser;
 
 mod cache;
 mod cargo_config;
+mod cargo_env;
 mod cli;
 mod commands;
-mod determinism;
 mod elf;
 mod env;
 mod exit;
@@ -25,6 +25,7 @@ mod targets;
 mod testrun;
 mod toolchain;
 mod ui;
+mod unpack;
 mod zigcc;
 
 use cli::{Cli, Command};
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
-            exit::code(exit::code_of(&e))
+            exit::code(commands::exit_code(&e))
         }
     }
 }

@@ -22,9 +22,9 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{self, Cache, remote};
+use crate::cargo_env::CargoEnv;
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
-use crate::toolchain::cargo_env::CargoEnv;
 use crate::{ui, zigcc};
 
 /// What `-Zbuild-std` builds for every build: std, and `panic_abort`.

@@ -377,7 +377,7 @@ pub fn restore(
         fs::create_dir(&stage).with_context(|| format!("creating {}", stage.display()))?;
         for f in body.files.iter().filter(|f| f.path.ends_with(".tar.zst")) {
             let blob = work.path().join(&f.path);
-            crate::toolchain::unpack::unpack(&blob, &f.path, &stage, 0)
+            crate::unpack::unpack(&blob, &f.path, &stage, 0)
                 .with_context(|| format!("unpacking the unit {}", f.path))?;
             units += 1;
             bytes += f.size;

@@ -5,10 +5,11 @@ use anyhow::Result;
 use crate::cache::Cache;
 use crate::cache::remote::Remote;
 use crate::cli::BuildArgs;
+use crate::pipeline::determinism;
 use crate::pipeline::{self, report};
 use crate::plan::Plan;
 use crate::toolchain::fetch::Mode;
-use crate::{determinism, exit, ui};
+use crate::{exit, ui};
 
 /// Returns the exit code: 0, [`exit::TESTS_FAILED`] or [`exit::NOT_DETERMINISTIC`].
 pub fn build(args: BuildArgs) -> Result<u8> {

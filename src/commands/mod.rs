@@ -10,7 +10,26 @@ use std::io::Write;
 
 use anyhow::Result;
 
+use crate::exit;
 use crate::targets::{self, ElfKind, Target, triple};
+
+/// The exit code for an error that ended a command (`exit`'s table): the
+/// errors of every module are known here, at the top.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let usage = e.chain().any(|c| {
+        c.is::<exit::Usage>()
+            || c.is::<crate::targets::LookupError>()
+            || c.is::<crate::targets::triple::TripleError>()
+            || c.is::<crate::toolchain::manifest::ManifestError>()
+    });
+    if e.chain().any(|c| c.is::<exit::NoSandbox>()) {
+        exit::NO_SANDBOX
+    } else if usage {
+        exit::USAGE
+    } else {
+        exit::FAILURE
+    }
+}
 
 /// `xbuild triple NAME...`: one Rust triple per line on stdout; errors on
 /// stderr. Returns whether every name resolved.

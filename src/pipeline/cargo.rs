@@ -10,12 +10,12 @@ use anyhow::{Context, Result, bail};
 
 use super::launcher;
 use crate::cache::Cache;
+use crate::cargo_env::CargoEnv;
 use crate::env;
 use crate::plan::Plan;
 use crate::sandbox::Sealed;
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
-use crate::toolchain::cargo_env::CargoEnv;
 
 /// An executable cargo produced.
 pub struct Built {

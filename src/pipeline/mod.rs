@@ -11,6 +11,7 @@
 //! [`run`] reads as that list; each stage lives in its own module.
 
 mod cargo;
+pub mod determinism;
 mod launcher;
 mod prewarm;
 pub mod publish;
@@ -35,7 +36,7 @@ use crate::sandbox::{Snapshot, sources};
 use crate::targets::Target;
 use crate::testrun::{Outcome, Status};
 use crate::toolchain;
-use crate::{determinism, env, stdlib, ui};
+use crate::{env, stdlib, ui};
 
 /// What a run produced: the verified executables, and per target the test
 /// outcomes (empty unless `--test` ran tests) and the determinism verdicts.

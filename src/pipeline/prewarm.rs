@@ -23,9 +23,9 @@ use std::thread::JoinHandle;
 use anyhow::{Context, Result};
 
 use super::sealed::{self, TargetCtx, ZigView};
+use crate::cargo_env::CargoEnv;
 use crate::process::Cmd;
 use crate::sandbox::{self, Sandbox};
-use crate::toolchain::cargo_env::CargoEnv;
 use crate::ui;
 use crate::zigcc;
 

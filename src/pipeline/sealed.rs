@@ -11,13 +11,13 @@ use super::cargo::{self, CargoRun};
 use super::prewarm;
 use super::report;
 use crate::cache::{Cache, deps, keys};
+use crate::cargo_env::CargoEnv;
 use crate::plan::Plan;
 use crate::process::Inherited;
 use crate::sandbox::{self, Sealed, Snapshot};
 use crate::targets::Target;
 use crate::testrun::{self, Outcome};
 use crate::toolchain::Toolchain;
-use crate::toolchain::cargo_env::CargoEnv;
 use crate::{ui, zigcc};
 
 /// What every build of one target in this run shares.

@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use crate::cache::Cache;
 use crate::cache::outputs::Entry;
 use crate::cache::remote::{self, Pushed, manifest};
-use crate::determinism::{self, Verdict};
+use crate::pipeline::determinism::{self, Verdict};
 use crate::plan::Plan;
 use crate::targets::Target;
 use crate::ui;

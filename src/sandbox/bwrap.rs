@@ -67,7 +67,10 @@ pub enum System {
     Root(PathBuf),
 }
 
-pub use crate::toolchain::root::BUILD_UID;
+/// The user and group builds run as in the sandbox (`bwrap --uid/--gid`):
+/// the same on every host, whoever runs xbuild (the build root's
+/// `/etc/passwd` names it, `toolchain::root`).
+pub const BUILD_UID: u32 = 1000;
 
 /// A sandbox being described: bwrap's arguments.
 pub struct Sandbox {
@@ -130,7 +133,7 @@ impl Sandbox {
         for dir in ["usr", "etc"] {
             self.ro_at(&root.join(dir), &Path::new("/").join(dir));
         }
-        for top in crate::toolchain::unpack::MERGED {
+        for top in crate::unpack::MERGED {
             let at = root.join(top);
             if let Ok(target) = std::fs::read_link(&at) {
                 self.args.push("--symlink".into());

@@ -2,7 +2,6 @@
 //! cache (fetch, verify, unpack, rename into place).
 
 pub mod apt;
-pub mod cargo_env;
 mod download;
 pub mod fetch;
 pub mod glibc;
@@ -11,7 +10,6 @@ mod layout;
 pub mod manifest;
 pub mod pypi;
 pub mod root;
-pub mod unpack;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,7 +20,7 @@ use self::fetch::Mode;
 use self::manifest::{Component, ComponentKind, Pins};
 use crate::cache::{self, Cache};
 use crate::targets::Target;
-use crate::ui;
+use crate::{ui, unpack};
 
 /// Where the pins come from: `--toolchains FILE`, else a `toolchains.toml` at
 /// the workspace root, else the built-in copy.

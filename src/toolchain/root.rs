@@ -17,15 +17,11 @@ use std::path::{Component, Path};
 use anyhow::{Context, Result, bail, ensure};
 
 use super::manifest::RootLayout;
-use super::unpack::MERGED;
+use crate::unpack::MERGED;
 
 /// Part of the component's pin hash: what [`finish`] writes is part of
 /// what gets installed.
 pub const VERSION: &str = "root-1";
-
-/// The user and group builds run as in the sandbox (`bwrap --uid/--gid`):
-/// the same on every host, whoever runs xbuild.
-pub const BUILD_UID: u32 = 1000;
 
 /// What `/etc` holds besides what the packages unpacked: file, contents.
 const ETC: &[(&str, &str)] = &[
@@ -67,7 +63,7 @@ pub fn finish(layout: &RootLayout, dir: &Path) -> Result<()> {
     }
     for (path, target) in &layout.links {
         let rel = inside(path)?;
-        let at = dir.join(super::unpack::merged_usr(rel));
+        let at = dir.join(crate::unpack::merged_usr(rel));
         ensure!(
             !Path::new(target).is_absolute(),
             "[build-root] links: `{path}` -> `{target}`: the target must be relative"
@@ -239,7 +235,8 @@ mod tests {
             Path::new("gawk")
         );
         let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
-        assert!(passwd.contains(&format!("build:x:{BUILD_UID}:{BUILD_UID}:")));
+        let uid = crate::sandbox::bwrap::BUILD_UID;
+        assert!(passwd.contains(&format!("build:x:{uid}:{uid}:")));
         assert!(root.join("etc/resolv.conf").is_file() && root.join("etc/ssl").is_dir());
     }
 

@@ -12,6 +12,7 @@ mod fixtures;
 mod hosts;
 #[cfg(feature = "e2e")]
 mod integrity;
+mod layout;
 #[cfg(feature = "e2e")]
 mod machine;
 #[cfg(feature = "e2e")]

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use super::Toolchain;
 use crate::cache::Cache;
 use crate::process::Cmd;
 use crate::targets::Target;
+use crate::toolchain::Toolchain;
 use crate::{env, zigcc};
 
 pub struct CargoEnv {

@@ -144,7 +144,9 @@ pub fn unpack_root(archive: &Path, file_name: &str, dest: &Path) -> Result<()> {
     unpack_deb_as(file, file_name, dest, 0, true)
 }
 
-/// The top-level directories a merged `/usr` replaces by links into `usr/`.
+/// The top-level directories a merged `/usr` replaces by links into `usr/`
+/// (in a build root as [`unpack_root`] writes it, and as a sandbox on it
+/// shows them).
 pub const MERGED: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 
 /// `rel` (relative to the root) in a root with a merged `/usr`.
