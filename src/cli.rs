@@ -118,7 +118,7 @@ pub struct BuildArgs {
     /// with the signed outputs the shared store holds for the same inputs (what CI published)
     #[arg(long, requires = "check_determinism")]
     pub against_store: bool,
-    /// The shared cache store: s3://BUCKET/PREFIX (with the AWS_* variables), file:///DIR, or a
+    /// The store a team shares outputs through: s3://BUCKET/PREFIX (with the AWS_* variables), file:///DIR, or a
     /// read-only https:// URL
     #[arg(
         long,
@@ -201,7 +201,7 @@ Examples:
   $ xbuild cache gc --max-size 4G
   $ XBUILD_CACHE_URL=file:///srv/xbuild-store xbuild cache gc --store --older-than 30
     (compiled units no build replaced in 30 days, and the blobs only they named; outputs and std
-    stay. An S3 store is trimmed by a lifecycle rule: see docs/SHARED-CACHE.md)")]
+    stay. An S3 store is trimmed by a lifecycle rule: see docs/STORE.md)")]
     Gc {
         /// Like 500M or 2G (bytes without a suffix)
         #[arg(long, value_name = "SIZE", value_parser = crate::cache::parse_size, conflicts_with = "store")]

@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{self, Cache, remote};
+use crate::cache::{self, Cache, store};
 use crate::cargo_env::CargoEnv;
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
@@ -139,7 +139,7 @@ impl<'a> Std<'a> {
     pub fn ensure(&self, sandboxed: bool) -> Result<PathBuf> {
         if self.ready() {
             // what was built before the store was set up is offered to it too
-            if self.cache.remote().is_some_and(|s| s.writes()) {
+            if self.cache.store().is_some_and(|s| s.writes()) {
                 let layer = if self.has_test() {
                     self.layer_files()?
                 } else {
@@ -152,9 +152,9 @@ impl<'a> Std<'a> {
                     .iter()
                     .filter_map(|p| p.strip_prefix(&self.dir).ok().map(Path::to_path_buf))
                     .collect();
-                self.push_shared(&self.dir, &self.key, Some(&base));
+                self.push_to_store(&self.dir, &self.key, Some(&base));
                 if self.test {
-                    self.push_shared(&self.dir, &self.test_key(), Some(&layer));
+                    self.push_to_store(&self.dir, &self.test_key(), Some(&layer));
                 }
             }
             return Ok(self.dir.clone());
@@ -204,7 +204,7 @@ impl<'a> Std<'a> {
                 deps.display()
             );
         }
-        self.push_shared(&staged, &self.key, None);
+        self.push_to_store(&staged, &self.key, None);
         self.install(&staged)?;
         ui::status(
             "Cached",
@@ -276,7 +276,7 @@ impl<'a> Std<'a> {
             &self.dir.join(TEST_MARKER),
             layer.join("\n").as_bytes(),
         )?;
-        self.push_shared(&self.dir, &self.test_key(), Some(&self.layer_files()?));
+        self.push_to_store(&self.dir, &self.test_key(), Some(&self.layer_files()?));
         // the tree served its one purpose
         if tree.exists() {
             fs::remove_dir_all(&tree).with_context(|| format!("removing {}", tree.display()))?;
@@ -365,13 +365,13 @@ impl<'a> Std<'a> {
     /// (its key holds nothing machine-specific): fetched, every library
     /// checked against its sha256, then moved into place like a built one.
     fn fetch_base(&self) -> Result<bool> {
-        let Some(store) = self.cache.remote() else {
+        let Some(store) = self.cache.store() else {
             return Ok(false);
         };
         let work = self.cache.temp_dir("std-from-store")?;
         let staged = work.path().join("sysroot");
         if store
-            .fetch(self.cache, remote::SYSROOT, &self.key, &staged)
+            .fetch(self.cache, store::SYSROOT, &self.key, &staged)
             .is_none()
         {
             return Ok(false);
@@ -405,12 +405,12 @@ impl<'a> Std<'a> {
 
     /// libtest's layer from the shared store, added to the sysroot.
     fn fetch_test(&self) -> Result<bool> {
-        let Some(store) = self.cache.remote() else {
+        let Some(store) = self.cache.store() else {
             return Ok(false);
         };
         let work = self.cache.temp_dir("std-from-store")?;
         let staged = work.path().join("layer");
-        let Some(body) = store.fetch(self.cache, remote::SYSROOT, &self.test_key(), &staged) else {
+        let Some(body) = store.fetch(self.cache, store::SYSROOT, &self.test_key(), &staged) else {
             return Ok(false);
         };
         let lib = self.lib(&self.dir);
@@ -448,11 +448,11 @@ impl<'a> Std<'a> {
     /// Offer what was just built to the shared store (best effort: a
     /// failure is a warning from the store): the files under `root`, or
     /// only `only` (relative to it).
-    fn push_shared(&self, root: &Path, key: &str, only: Option<&[PathBuf]>) {
-        let Some(store) = self.cache.remote().filter(|s| s.writes()) else {
+    fn push_to_store(&self, root: &Path, key: &str, only: Option<&[PathBuf]>) {
+        let Some(store) = self.cache.store().filter(|s| s.writes()) else {
             return;
         };
-        if store.has(remote::SYSROOT, key) {
+        if store.has(store::SYSROOT, key) {
             return;
         }
         let mut paths = Vec::new();
@@ -463,10 +463,10 @@ impl<'a> Std<'a> {
             }
             None => walk_files(root, &mut paths),
         };
-        match listed.and_then(|()| remote::files_of(root, &paths)) {
+        match listed.and_then(|()| store::files_of(root, &paths)) {
             Ok(files) => {
-                if let remote::Pushed::Written =
-                    store.push(self.cache, remote::SYSROOT, key, &files, true)
+                if let store::Pushed::Written =
+                    store.push(self.cache, store::SYSROOT, key, &files, true)
                 {
                     ui::status("Pushed", &format!("std ({key}) to {}", store.url));
                 }

@@ -20,7 +20,7 @@
 //! <root>/v1/lock                      held while provisioning and building std
 //! <root>/v1/store-last-run.json       what the last run got from the shared store
 //! ```
-//! Behind it, optionally, the shared store ([`remote`]): asked on a local
+//! Behind it, optionally, the shared store ([`store`]): asked on a local
 //! miss for outputs, std sysroots and toolchain artifacts, and given what a
 //! run built.
 //! Callers ask for a bucket (a method of [`Cache`]) and never join a path
@@ -32,7 +32,7 @@ pub mod deps;
 pub mod keys;
 pub mod mirror;
 pub mod outputs;
-pub mod remote;
+pub mod store;
 pub mod units;
 mod upkeep;
 
@@ -56,8 +56,8 @@ pub const MARKER: &str = ".xbuild-installed";
 pub struct Cache {
     pub root: PathBuf,
     /// The shared store, when one is configured: the second tier, asked on a
-    /// local miss (see [`remote`]).
-    remote: Option<std::sync::Arc<remote::Remote>>,
+    /// local miss (see [`store`]).
+    store: Option<std::sync::Arc<store::Store>>,
 }
 
 impl Cache {
@@ -70,7 +70,7 @@ impl Cache {
     }
 
     pub fn at(root: PathBuf) -> Result<Cache> {
-        let cache = Cache { root, remote: None };
+        let cache = Cache { root, store: None };
         for dir in [cache.downloads(), cache.toolchains(), cache.tmp()] {
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -86,13 +86,13 @@ impl Cache {
     }
 
     /// This cache with a shared store behind it.
-    pub fn with_remote(mut self, remote: Option<remote::Remote>) -> Cache {
-        self.remote = remote.map(std::sync::Arc::new);
+    pub fn with_store(mut self, store: Option<store::Store>) -> Cache {
+        self.store = store.map(std::sync::Arc::new);
         self
     }
 
-    pub fn remote(&self) -> Option<&remote::Remote> {
-        self.remote.as_deref()
+    pub fn store(&self) -> Option<&store::Store> {
+        self.store.as_deref()
     }
 
     fn v1(&self) -> PathBuf {

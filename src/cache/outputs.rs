@@ -69,7 +69,7 @@ fn discard(d: &Path, why: &str) {
 /// cache's temp area and renamed into place (a concurrent writer of the same
 /// key wins harmlessly: its files are the same). A killed store leaves only
 /// that temp dir, which the next `clean_tmp` removes.
-pub fn store(cache: &Cache, key: &str, files: &[(Entry, PathBuf)]) -> Result<()> {
+pub fn save(cache: &Cache, key: &str, files: &[(Entry, PathBuf)]) -> Result<()> {
     let parent = cache.outputs_root();
     fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
     let tmp = cache.temp_dir("outputs")?;
@@ -128,7 +128,7 @@ mod tests {
         let files = tempfile::tempdir().unwrap();
         let a = entry("app", b"\x7fELF app", files.path());
         assert!(lookup(&cache, "k1").unwrap().is_none());
-        store(&cache, "k1", std::slice::from_ref(&a)).unwrap();
+        save(&cache, "k1", std::slice::from_ref(&a)).unwrap();
         let (dir, entries) = lookup(&cache, "k1").unwrap().expect("a hit");
         assert_eq!(entries[0].sha256, a.0.sha256);
         fs::write(dir.join("app"), b"rotten").unwrap();
@@ -147,7 +147,7 @@ mod tests {
         let a = entry("app", b"same bytes", files.path());
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| store(&cache, "k", std::slice::from_ref(&a)).unwrap());
+                s.spawn(|| save(&cache, "k", std::slice::from_ref(&a)).unwrap());
             }
         });
         let (_, entries) = lookup(&cache, "k").unwrap().expect("a hit");
@@ -225,7 +225,7 @@ mod tests {
             },
             fifo,
         );
-        store(&cache, "k", &[a, b]).unwrap();
+        save(&cache, "k", &[a, b]).unwrap();
     }
 
     #[test]
@@ -234,8 +234,8 @@ mod tests {
         let cache = Cache::at(root.path().join("c")).unwrap();
         let files = tempfile::tempdir().unwrap();
         let a = entry("app", b"an output of some size", files.path());
-        store(&cache, "old", std::slice::from_ref(&a)).unwrap();
-        store(&cache, "new", std::slice::from_ref(&a)).unwrap();
+        save(&cache, "old", std::slice::from_ref(&a)).unwrap();
+        save(&cache, "new", std::slice::from_ref(&a)).unwrap();
         // "old" was stored first, "new" later; then "old" is used again
         let back = SystemTime::now() - std::time::Duration::from_secs(3600);
         for (k, age) in [("old", 2), ("new", 1)] {

@@ -35,8 +35,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::remote::manifest::File;
-use super::remote::{Remote, UNITS};
+use super::store::manifest::File;
+use super::store::{Store, UNITS};
 use super::{Cache, hash_file};
 
 /// The sources record's name in a manifest.
@@ -249,26 +249,26 @@ pub struct Published {
 
 /// Publish the units of the kept target dir `target` under `keys` (the
 /// exact key, then the fallback one): pack the units the memo in `kept_dir`
-/// does not already know, then [`Remote::publish`]. `sources` is the
+/// does not already know, then [`Store::publish`]. `sources` is the
 /// kept dir's record of the sources the build saw (path → sha256).
 pub fn publish(
     cache: &Cache,
-    remote: &Remote,
+    store: &Store,
     kept_dir: &Path,
     (target, triple): (&Path, &str),
     sources: &BTreeMap<String, String>,
     keys: &[String],
 ) -> Result<Option<Published>> {
-    if !remote.writes() {
+    if !store.writes() {
         return Ok(None);
     }
     let memo_path = kept_dir.join("units-published.json");
     let mut memo: Memo = fs::read(&memo_path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(|m: &Memo| m.store == remote.url)
+        .filter(|m: &Memo| m.store == store.url)
         .unwrap_or_default();
-    memo.store = remote.url.clone();
+    memo.store = store.url.clone();
     let work = cache.temp_dir("units")?;
     let mut files = Vec::new();
     let mut packed = 0;
@@ -280,7 +280,7 @@ pub fn publish(
         let known = memo
             .units
             .get(&unit.id)
-            .filter(|(s, sha, _)| *s == state && remote.has_blob(sha))
+            .filter(|(s, sha, _)| *s == state && store.has_blob(sha))
             .map(|(_, sha, size)| (sha.clone(), *size));
         let (sha, size) = match known {
             Some(k) => k,
@@ -289,7 +289,7 @@ pub fn publish(
                 let sha = super::hash_bytes(&bytes);
                 let p = work.path().join(&sha);
                 fs::write(&p, &bytes).with_context(|| format!("writing {}", p.display()))?;
-                if !remote.push_blob(&sha, &p) {
+                if !store.push_blob(&sha, &p) {
                     return Ok(None);
                 }
                 packed += 1;
@@ -309,7 +309,7 @@ pub fn publish(
     let sha = super::hash_bytes(&record);
     let record_path = work.path().join(SOURCES);
     fs::write(&record_path, &record)?;
-    if !remote.push_blob(&sha, &record_path) {
+    if !store.push_blob(&sha, &record_path) {
         return Ok(None);
     }
     files.push(File {
@@ -320,7 +320,7 @@ pub fn publish(
         kind: None,
     });
     for key in keys {
-        if !remote.publish_manifest(cache, UNITS, key, &files) {
+        if !store.publish_manifest(cache, UNITS, key, &files) {
             return Ok(None);
         }
     }
@@ -353,14 +353,14 @@ pub struct Restored {
 /// the time every restored file got (ns since the epoch).
 pub fn restore(
     cache: &Cache,
-    remote: &Remote,
+    store: &Store,
     target: &Path,
     keys: &[String],
 ) -> Result<Option<RestoredEntry>> {
     let started = Instant::now();
     for (i, key) in keys.iter().enumerate() {
         let work = cache.temp_dir("units")?;
-        let Some(body) = remote.fetch(cache, UNITS, key, work.path()) else {
+        let Some(body) = store.fetch(cache, UNITS, key, work.path()) else {
             continue;
         };
         let sources: BTreeMap<String, String> = body

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::cache::Cache;
-use crate::cache::remote::Remote;
+use crate::cache::store::Store;
 use crate::cli::BuildArgs;
 use crate::pipeline::determinism;
 use crate::pipeline::{self, report};
@@ -15,12 +15,13 @@ use crate::{exit, ui};
 pub fn build(args: BuildArgs) -> Result<u8> {
     let plan = Plan::resolve(args)?;
     // --offline never touches the shared store
-    let remote = match plan.mode {
+    let store = match plan.mode {
         Mode::Offline => None,
-        Mode::Online => Remote::from_env(plan.cache_url.as_deref())
-            .map_err(|e| exit::Usage(format!("{e:#}")))?,
+        Mode::Online => {
+            Store::from_env(plan.cache_url.as_deref()).map_err(|e| exit::Usage(format!("{e:#}")))?
+        }
     };
-    let cache = Cache::from_env()?.with_remote(remote);
+    let cache = Cache::from_env()?.with_store(store);
     let outcomes = pipeline::run(&plan, &cache)?;
     if let Some(kib) = peak_memory_kib() {
         // xbuild's own, not cargo's or rustc's (they are other processes)

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use anyhow::Result;
 
-use crate::cache::remote::sign::SecretKey;
-use crate::cache::remote::{self, Remote};
+use crate::cache::store::sign::SecretKey;
+use crate::cache::store::{self, Store};
 use crate::cache::{self, Cache, deps, mirror, outputs};
 use crate::cli::CacheCommand;
 use crate::env;
@@ -87,16 +87,16 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
             let url = env::var(env::XBUILD_CACHE_URL).unwrap_or_default();
             let Some(root) = url.strip_prefix("file://") else {
                 anyhow::bail!(
-                    "--store trims a file:// store, and {} is {}: an S3 store is trimmed by a lifecycle rule on `v2/units/` (docs/SHARED-CACHE.md)",
+                    "--store trims a file:// store, and {} is {}: an S3 store is trimmed by a lifecycle rule on `v2/units/` (docs/STORE.md)",
                     env::XBUILD_CACHE_URL,
                     if url.is_empty() {
                         "not set".to_string()
                     } else {
-                        format!("`{}`", remote::backend::redact(&url))
+                        format!("`{}`", store::backend::redact(&url))
                     }
                 );
             };
-            let t = remote::gc::trim_file_store(
+            let t = store::gc::trim_file_store(
                 std::path::Path::new(root),
                 std::time::Duration::from_secs(older_than.saturating_mul(86400)),
             )?;
@@ -135,7 +135,7 @@ pub fn cache(cmd: CacheCommand, out: &mut dyn Write) -> Result<()> {
 
 /// The shared store's settings and what the last run got from it.
 fn list_store(out: &mut dyn Write, cache: &Cache) -> Result<()> {
-    match Remote::from_env(None)? {
+    match Store::from_env(None)? {
         Some(store) => {
             for line in store.describe() {
                 writeln!(out, "{line}")?;
@@ -147,7 +147,7 @@ fn list_store(out: &mut dyn Write, cache: &Cache) -> Result<()> {
             env::XBUILD_CACHE_URL
         )?,
     }
-    if let Some(s) = remote::last_run(cache) {
+    if let Some(s) = store::last_run(cache) {
         writeln!(out, "last run with a store ({}):", s.store)?;
         writeln!(
             out,

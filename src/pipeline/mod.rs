@@ -17,7 +17,7 @@ mod prewarm;
 pub mod publish;
 pub mod report;
 pub mod sealed;
-mod shared;
+mod store;
 mod units;
 pub mod verify;
 
@@ -96,8 +96,8 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
                 // ever offered to a store
                 if hit.local && sandboxed {
                     let entries = verify::entries(&hit.artifacts, staging.path());
-                    let offer = shared::Offer::Cached;
-                    out.determinism.extend(shared::compare_and_push(
+                    let offer = store::Offer::Cached;
+                    out.determinism.extend(store::compare_and_push(
                         plan, cache, target, &key, &entries, offer,
                     )?);
                 }
@@ -127,8 +127,8 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         report.units_restored = out.restored.take();
         out.reports.push(report);
     }
-    if let Some(remote) = cache.remote() {
-        remote.save_stats(cache);
+    if let Some(store) = cache.store() {
+        store.save_stats(cache);
     }
     if out.artifacts.is_empty() && plan.test.is_none() {
         bail!(
@@ -163,7 +163,7 @@ impl Sandboxing {
         toolchain::prepare_sandbox(cache, &plan.pins, plan.mode)?;
         let sandboxed = crate::sandbox::check(plan.require_sandbox)?;
         crate::sandbox::refuse_workspace_pins(sandboxed, plan.workspace_pins.as_deref())?;
-        if !sandboxed && let Some(store) = cache.remote() {
+        if !sandboxed && let Some(store) = cache.store() {
             store.stop_writing(
                 "builds are not sandboxed here, and what an unsandboxed build made cannot be vouched for (reading the store goes on)",
             );
@@ -222,11 +222,11 @@ fn build_target(
     if plan.test.is_none() {
         let entries = verify::entries(&artifacts, staging.path());
         if deterministic {
-            outputs::store(ctx.cache, &ctx.key, &entries)?;
+            outputs::save(ctx.cache, &ctx.key, &entries)?;
         }
         // the shared store: compared with what it holds, given what it lacks
-        let offer = shared::Offer::Built { deterministic };
-        out.determinism.extend(shared::compare_and_push(
+        let offer = store::Offer::Built { deterministic };
+        out.determinism.extend(store::compare_and_push(
             plan, ctx.cache, target, &ctx.key, &entries, offer,
         )?);
     }

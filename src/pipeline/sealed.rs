@@ -412,7 +412,7 @@ fn kept_target_dir(ctx: &TargetCtx<'_>) -> Result<Option<deps::Checkout>> {
         tracing::info!("no sandbox, so no fixed view: compiled dependencies are not kept");
         return Ok(None);
     }
-    let signer = cache.remote().and_then(|r| r.signer());
+    let signer = cache.store().and_then(|r| r.signer());
     let about = keys::About {
         workspace: plan.workspace_root.display().to_string(),
         mode: if plan.test.is_some() { "test" } else { "build" }.into(),

@@ -44,7 +44,7 @@ fn keys_for(ctx: &TargetCtx<'_>) -> [String; 2] {
 /// its newest units for this build. A store without them is a
 /// miss, said by nothing; a bad entry a miss said once (by the store).
 pub fn restore(ctx: &TargetCtx<'_>, kept: &Checkout) -> Result<Option<Restored>> {
-    let Some(remote) = ctx.cache.remote() else {
+    let Some(store) = ctx.cache.store() else {
         return Ok(None);
     };
     // this target and profile compiled here before (`plan.profile()` is
@@ -55,11 +55,11 @@ pub fn restore(ctx: &TargetCtx<'_>, kept: &Checkout) -> Result<Option<Restored>>
         .join(ctx.plan.profile())
         .join(".fingerprint")
         .exists();
-    if !ctx.sandboxed || built_here || ctx.plan.rebuild || !remote.usable() {
+    if !ctx.sandboxed || built_here || ctx.plan.rebuild || !store.usable() {
         return Ok(None);
     }
     let Some((restored, sources, at)) =
-        units::restore(ctx.cache, remote, &kept.target, &keys_for(ctx))?
+        units::restore(ctx.cache, store, &kept.target, &keys_for(ctx))?
     else {
         return Ok(None);
     };
@@ -84,16 +84,16 @@ pub fn restore(ctx: &TargetCtx<'_>, kept: &Checkout) -> Result<Option<Restored>>
 
 /// After a build that may sign: its kept dir's units, to the store.
 pub fn publish(ctx: &TargetCtx<'_>, kept: &Checkout) {
-    let Some(remote) = ctx.cache.remote() else {
+    let Some(store) = ctx.cache.store() else {
         return;
     };
-    if !ctx.sandboxed || !remote.writes() {
+    if !ctx.sandboxed || !store.writes() {
         return;
     }
     let started = Instant::now();
     match units::publish(
         ctx.cache,
-        remote,
+        store,
         kept.dir(),
         (&kept.target, &ctx.target.rust),
         &kept.sources(),

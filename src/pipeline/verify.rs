@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::sealed::Output;
-use crate::cache::{self, Cache, outputs, remote};
+use crate::cache::{self, Cache, outputs, store};
 use crate::elf::{self, ElfInfo};
 use crate::plan::Plan;
 use crate::targets::Target;
@@ -60,15 +60,15 @@ fn artifact(target: &Target, out: &Output, staging: &Path, sha256: String) -> Re
 /// (the store's warning says which and why, and its numbers count it),
 /// never a failed run.
 fn elf_checked(
-    remote: &remote::Remote,
+    store: &store::Store,
     target: &Target,
     key: &str,
-    body: remote::manifest::Body,
+    body: store::manifest::Body,
     dir: &Path,
-) -> Option<remote::manifest::Body> {
+) -> Option<store::manifest::Body> {
     for f in &body.files {
         if let Err(e) = elf::verify(&dir.join(&f.path), &target.elf) {
-            remote.reject(&format!(
+            store.reject(&format!(
                 "the outputs {key} are not used: {} is signed but not a valid executable for {}: {e:#}; building locally",
                 f.path, target.rust
             ));
@@ -130,11 +130,11 @@ pub fn from_cache(
     let mut from = "the cache";
     let mut found = outputs::lookup(cache, key)?;
     if found.is_none()
-        && let Some(remote) = cache.remote()
+        && let Some(store) = cache.store()
     {
         let tmp = cache.temp_dir("from-store")?;
-        if let Some(body) = remote.fetch(cache, remote::OUTPUTS, key, tmp.path())
-            && let Some(body) = elf_checked(remote, target, key, body, tmp.path())
+        if let Some(body) = store.fetch(cache, store::OUTPUTS, key, tmp.path())
+            && let Some(body) = elf_checked(store, target, key, body, tmp.path())
         {
             let entries: Vec<_> = body
                 .files
@@ -149,7 +149,7 @@ pub fn from_cache(
                     (entry, tmp.path().join(&f.path))
                 })
                 .collect();
-            outputs::store(cache, key, &entries)?;
+            outputs::save(cache, key, &entries)?;
             found = outputs::lookup(cache, key)?;
             from = "the shared store";
         }
@@ -170,7 +170,7 @@ pub fn from_cache(
         };
         artifacts.push(artifact(target, &out, staging, e.sha256)?);
     }
-    let whence = match cache.remote() {
+    let whence = match cache.store() {
         Some(r) if from == "the shared store" => format!("{from} {}", r.url),
         _ => from.to_string(),
     };

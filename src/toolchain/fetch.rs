@@ -194,7 +194,7 @@ impl<'a> Fetcher<'a> {
             match self.fetch_from(a, way) {
                 Ok(path) => {
                     // the store serves it to the next machine
-                    if let Some(store) = self.cache.remote()
+                    if let Some(store) = self.cache.store()
                         && !matches!(way, Way::Store(_))
                     {
                         store.push_blob(&a.sha256, &path);
@@ -263,7 +263,7 @@ impl<'a> Fetcher<'a> {
         if self.mode == Mode::Offline {
             return ways;
         }
-        if let Some(store) = self.cache.remote().filter(|s| s.usable()) {
+        if let Some(store) = self.cache.store().filter(|s| s.usable()) {
             ways.push(Way::Store(store.url.clone()));
         }
         match &a.source {
@@ -359,9 +359,9 @@ impl<'a> Fetcher<'a> {
                 Err(last.expect("at least one name"))
             }
             Way::Store(_) => {
-                let remote = cache.remote().expect("a store way comes from the store");
+                let from = cache.store().expect("a store way comes from the store");
                 let tmp = cache.temp_file(&format!("store-{}", &a.sha256[..12]))?;
-                remote.artifact(&a.sha256, tmp.path())?;
+                from.artifact(&a.sha256, tmp.path())?;
                 ui::status("Copied", &format!("{} from the shared store", a.file_name));
                 let mut f = File::open(tmp.path())?;
                 let total = f.metadata().ok().map(|m| m.len());

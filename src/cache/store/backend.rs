@@ -1,4 +1,4 @@
-//! Where a remote store keeps its objects: a directory (`file://`, e.g. on
+//! Where a store store keeps its objects: a directory (`file://`, e.g. on
 //! NFS), a read-only static site (`https://`), or an S3-compatible bucket
 //! (`s3://`). Every backend stores opaque objects under relative names
 //! (`blobs/<sha256>`, `outputs/<key>`); [`super`] decides what they mean.

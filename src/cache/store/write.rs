@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::backend::Created;
 use super::manifest::{self, Body, File};
-use super::{Pushed, Remote};
+use super::{Pushed, Store};
 use crate::cache::Cache;
 
-impl Remote {
+impl Store {
     /// Whether this run may write (a signing key and a writable store).
     pub fn writes(&self) -> bool {
         self.signer.is_some()

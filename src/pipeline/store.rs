@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 
 use crate::cache::Cache;
 use crate::cache::outputs::Entry;
-use crate::cache::remote::{self, Pushed, manifest};
+use crate::cache::store::{self, Pushed, manifest};
 use crate::pipeline::determinism::{self, Verdict};
 use crate::plan::Plan;
 use crate::targets::Target;
@@ -38,7 +38,7 @@ pub fn compare_and_push(
     entries: &[(Entry, PathBuf)],
     offer: Offer,
 ) -> Result<Vec<Verdict>> {
-    let Some(store) = cache.remote() else {
+    let Some(store) = cache.store() else {
         if plan.against_store {
             bail!("--against-store needs a shared store: set XBUILD_CACHE_URL or --cache-url");
         }
@@ -62,7 +62,7 @@ pub fn compare_and_push(
         Offer::Built { deterministic } => deterministic,
         Offer::Cached => true,
     };
-    let pushed = store.push(cache, remote::OUTPUTS, key, &files, may_write);
+    let pushed = store.push(cache, store::OUTPUTS, key, &files, may_write);
     let target = &target.rust;
     let (what, cached) = match offer {
         Offer::Built { .. } => ("this build's outputs", false),
@@ -97,7 +97,7 @@ pub fn compare_and_push(
         store.url
     ));
     let tmp = cache.temp_dir("store-compare")?;
-    let fetched = store.fetch(cache, remote::OUTPUTS, key, tmp.path());
+    let fetched = store.fetch(cache, store::OUTPUTS, key, tmp.path());
     let mut verdicts = Vec::new();
     for (f, path) in &files {
         let other = theirs.files.iter().find(|t| t.path == f.path);

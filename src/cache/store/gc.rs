@@ -2,7 +2,7 @@
 //! entries that no build has replaced for a while go, with the blobs only
 //! they named. Outputs and std manifests, and blobs no manifest names
 //! (toolchain artifacts: the store is a mirror too), are left alone. An S3
-//! store is trimmed by the service's lifecycle rules (docs/SHARED-CACHE.md).
+//! store is trimmed by the service's lifecycle rules (docs/STORE.md).
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -96,8 +96,8 @@ pub fn trim_file_store(root: &Path, older_than: Duration) -> Result<Trimmed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::remote::manifest::File;
-    use crate::cache::remote::sign::SecretKey;
+    use crate::cache::store::manifest::File;
+    use crate::cache::store::sign::SecretKey;
 
     fn manifest(root: &Path, rel: &str, kind: &str, blobs: &[&str], age: Duration) {
         let files = blobs

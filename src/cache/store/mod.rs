@@ -51,7 +51,7 @@ struct State {
     stats: Stats,
 }
 
-pub struct Remote {
+pub struct Store {
     pub url: String,
     backend: Backend,
     signer: Option<SecretKey>,
@@ -60,9 +60,9 @@ pub struct Remote {
     state: Mutex<State>,
 }
 
-impl fmt::Debug for Remote {
+impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Remote({})", self.url)
+        write!(f, "Store({})", self.url)
     }
 }
 
@@ -81,10 +81,10 @@ pub enum Pushed {
     Nothing,
 }
 
-impl Remote {
+impl Store {
     /// The store the environment (or `--cache-url`) configures, if any.
     /// Bad settings are errors that say what to set.
-    pub fn from_env(url: Option<&str>) -> Result<Option<Remote>> {
+    pub fn from_env(url: Option<&str>) -> Result<Option<Store>> {
         let Some(url) = url
             .map(String::from)
             .or_else(|| env::var(env::XBUILD_CACHE_URL))
@@ -154,7 +154,7 @@ impl Remote {
         };
         let secs = seconds(env::XBUILD_CACHE_TIMEOUT, 30)?;
         let deadline = seconds(env::XBUILD_CACHE_DEADLINE, 600)?;
-        Ok(Some(Remote {
+        Ok(Some(Store {
             state: Mutex::new(State {
                 stats: Stats {
                     store: url.clone(),
