@@ -19,9 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
-use crate::cache::{self, Cache, store};
+use crate::cache::{self, Cache, keys, store};
 use crate::cargo_env::CargoEnv;
 use crate::targets::Target;
 use crate::toolchain::Toolchain;
@@ -50,19 +49,13 @@ const TEST_MARKER: &str = ".xbuild-test";
 /// The sysroot's cache key: the rust and zig pins, the target and the flags std
 /// is compiled with.
 pub fn key(tc: &Toolchain, target: &Target, rustflags: &[String]) -> String {
-    let mut h = Sha256::new();
-    h.update(STD_CRATES);
-    h.update([0]);
-    h.update(STD_RECIPE);
-    h.update([0]);
-    h.update(tc.pins.std_digest());
-    h.update([0]);
-    h.update(&target.rust);
-    for f in rustflags {
-        h.update([0]);
-        h.update(f);
-    }
-    format!("{}-{}", target.rust, &hex::encode(h.finalize())[..16])
+    keys::std(&keys::Std {
+        crates: STD_CRATES,
+        recipe: STD_RECIPE,
+        pins: &tc.pins.std_digest(),
+        target: &target.rust,
+        flags: rustflags,
+    })
 }
 
 /// The std sysroot of one target, with libtest's layer when `test`.

@@ -33,10 +33,82 @@ fn digest<'a>(parts: impl IntoIterator<Item = &'a str>) -> String {
     hex::encode(h.finalize())[..32].to_string()
 }
 
-/// The key of one target's outputs: `parts` are every other input (pins,
-/// target, flags, profile, selection, git version, the snapshot's digest, ...).
-pub fn outputs(parts: &[&str]) -> String {
-    digest(parts.iter().copied())
+/// What one target's outputs are for: every input that can change their
+/// bytes is a field (a field left out would not compile).
+#[derive(Debug, Clone)]
+pub struct Outputs<'a> {
+    /// The pins' digest (`Pins::digest`).
+    pub pins: &'a str,
+    pub target: &'a str,
+    /// Every rustc flag of the target.
+    pub flags: &'a [String],
+    /// The profile, packages, features (`Plan::selection_key`).
+    pub selection: &'a str,
+    /// The manifest, relative to the workspace root.
+    pub manifest: &'a str,
+    /// `--git-version`.
+    pub git_version: Option<&'a str>,
+    /// `SOURCE_DATE_EPOCH` as the build gets it.
+    pub epoch: &'a str,
+    /// The snapshot's digest: every source file's path and content.
+    pub snapshot: &'a str,
+    /// Whether it was built in the sandbox (outside it, embedded paths
+    /// differ).
+    pub sandboxed: bool,
+}
+
+/// The key of one target's outputs (see [`Outputs`]).
+pub fn outputs(o: &Outputs<'_>) -> String {
+    let flags = o.flags.join("\x1f");
+    digest([
+        o.pins,
+        o.target,
+        &flags,
+        o.selection,
+        o.manifest,
+        o.git_version.unwrap_or(""),
+        o.epoch,
+        o.snapshot,
+        if o.sandboxed {
+            "sandboxed"
+        } else {
+            "unsandboxed"
+        },
+    ])
+}
+
+/// What a std sysroot is built from: every field is part of its key. Not
+/// xbuild's version nor [`RECIPE`]: a sysroot outlives the xbuild that built
+/// it, and changes only with these.
+#[derive(Debug, Clone)]
+pub struct Std<'a> {
+    /// The std crates built (`stdlib::STD_CRATES`).
+    pub crates: &'a str,
+    /// How std is built (`stdlib::STD_RECIPE`).
+    pub recipe: &'a str,
+    /// The pins std's bytes depend on (`Pins::std_digest`).
+    pub pins: &'a str,
+    pub target: &'a str,
+    /// The flags std is compiled with.
+    pub flags: &'a [String],
+}
+
+/// The key of a std sysroot (see [`Std`]): `<target>-<digest>`, so that a
+/// listing of the cache shows the target.
+pub fn std(s: &Std<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(s.crates);
+    h.update([0]);
+    h.update(s.recipe);
+    h.update([0]);
+    h.update(s.pins);
+    h.update([0]);
+    h.update(s.target);
+    for f in s.flags {
+        h.update([0]);
+        h.update(f);
+    }
+    format!("{}-{}", s.target, &hex::encode(h.finalize())[..16])
 }
 
 /// The key of rustc's `--print cfg` answer: the rust component's pins, the
@@ -128,22 +200,114 @@ mod tests {
 
     #[test]
     fn outputs_keys_change_with_any_input() {
-        let base = outputs(&["pins", "x86_64", "flags", "release", "src"]);
-        assert_eq!(
-            base,
-            outputs(&["pins", "x86_64", "flags", "release", "src"])
-        );
-        assert_ne!(
-            base,
-            outputs(&["pins2", "x86_64", "flags", "release", "src"])
-        );
-        assert_ne!(base, outputs(&["pins", "x86_64", "flags", "debug", "src"]));
-        assert_ne!(
-            base,
-            outputs(&["pins", "x86_64", "flags", "release", "src2"])
-        );
+        let flags = vec!["-Ctarget-cpu=x".to_string()];
+        let other_flags = vec!["-Ctarget-cpu=y".to_string()];
+        let base = Outputs {
+            pins: "p",
+            target: "x86_64-unknown-linux-musl",
+            flags: &flags,
+            selection: "profile=release",
+            manifest: "Cargo.toml",
+            git_version: None,
+            epoch: "1",
+            snapshot: "s",
+            sandboxed: true,
+        };
+        let key = outputs(&base);
+        assert_eq!(key, outputs(&base.clone()));
+        for changed in [
+            Outputs {
+                pins: "q",
+                ..base.clone()
+            },
+            Outputs {
+                target: "aarch64-unknown-linux-musl",
+                ..base.clone()
+            },
+            Outputs {
+                flags: &other_flags,
+                ..base.clone()
+            },
+            Outputs {
+                selection: "profile=dev",
+                ..base.clone()
+            },
+            Outputs {
+                manifest: "app/Cargo.toml",
+                ..base.clone()
+            },
+            Outputs {
+                git_version: Some("v1"),
+                ..base.clone()
+            },
+            Outputs {
+                epoch: "2",
+                ..base.clone()
+            },
+            Outputs {
+                snapshot: "t",
+                ..base.clone()
+            },
+            Outputs {
+                sandboxed: false,
+                ..base.clone()
+            },
+        ] {
+            assert_ne!(key, outputs(&changed), "{changed:?}");
+        }
         // parts are separated: moving a character between parts changes the key
-        assert_ne!(outputs(&["ab", "c"]), outputs(&["a", "bc"]));
+        assert_ne!(
+            outputs(&Outputs {
+                pins: "ab",
+                target: "c",
+                ..base.clone()
+            }),
+            outputs(&Outputs {
+                pins: "a",
+                target: "bc",
+                ..base.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn std_keys_change_with_any_input_and_name_the_target() {
+        let flags = vec!["-Cembed-bitcode=yes".to_string()];
+        let other_flags = vec!["-Cembed-bitcode=no".to_string()];
+        let base = Std {
+            crates: "std",
+            recipe: "1",
+            pins: "p",
+            target: "x86_64-unknown-linux-musl",
+            flags: &flags,
+        };
+        let key = std(&base);
+        assert!(key.starts_with("x86_64-unknown-linux-musl-"), "{key}");
+        assert_eq!(key, std(&base.clone()));
+        for changed in [
+            Std {
+                crates: "std,test",
+                ..base.clone()
+            },
+            Std {
+                recipe: "2",
+                ..base.clone()
+            },
+            Std {
+                pins: "q",
+                ..base.clone()
+            },
+            Std {
+                target: "aarch64-unknown-linux-musl",
+                ..base.clone()
+            },
+            Std {
+                flags: &other_flags,
+                ..base.clone()
+            },
+        ] {
+            assert_ne!(key, std(&changed), "{changed:?}");
+        }
     }
 
     fn about() -> About {

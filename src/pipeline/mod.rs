@@ -272,22 +272,17 @@ fn outputs_key(
     epoch: &str,
     sandboxed: bool,
 ) -> String {
-    keys::outputs(&[
-        &plan.pins.digest(),
-        &target.rust,
-        &flags.join("\x1f"),
-        &plan.selection_key(),
-        &plan.rel_manifest().display().to_string(),
-        plan.git_version.as_deref().unwrap_or(""),
+    keys::outputs(&keys::Outputs {
+        pins: &plan.pins.digest(),
+        target: &target.rust,
+        flags,
+        selection: &plan.selection_key(),
+        manifest: &plan.rel_manifest().display().to_string(),
+        git_version: plan.git_version.as_deref(),
         epoch,
-        &snapshot.digest,
-        // without the sandbox's fixed view, embedded paths differ
-        if sandboxed {
-            "sandboxed"
-        } else {
-            "unsandboxed"
-        },
-    ])
+        snapshot: &snapshot.digest,
+        sandboxed,
+    })
 }
 
 impl Outcomes {
