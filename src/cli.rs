@@ -82,6 +82,10 @@ pub struct BuildArgs {
     /// The workspace's Cargo.toml [default: ./Cargo.toml]
     #[arg(long, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
+    /// The Rust release to build with: a pinned one (`1.96`, `1.96.0`) or `stable` (the newest
+    /// pinned) [default: the workspace's rust-toolchain.toml, else the pins' own]
+    #[arg(long = "rust", value_name = "VERSION")]
+    pub rust: Option<String>,
     /// Where the binaries, SHA256SUMS and report.json go [default: target/xbuild]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -18,6 +18,7 @@ mod logging;
 mod pipeline;
 mod plan;
 mod process;
+mod rust_release;
 mod safe_fs;
 mod sandbox;
 mod stdlib;
@@ -26,6 +27,7 @@ mod testrun;
 mod toolchain;
 mod ui;
 mod unpack;
+mod workspace;
 mod zigcc;
 
 use cli::{Cli, Command};

@@ -11,10 +11,12 @@ use anyhow::{Context, Result};
 
 use crate::cli::BuildArgs;
 use crate::exit::Usage;
+use crate::rust_release::{self, Choice};
 use crate::targets::{self, Target};
 use crate::toolchain::fetch::Mode;
 use crate::toolchain::manifest::Pins;
 use crate::toolchain::{self, Toolchain};
+use crate::workspace::{self, find_workspace_root};
 use crate::{cargo_config, env, sandbox, ui};
 
 /// Flags the toolchain route itself needs on every target: std is built from
@@ -61,6 +63,9 @@ pub struct Plan {
     /// Fail when builds cannot be sandboxed.
     pub require_sandbox: bool,
     pub pins: Pins,
+    /// The Rust release, and why it was chosen; `None` when nothing asked
+    /// for one and the pins do not say theirs.
+    pub rust: Option<Choice>,
     pub mode: Mode,
 }
 
@@ -135,6 +140,16 @@ impl Plan {
         let pins = toolchain::load_pins(args.pins.toolchains.as_deref(), Some(&workspace_root))?;
         let workspace_pins = Some(workspace_root.join("toolchains.toml"))
             .filter(|f| args.pins.toolchains.is_none() && f.is_file());
+        let rust = rust_release::choose(&pins, args.rust.as_deref(), &workspace_root)?;
+        if let Some(choice) = &rust {
+            let selection = workspace::Selection {
+                packages: &args.packages,
+                workspace: args.workspace,
+                exclude: &args.exclude,
+            };
+            let needs = workspace::rust_versions(&workspace_root, &manifest_path, &selection)?;
+            rust_release::check(choice, &pins, &needs, &workspace_root)?;
+        }
         Ok(Plan {
             workspace_pins,
             targets: table,
@@ -174,6 +189,7 @@ impl Plan {
             cache_url: args.cache_url.clone(),
             require_sandbox: args.require_sandbox,
             pins,
+            rust,
             mode: if args.pins.offline {
                 Mode::Offline
             } else {
@@ -333,149 +349,9 @@ fn rustc_cfg(tools: &toolchain::Lazy<'_>, target: &Target) -> Result<Vec<String>
     Ok(lines(&text))
 }
 
-/// The workspace root of the package or workspace whose manifest is
-/// `manifest`, found as cargo finds it, without cargo (none may exist before
-/// provisioning): a manifest with `[workspace]` is its own root; a package
-/// with `package.workspace = "path"` names its root; otherwise the nearest
-/// manifest above with `[workspace]` is the root if it lists the package as a
-/// member (or does not exclude it, for globs cargo would check), and the
-/// package is its own root if none does.
-pub fn find_workspace_root(manifest: &Path) -> Result<PathBuf> {
-    let dir = manifest
-        .parent()
-        .context("the manifest path has no parent directory")?;
-    let doc = read_manifest(manifest)?;
-    if doc.get("workspace").is_some() {
-        return Ok(dir.to_path_buf());
-    }
-    if let Some(ws) = doc
-        .get("package")
-        .and_then(|p| p.get("workspace"))
-        .and_then(|w| w.as_str())
-    {
-        return Ok(sandbox::sources::normalize(&dir.join(ws)));
-    }
-    for above in dir.ancestors().skip(1) {
-        let candidate = above.join("Cargo.toml");
-        if !candidate.is_file() {
-            continue;
-        }
-        let Ok(doc) = read_manifest(&candidate) else {
-            continue;
-        };
-        let Some(ws) = doc.get("workspace") else {
-            continue;
-        };
-        let rel = dir.strip_prefix(above).unwrap_or(dir);
-        if lists_member(ws, rel) {
-            return Ok(above.to_path_buf());
-        }
-    }
-    Ok(dir.to_path_buf())
-}
-
-fn read_manifest(path: &Path) -> Result<toml::Table> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text)
-        .map_err(|e| Usage(format!("{} is not valid TOML: {e}", path.display())).into())
-}
-
-/// Whether a `[workspace]` table's `members` (globs with `*`) include `rel`
-/// and its `exclude` does not.
-fn lists_member(ws: &toml::Value, rel: &Path) -> bool {
-    let patterns = |key: &str| -> Vec<String> {
-        ws.get(key)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str())
-                    .map(|s| s.trim_end_matches('/').to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let rel = rel.to_string_lossy();
-    let matches = |p: &String| glob_match(p, &rel) || rel.starts_with(&format!("{p}/"));
-    let excluded = patterns("exclude").iter().any(matches);
-    !excluded && patterns("members").iter().any(|p| glob_match(p, &rel))
-}
-
-/// `*` matches within one path component; `?` one character.
-fn glob_match(pattern: &str, path: &str) -> bool {
-    let p: Vec<&str> = pattern.split('/').collect();
-    let s: Vec<&str> = path.split('/').collect();
-    p.len() == s.len()
-        && p.iter()
-            .zip(&s)
-            .all(|(p, s)| component_match(p.as_bytes(), s.as_bytes()))
-}
-
-fn component_match(p: &[u8], s: &[u8]) -> bool {
-    match (p.first(), s.first()) {
-        (None, None) => true,
-        (Some(b'*'), _) => {
-            component_match(&p[1..], s) || (!s.is_empty() && component_match(p, &s[1..]))
-        }
-        (Some(b'?'), Some(_)) => component_match(&p[1..], &s[1..]),
-        (Some(a), Some(b)) if a == b => component_match(&p[1..], &s[1..]),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-
-    const PKG: &str = "[package]\nname = \"p\"\nversion = \"0.1.0\"\n";
-
-    #[test]
-    fn the_workspace_root_is_found_as_cargo_finds_it() {
-        let d = tempfile::tempdir().unwrap();
-        let r = d.path();
-        // an outer workspace that does not list `other`, an inner one that lists `crates/*`
-        write(
-            r,
-            "Cargo.toml",
-            "[workspace]\nmembers = [\"ws/crates/a\"]\n",
-        );
-        write(
-            r,
-            "ws/Cargo.toml",
-            "[workspace]\nmembers = [\"crates/*\"]\nexclude = [\"crates/skip\"]\n",
-        );
-        write(r, "ws/crates/a/Cargo.toml", PKG);
-        write(r, "ws/crates/skip/Cargo.toml", PKG);
-        write(r, "ws/other/Cargo.toml", PKG);
-        write(
-            r,
-            "ws/named/Cargo.toml",
-            &format!("{PKG}workspace = \"../..\"\n"),
-        );
-        let root = |rel: &str| find_workspace_root(&r.join(rel).join("Cargo.toml")).unwrap();
-        // the nearest enclosing workspace that lists it, not the top-most match
-        assert_eq!(root("ws/crates/a"), r.join("ws"));
-        assert_eq!(root("ws"), r.join("ws"));
-        // excluded, or not a member: its own root
-        assert_eq!(root("ws/crates/skip"), r.join("ws/crates/skip"));
-        assert_eq!(root("ws/other"), r.join("ws/other"));
-        // package.workspace names the root
-        assert_eq!(root("ws/named"), r.to_path_buf());
-        // a comment that mentions [workspace] is not a workspace
-        write(
-            r,
-            "plain/Cargo.toml",
-            "# not a [workspace]\n[package]\nname = \"q\"\n",
-        );
-        write(r, "plain/sub/Cargo.toml", PKG);
-        assert_eq!(root("plain/sub"), r.join("plain/sub"));
-    }
 
     #[test]
     fn every_selection_flag_is_part_of_the_key() {
@@ -514,6 +390,7 @@ mod tests {
                 cache_url: None,
                 require_sandbox: false,
                 pins: Pins::builtin(),
+                rust: None,
                 mode: Mode::Online,
             }
             .selection_key()
@@ -536,14 +413,5 @@ mod tests {
             assert!(!seen.contains(&k), "{extra:?} does not change the key");
             seen.push(k);
         }
-    }
-
-    #[test]
-    fn globs_match_one_component() {
-        assert!(glob_match("crates/*", "crates/a"));
-        assert!(!glob_match("crates/*", "crates/a/b"));
-        assert!(glob_match("c?t", "cat"));
-        assert!(glob_match("app", "app"));
-        assert!(!glob_match("app", "apps"));
     }
 }

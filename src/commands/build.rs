@@ -14,6 +14,12 @@ use crate::{exit, ui};
 /// Returns the exit code: 0, [`exit::TESTS_FAILED`] or [`exit::NOT_DETERMINISTIC`].
 pub fn build(args: BuildArgs) -> Result<u8> {
     let plan = Plan::resolve(args)?;
+    if let Some(rust) = &plan.rust {
+        ui::status("Rust", &format!("{} ({})", rust.release, rust.why));
+        for note in &rust.notes {
+            ui::note(note);
+        }
+    }
     // --offline never touches the shared store
     let store = match plan.mode {
         Mode::Offline => None,

@@ -62,6 +62,10 @@ pub fn write(plan: &Plan, epoch: &str, out: &Outcomes, dir: &Path) -> Result<()>
         "git_version": plan.git_version,
         "source_date_epoch": epoch,
         "profile": plan.profile(),
+        "rust": plan.rust.as_ref().map(|r| serde_json::json!({
+            "release": r.release.to_string(),
+            "chosen_by": r.why,
+        })),
         "toolchain": {
             "pins": pins.origin,
             "digest": pins.digest(),

@@ -231,6 +231,28 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
         &["--manifest-path", "nowhere/Cargo.toml"],
         "no Cargo.toml at",
     );
+    // a Rust release with no pin, asked for by the workspace or --rust; a
+    // package that needs a newer Rust than the one chosen
+    std::fs::write(
+        ws.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"1.85\"\n",
+    )
+    .unwrap();
+    check(
+        &[],
+        "rust-toolchain.toml asks for Rust \"1.85\", which is not pinned",
+    );
+    check(&["--rust", "nightly"], "--rust asks for Rust \"nightly\"");
+    std::fs::remove_file(ws.join("rust-toolchain.toml")).unwrap();
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\nrust-version = \"1.99\"\n",
+    )
+    .unwrap();
+    check(
+        &[],
+        "package `w` needs Rust 1.99 (`rust-version` in Cargo.toml)",
+    );
     std::fs::write(ws.join("toolchains.toml"), "version = 1\n[rust\n").unwrap();
     check(&[], "toolchains.toml:2");
     let cache = home.path().join("cache/v1/toolchains");

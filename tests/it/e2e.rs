@@ -228,6 +228,13 @@ fn every_target_in_the_table_builds_static_verified_and_runs() {
     }
     let r = run(xbuild(ws.path()).args(&args));
     ok(&r);
+    // the first line names the Rust release and why it was chosen
+    let first = r.stderr.lines().next().unwrap_or("");
+    assert!(
+        first.trim_start().starts_with("Rust 1.") && first.contains("(the pins' release"),
+        "{}",
+        r.stderr
+    );
 
     for t in table() {
         let (rust, nix) = (t["rust"].as_str().unwrap(), t["nix"].as_str().unwrap());
@@ -285,6 +292,16 @@ fn every_target_in_the_table_builds_static_verified_and_runs() {
     let artifacts = report["artifacts"].as_array().unwrap();
     assert_eq!(artifacts.len(), binaries);
     assert_eq!(report["git_version"], "v9.9.9");
+    let release = report["rust"]["release"].as_str().unwrap();
+    assert!(first.contains(&format!("Rust {release} ")), "{first}");
+    assert!(
+        report["rust"]["chosen_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("the pins' release"),
+        "{}",
+        report["rust"]
+    );
     for a in artifacts {
         assert_eq!(a["elf"]["interpreter"], serde_json::Value::Null);
         assert_eq!(a["elf"]["needed"], 0);

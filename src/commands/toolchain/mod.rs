@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use crate::cache::{self, Cache};
 use crate::cli::{PinArgs, ToolchainCommand};
-use crate::plan;
 use crate::targets;
 use crate::toolchain::{self, fetch::Mode, manifest::ComponentKind, manifest::Pins};
 
@@ -18,7 +17,7 @@ fn pins_of(args: &PinArgs) -> Result<(Pins, Mode)> {
     let cwd = std::env::current_dir()?;
     let manifest = cwd.join("Cargo.toml");
     let root = if manifest.is_file() {
-        plan::find_workspace_root(&manifest).ok()
+        crate::workspace::find_workspace_root(&manifest).ok()
     } else {
         None
     };

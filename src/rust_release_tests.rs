@@ -1,0 +1,203 @@
+//! Tests of `rust_release`.
+
+use super::*;
+
+fn v(s: &str) -> Version {
+    Version::parse(s).unwrap()
+}
+
+fn usage(e: &anyhow::Error) -> String {
+    assert!(
+        e.chain().any(|c| c.is::<Usage>()),
+        "not a usage error: {e:#}"
+    );
+    format!("{e:#}")
+}
+
+#[test]
+fn versions_parse_compare_and_match_as_cargo_writes_them() {
+    assert_eq!(
+        v("1.85"),
+        Version {
+            major: 1,
+            minor: 85,
+            patch: None
+        }
+    );
+    assert_eq!(v("1.85.1").to_string(), "1.85.1");
+    for bad in [
+        "",
+        "1",
+        "1.",
+        "1.x",
+        "1.85.1.2",
+        "stable",
+        "1.85-beta",
+        " .1",
+    ] {
+        assert_eq!(Version::parse(bad), None, "{bad:?}");
+    }
+    assert!(v("1.96.0") > v("1.85.1"));
+    assert!(v("1.96.0") < v("1.99"));
+    // a missing patch is .0
+    assert!(v("1.96") <= v("1.96.0") && v("1.96") >= v("1.96.0"));
+    assert!(v("1.96.1") > v("1.96"));
+    assert!(v("1.96.0").is(&v("1.96")));
+    assert!(v("1.96.0").is(&v("1.96.0")));
+    assert!(!v("1.96.0").is(&v("1.96.1")));
+    assert!(!v("1.96.0").is(&v("1.97")));
+}
+
+#[test]
+fn the_built_in_pins_say_their_release() {
+    let pins = Pins::builtin();
+    let release = pinned(&pins).unwrap();
+    assert_eq!((release.major, release.minor), (1, 96), "{release}");
+    assert!(release.patch.is_some());
+}
+
+fn ws(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(d.path().join(name), text).unwrap();
+    }
+    d
+}
+
+#[test]
+fn the_workspace_or_rust_chooses_and_an_unpinned_release_is_refused() {
+    let pins = Pins::builtin();
+    let release = pinned(&pins).unwrap();
+    let minor = format!("{}.{}", release.major, release.minor);
+
+    // nothing asks: the pins' own
+    let d = ws(&[]);
+    let c = choose(&pins, None, d.path()).unwrap().unwrap();
+    assert_eq!(c.release, release);
+    assert!(c.why.contains("the pins' release"), "{}", c.why);
+
+    for (file, text) in [
+        (
+            "rust-toolchain.toml",
+            format!("[toolchain]\nchannel = \"{minor}\"\n"),
+        ),
+        (
+            "rust-toolchain.toml",
+            format!("[toolchain]\nchannel = \"{release}\"\n"),
+        ),
+        ("rust-toolchain", format!("{minor}\n")),
+        (
+            "rust-toolchain",
+            format!("[toolchain]\nchannel = \"{minor}\"\n"),
+        ),
+    ] {
+        let d = ws(&[(file, &text)]);
+        let c = choose(&pins, None, d.path()).unwrap().unwrap();
+        assert_eq!(c.release, release);
+        assert!(c.why.starts_with(&format!("{file} asks for")), "{}", c.why);
+    }
+
+    let d = ws(&[("rust-toolchain.toml", "[toolchain]\nchannel = \"stable\"\n")]);
+    let c = choose(&pins, None, d.path()).unwrap().unwrap();
+    assert!(c.why.contains("the newest pinned"), "{}", c.why);
+
+    for channel in ["1.85", "1.80.1", "nightly", "nightly-2026-01-01", "beta"] {
+        let d = ws(&[(
+            "rust-toolchain.toml",
+            &format!("[toolchain]\nchannel = \"{channel}\"\n"),
+        )]);
+        let msg = usage(&choose(&pins, None, d.path()).unwrap_err());
+        assert!(
+            msg.contains(&format!("rust-toolchain.toml asks for Rust \"{channel}\"")),
+            "{msg}"
+        );
+        assert!(msg.contains(&release.to_string()), "{msg}");
+        assert!(
+            msg.contains(&format!("override it with `--rust {minor}`")),
+            "{msg}"
+        );
+    }
+
+    // --rust over the workspace's file, both ways
+    let d = ws(&[("rust-toolchain.toml", "[toolchain]\nchannel = \"1.85\"\n")]);
+    let c = choose(&pins, Some(&minor), d.path()).unwrap().unwrap();
+    assert_eq!(c.why, format!("--rust asks for {minor}"));
+    let d = ws(&[]);
+    let msg = usage(&choose(&pins, Some("1.97"), d.path()).unwrap_err());
+    assert!(msg.contains("--rust asks for Rust \"1.97\""), "{msg}");
+    assert!(
+        msg.contains(&format!("Pass a pinned release (`--rust {minor}`)")),
+        "{msg}"
+    );
+}
+
+#[test]
+fn toolchain_files_that_disagree_or_name_no_channel_are_refused() {
+    let pins = Pins::builtin();
+    let d = ws(&[
+        ("rust-toolchain.toml", "[toolchain]\nchannel = \"1.96\"\n"),
+        ("rust-toolchain", "1.85\n"),
+    ]);
+    let msg = usage(&choose(&pins, None, d.path()).unwrap_err());
+    assert!(msg.contains("keep one of them"), "{msg}");
+    let d = ws(&[("rust-toolchain.toml", "[toolchain]\npath = \"/opt/rust\"\n")]);
+    let msg = usage(&choose(&pins, None, d.path()).unwrap_err());
+    assert!(msg.contains("a local toolchain"), "{msg}");
+    let d = ws(&[("rust-toolchain.toml", "[toolchain\n")]);
+    let msg = usage(&choose(&pins, None, d.path()).unwrap_err());
+    assert!(msg.contains("not valid TOML"), "{msg}");
+}
+
+#[test]
+fn components_and_targets_xbuild_does_not_use_are_named() {
+    let d = ws(&[(
+        "rust-toolchain.toml",
+        "[toolchain]\nchannel = \"stable\"\ncomponents = [\"clippy\", \"rust-src\"]\ntargets = [\"wasm32-unknown-unknown\"]\n",
+    )]);
+    let f = toolchain_file(d.path()).unwrap().unwrap();
+    assert_eq!(
+        f.ignored,
+        ["components clippy", "targets wasm32-unknown-unknown"]
+    );
+}
+
+#[test]
+fn a_rust_version_above_the_release_is_refused_naming_both() {
+    let pins = Pins::builtin();
+    let release = pinned(&pins).unwrap();
+    let choice = Choice {
+        release,
+        why: "the pins' release".into(),
+        notes: Vec::new(),
+    };
+    let root = Path::new("/w");
+    let need = |package: &str, version: &str| Needs {
+        package: package.into(),
+        manifest: root.join(package).join("Cargo.toml"),
+        rust_version: v(version),
+    };
+    check(
+        &choice,
+        &pins,
+        &[need("old", "1.70"), need("same", &release.to_string())],
+        root,
+    )
+    .unwrap();
+    let e = check(
+        &choice,
+        &pins,
+        &[
+            need("old", "1.70"),
+            need("new", "1.99"),
+            need("newer", "1.99.5"),
+        ],
+        root,
+    )
+    .unwrap_err();
+    let msg = usage(&e);
+    assert!(
+        msg.contains("package `newer` needs Rust 1.99.5 (`rust-version` in newer/Cargo.toml)"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("would use {release}")), "{msg}");
+}
