@@ -101,8 +101,9 @@ fn component_match(p: &[u8], s: &[u8]) -> bool {
 }
 
 /// The member directories of the workspace at `root` (relative paths),
-/// as `members` globs (one component per `*`) and `exclude` give them; the
-/// root itself when it is a package too.
+/// as `members` globs (one component per `*`) and `exclude` give them.
+/// Path dependencies that cargo makes members without a listing are not
+/// among them (cargo checks their `rust-version` itself).
 pub fn members(root: &Path, ws: &toml::Table) -> Vec<PathBuf> {
     let strings = |key: &str| -> Vec<String> {
         ws.get(key)
