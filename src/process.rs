@@ -243,7 +243,11 @@ impl Cmd {
         if !keep_stdout && let Some(out) = child.stdout.take() {
             relays.push(relay(out));
         }
-        Ok(Relayed { child, relays })
+        Ok(Relayed {
+            child,
+            relays,
+            tail: Vec::new(),
+        })
     }
 
     /// Run to the end, returning its exit status whatever it is.
@@ -282,41 +286,59 @@ impl Cmd {
 /// A child whose output xbuild relays (see [`Cmd::spawn_relayed`]).
 pub struct Relayed {
     pub child: Child,
-    relays: Vec<JoinHandle<()>>,
+    relays: Vec<JoinHandle<Vec<String>>>,
+    tail: Vec<String>,
 }
+
+/// Lines of a relayed stream kept for the caller to read after
+/// [`Relayed::wait`] (the last ones: an error's explanation).
+const TAIL_LINES: usize = 40;
 
 impl Relayed {
     /// Wait for the child and for everything it wrote to be relayed.
     pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
         let status = self.child.wait()?;
         for r in self.relays.drain(..) {
-            let _ = r.join();
+            if let Ok(lines) = r.join() {
+                self.tail.extend(lines);
+            }
         }
         Ok(status)
+    }
+
+    /// The last lines the child wrote to the relayed streams (without
+    /// colours), once [`Relayed::wait`] returned.
+    pub fn tail(&self) -> &[String] {
+        &self.tail
     }
 }
 
 /// Copy what a child writes to xbuild's stderr, a line at a time, through
 /// [`terminal_safe`].
-fn relay(from: impl Read + Send + 'static) -> JoinHandle<()> {
+fn relay(from: impl Read + Send + 'static) -> JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut from = BufReader::new(from);
         let mut line = Vec::new();
+        let mut tail = std::collections::VecDeque::with_capacity(TAIL_LINES);
         loop {
             line.clear();
             match from.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let mut clean = terminal_safe(&line);
-                    if !crate::env::colour() {
-                        clean = without_colour(&clean);
-                    }
+                    let safe = terminal_safe(&line);
+                    let plain = without_colour(&safe);
+                    let shown = if crate::env::colour() { &safe } else { &plain };
                     let mut err = std::io::stderr().lock();
-                    let _ = err.write_all(&clean);
+                    let _ = err.write_all(shown);
                     let _ = err.flush();
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(String::from_utf8_lossy(&plain).trim_end().to_string());
                 }
             }
         }
+        tail.into()
     })
 }
 

@@ -141,7 +141,7 @@ pub fn choose(pins: &Pins, cli: Option<&str>, root: &Path) -> Result<Option<Choi
     let Some(request) = request else {
         return Ok(release.map(|r| Choice {
             release: r,
-            why: format!("the pins' release ({})", pins.origin),
+            why: format!("the pins' release: {}", pins.origin),
             notes,
         }));
     };
@@ -318,6 +318,51 @@ pub fn check(choice: &Choice, pins: &Pins, needs: &[Needs], root: &Path) -> Resu
         ),
     ))
     .into())
+}
+
+/// The packages cargo refused to build because they need a newer Rust
+/// (its "is not supported by the following package(s)" error), from the
+/// last lines cargo wrote: (`name@version`, the Rust it needs).
+pub fn refused_by_cargo(said: &[String]) -> Vec<(String, Version)> {
+    let Some(at) = said
+        .iter()
+        .position(|l| l.contains("is not supported by the following package"))
+    else {
+        return Vec::new();
+    };
+    said[at + 1..]
+        .iter()
+        .map_while(|l| {
+            let (package, needs) = l.trim().split_once(" requires rustc ")?;
+            Some((package.to_string(), Version::parse(needs)?))
+        })
+        .collect()
+}
+
+/// The usage error for dependencies cargo refused (see [`refused_by_cargo`]).
+pub fn dependencies_need_newer(
+    choice: &Choice,
+    pins: &Pins,
+    refused: &[(String, Version)],
+) -> anyhow::Error {
+    let list: Vec<String> = refused
+        .iter()
+        .map(|(p, v)| format!("{p} needs Rust {v}"))
+        .collect();
+    Usage(format!(
+        "dependencies need a newer Rust than {} ({}): {}. No pinned release is new enough (the \
+         pins, {}, hold {}): pin a newer one in a toolchains.toml (docs/TOOLCHAINS.md), or lock \
+         older versions of them (`cargo update NAME --precise VERSION`, as cargo says above)",
+        choice.release,
+        choice.why,
+        list.join(", "),
+        pins.origin,
+        pinned(pins).map_or_else(
+            || "no release that says its version".into(),
+            |r| r.to_string()
+        ),
+    ))
+    .into()
 }
 
 #[cfg(test)]

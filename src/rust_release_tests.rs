@@ -201,3 +201,37 @@ fn a_rust_version_above_the_release_is_refused_naming_both() {
     );
     assert!(msg.contains(&format!("would use {release}")), "{msg}");
 }
+
+#[test]
+fn cargos_refusal_of_a_dependency_is_read_from_its_last_lines() {
+    let said: Vec<String> = [
+        "   Compiling nothing yet",
+        "error: rustc 1.96.0 is not supported by the following packages:",
+        "  needs-new@0.1.0 requires rustc 1.99",
+        "  other@2.0.0 requires rustc 1.98.1",
+        "Either upgrade rustc or select compatible dependency versions with",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let refused = refused_by_cargo(&said);
+    assert_eq!(
+        refused,
+        [
+            ("needs-new@0.1.0".to_string(), v("1.99")),
+            ("other@2.0.0".to_string(), v("1.98.1"))
+        ]
+    );
+    assert!(refused_by_cargo(&said[..1]).is_empty());
+    let pins = Pins::builtin();
+    let choice = Choice {
+        release: pinned(&pins).unwrap(),
+        why: "the pins' release".into(),
+        notes: Vec::new(),
+    };
+    let msg = usage(&dependencies_need_newer(&choice, &pins, &refused));
+    assert!(
+        msg.contains("needs-new@0.1.0 needs Rust 1.99, other@2.0.0 needs Rust 1.98.1"),
+        "{msg}"
+    );
+}

@@ -150,6 +150,14 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         bail!("cargo was interrupted");
     }
     if !status.success() {
+        let refused = crate::rust_release::refused_by_cargo(child.tail());
+        if let Some(choice) = &plan.rust
+            && !refused.is_empty()
+        {
+            return Err(crate::rust_release::dependencies_need_newer(
+                choice, &plan.pins, &refused,
+            ));
+        }
         bail!(
             "cargo {} for {} failed ({status}); its errors are above",
             if testing { "test --no-run" } else { "build" },

@@ -1608,6 +1608,47 @@ fn git(dir: &Path, args: &[&str]) {
         .current_dir(dir)));
 }
 
+/// A dependency that needs a newer Rust than the one chosen is refused with
+/// exit 2 before anything compiles, naming it and the Rust it needs (cargo
+/// finds it: a dependency's manifest is read once fetched; a member's own
+/// `rust-version` is refused before anything is fetched, see the cli tests).
+#[test]
+fn a_dependency_needing_a_newer_rust_is_refused_before_anything_compiles() {
+    provisioned();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = ws.path();
+    crate::support::one_package(dir, "app");
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        format!("{manifest}\n[dependencies]\nneeds-new = {{ path = \"vendor/needs-new\" }}\n"),
+    )
+    .unwrap();
+    fs::write(dir.join("src/main.rs"), "fn main() {}\n").unwrap();
+    fs::create_dir_all(dir.join("vendor/needs-new/src")).unwrap();
+    fs::write(
+        dir.join("vendor/needs-new/Cargo.toml"),
+        "[package]\nname = \"needs-new\"\nversion = \"0.1.0\"\nedition = \"2021\"\nrust-version = \"1.99\"\n",
+    )
+    .unwrap();
+    fs::write(dir.join("vendor/needs-new/src/lib.rs"), "").unwrap();
+    ok(&run(Command::new("cargo")
+        .args(["generate-lockfile", "-q", "--offline"])
+        .current_dir(dir)));
+    let r = run(xbuild(dir).args(["--target", "x86_64-unknown-linux-musl"]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("needs-new@0.1.0 needs Rust 1.99")
+            && r.stderr
+                .contains("dependencies need a newer Rust than 1.96"),
+        "{}",
+        r.stderr
+    );
+    // cargo compiled nothing
+    assert!(!r.stderr.contains("Compiling app"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Compiling needs-new"), "{}", r.stderr);
+}
+
 /// A path dependency that lives in a git submodule is in the snapshot, and
 /// a `.env` the repository does not track is not (and the run names it).
 #[test]
