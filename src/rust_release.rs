@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::exit::Usage;
-use crate::toolchain::manifest::{Pins, Source};
+use crate::toolchain::manifest::{Artifact, Pins, Source};
 
 /// A Rust version as `rust-version` and toolchain files write it: `1.85`
 /// or `1.85.1` (a missing patch is `.0` when compared).
@@ -77,13 +77,19 @@ impl fmt::Display for Version {
 /// (Debian's `rustc` or `rustc-web`) or archive (`rustc-1.96.0-…`, `rust-…`).
 pub fn pinned(pins: &Pins) -> Option<Version> {
     let rust = pins.component(crate::toolchain::manifest::ComponentKind::Rust);
-    rust.artifacts.iter().find_map(|a| match &a.source {
+    rust.artifacts.iter().find_map(release_of)
+}
+
+/// The Rust release an artifact of the rust component is, when it says.
+fn release_of(a: &Artifact) -> Option<Version> {
+    match &a.source {
         Source::Apt { name, version, .. } if name == "rustc" || name.starts_with("rustc-") => {
             let upstream = version
                 .split([':', '+', '~', '-'])
                 .find(|p| p.contains('.'))?;
             Version::parse(upstream)
         }
+        Source::Apt { .. } => None,
         _ => ["rustc-", "rust-"].iter().find_map(|prefix| {
             let rest = a.file_name.strip_prefix(prefix)?;
             let v: String = rest
@@ -92,7 +98,7 @@ pub fn pinned(pins: &Pins) -> Option<Version> {
                 .collect();
             Version::parse(v.trim_end_matches('.'))
         }),
-    })
+    }
 }
 
 /// What was asked for, and by whom.

@@ -49,6 +49,50 @@ fn versions_parse_compare_and_match_as_cargo_writes_them() {
 }
 
 #[test]
+fn an_artifact_says_its_release_by_package_version_or_file_name() {
+    let file = |name: &str| Artifact {
+        source: Source::Path { path: name.into() },
+        file_name: name.into(),
+        sha256: String::new(),
+        strip: 0,
+    };
+    let apt = |name: &str, version: &str| Artifact {
+        source: Source::Apt {
+            name: name.into(),
+            version: version.into(),
+            arch: None,
+            suite: None,
+            pool: None,
+            snapshot: None,
+        },
+        ..file("x.deb")
+    };
+    assert_eq!(
+        release_of(&file("rust-1.96.0-x86_64-unknown-linux-gnu.tar.xz")),
+        Some(v("1.96.0"))
+    );
+    assert_eq!(
+        release_of(&file("rustc-1.85.1-src.tar.gz")),
+        Some(v("1.85.1"))
+    );
+    assert_eq!(release_of(&file("rust.tar.gz")), None);
+    assert_eq!(release_of(&file("rust-src-1.96.0.tar.xz")), None);
+    assert_eq!(
+        release_of(&apt("rustc", "1.85.0+dfsg1-1")),
+        Some(v("1.85.0"))
+    );
+    assert_eq!(
+        release_of(&apt("rustc-web", "1:1.96.0+dfsg1-1~deb12u2")),
+        Some(v("1.96.0"))
+    );
+    assert_eq!(
+        release_of(&apt("cargo-web", "1.96.0+dfsg1-1~deb12u2")),
+        None
+    );
+    assert_eq!(release_of(&apt("libllvm22", "1:22.1.8-1~deb12u1")), None);
+}
+
+#[test]
 fn the_built_in_pins_say_their_release() {
     let pins = Pins::builtin();
     let release = pinned(&pins).unwrap();

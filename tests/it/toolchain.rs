@@ -102,6 +102,8 @@ fn path_artifacts_install_and_second_run_is_a_no_op() {
     let r = e.xb(&["toolchain", "list", "--json", "--toolchains", pins]);
     ok(&r);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    // the fixture's rust archive (`rust.tar.gz`) does not say its release
+    assert_eq!(v["rust_release"], serde_json::Value::Null);
     for c in v["components"].as_array().unwrap() {
         assert_eq!(c["installed"], true, "{c}");
         assert!(c["installed_size"].as_u64().unwrap() > 0);

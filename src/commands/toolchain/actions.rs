@@ -65,9 +65,11 @@ pub fn list(cache: &Cache, pins: &Pins, json: bool, out: &mut dyn Write) -> Resu
             "artifacts": artifacts,
         }));
     }
+    let release = crate::rust_release::pinned(pins).map(|r| r.to_string());
     if json {
         let doc = serde_json::json!({
             "pins": pins.origin,
+            "rust_release": release,
             "cache": cache.root,
             "components": rows,
         });
@@ -76,6 +78,13 @@ pub fn list(cache: &Cache, pins: &Pins, json: bool, out: &mut dyn Write) -> Resu
         return Ok(());
     }
     writeln!(out, "pins:  {}", pins.origin)?;
+    writeln!(
+        out,
+        "Rust:  {}",
+        release
+            .as_deref()
+            .unwrap_or("(the pins do not say which release)")
+    )?;
     writeln!(out, "cache: {}", cache.root.display())?;
     for row in &rows {
         let state = match row["installed_size"].as_u64() {
