@@ -26,6 +26,7 @@ aws-lc-rs@aws-lc-rs = "1"@let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::
 openssl@openssl = { version = "0.10", features = ["vendored"] }@let d = openssl::sha::sha256(b"abc"); println!("openssl {:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);@openssl ba7816bf
 libsodium@libsodium-sys = "0.2"@let r = unsafe { libsodium_sys::sodium_init() }; println!("sodium {}", r >= 0);@sodium true
 jemalloc@tikv-jemallocator = "0.6"@let v: Vec<u64> = (1..=1000).collect(); println!("jemalloc {}", v.iter().sum::<u64>());@jemalloc 500500
+cxx@(tests/fixtures/native-ws: C++ through cc and CMake)@@native: sum=6 caught=boom rtti=true cmake=49
 EOF
 }
 
@@ -48,17 +49,24 @@ echo "|---|---|---|---|"
 while IFS='@' read -r name dep body expect; do
   [ -z "$wanted" ] || [[ " $wanted " == *" $name "* ]] || continue
   dir="$work/$name"
-  mkdir -p "$dir/src"
-  printf '[package]\nname = "probe-%s"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n%s\n' "$name" "$dep" > "$dir/Cargo.toml"
-  prelude=""; [ "$name" = jemalloc ] && prelude="$jemalloc_prelude"
-  printf '%s\nfn main() { %s }\n' "$prelude" "$body" > "$dir/src/main.rs"
-  (cd "$dir" && cargo generate-lockfile -q)
+  bin="probe-$name"
+  if [ "$name" = cxx ]; then
+    # the C++ and CMake fixture the e2e tests build on two targets
+    cp -r "$(dirname "$0")/../tests/fixtures/native-ws" "$dir"
+    bin=native
+  else
+    mkdir -p "$dir/src"
+    printf '[package]\nname = "probe-%s"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n%s\n' "$name" "$dep" > "$dir/Cargo.toml"
+    prelude=""; [ "$name" = jemalloc ] && prelude="$jemalloc_prelude"
+    printf '%s\nfn main() { %s }\n' "$prelude" "$body" > "$dir/src/main.rs"
+    (cd "$dir" && cargo generate-lockfile -q)
+  fi
   for target in $targets; do
     read -r rust qemu cpu <<<"$(runner "$target")"
     started=$SECONDS
     log="$dir/$rust.log"
     if (cd "$dir" && "$xbuild" --release --target "$target" --out "out-$rust") >"$log" 2>&1; then
-      exe="$dir/out-$rust/$rust/probe-$name"
+      exe="$dir/out-$rust/$rust/$bin"
       cmd=("$exe")
       [ -z "$qemu" ] || cmd=("$qemu" ${cpu:+-cpu "$cpu"} "$exe")
       got="$("${cmd[@]}" 2>&1 || true)"
