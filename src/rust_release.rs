@@ -330,10 +330,10 @@ pub fn check(choice: &Choice, pins: &Pins, needs: &[Needs], root: &Path) -> Resu
 /// (its "is not supported by the following package(s)" error), from the
 /// last lines cargo wrote: (`name@version`, the Rust it needs).
 pub fn refused_by_cargo(said: &[String]) -> Vec<(String, Version)> {
-    let Some(at) = said
-        .iter()
-        .position(|l| l.contains("is not supported by the following package"))
-    else {
+    // cargo's own line, at the start (what build scripts print is indented)
+    let Some(at) = said.iter().position(|l| {
+        l.starts_with("error: rustc ") && l.contains(" is not supported by the following package")
+    }) else {
         return Vec::new();
     };
     said[at + 1..]

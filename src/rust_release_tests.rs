@@ -267,6 +267,9 @@ fn cargos_refusal_of_a_dependency_is_read_from_its_last_lines() {
         ]
     );
     assert!(refused_by_cargo(&said[..1]).is_empty());
+    // what a build script prints, cargo shows indented
+    let indented: Vec<String> = said.iter().map(|l| format!("  {l}")).collect();
+    assert!(refused_by_cargo(&indented).is_empty());
     let pins = Pins::builtin();
     let choice = Choice {
         release: pinned(&pins).unwrap(),

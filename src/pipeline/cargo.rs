@@ -117,9 +117,17 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
     let stdout = child.child.stdout.take().expect("piped stdout");
     let mut built = Vec::new();
     let mut helpers = Vec::new();
+    // whether cargo got as far as a unit (compiled, ran a build script,
+    // said anything of rustc's): then no line it wrote is its refusal to
+    // start, whatever a build script or a proc macro's error printed
+    let mut started_units = false;
     for message in cargo_metadata::Message::parse_stream(BufReader::new(stdout)) {
-        if let cargo_metadata::Message::CompilerArtifact(a) =
-            message.context("reading cargo's messages")?
+        let message = message.context("reading cargo's messages")?;
+        started_units |= !matches!(
+            message,
+            cargo_metadata::Message::TextLine(_) | cargo_metadata::Message::BuildFinished(_)
+        );
+        if let cargo_metadata::Message::CompilerArtifact(a) = message
             && let Some(exe) = a.executable
         {
             let b = Built {
@@ -153,6 +161,7 @@ pub fn build(run: &CargoRun<'_>) -> Result<Vec<Built>> {
         let refused = crate::rust_release::refused_by_cargo(child.tail());
         if let Some(choice) = &plan.rust
             && !refused.is_empty()
+            && !started_units
         {
             return Err(crate::rust_release::dependencies_need_newer(
                 choice, &plan.pins, &refused,
