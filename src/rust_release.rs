@@ -165,7 +165,8 @@ pub fn choose(pins: &Pins, cli: Option<&str>, root: &Path) -> Result<Option<Choi
                 format!("Pass a pinned release (`--rust {instead}`)")
             } else {
                 format!(
-                    "Ask {} for a pinned release, or override it with `--rust {instead}`",
+                    "Change the channel in {} to a pinned release, or override it with \
+                     `--rust {instead}`",
                     request.by
                 )
             },
