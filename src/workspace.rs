@@ -61,21 +61,33 @@ pub fn read_manifest(path: &Path) -> Result<toml::Table> {
 /// Whether a `[workspace]` table's `members` (globs with `*`) include `rel`
 /// and its `exclude` does not.
 fn lists_member(ws: &toml::Value, rel: &Path) -> bool {
-    let patterns = |key: &str| -> Vec<String> {
-        ws.get(key)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str())
-                    .map(|s| s.trim_end_matches('/').to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+    let Some(ws) = ws.as_table() else {
+        return false;
     };
     let rel = rel.to_string_lossy();
-    let matches = |p: &String| glob_match(p, &rel) || rel.starts_with(&format!("{p}/"));
-    let excluded = patterns("exclude").iter().any(matches);
-    !excluded && patterns("members").iter().any(|p| glob_match(p, &rel))
+    !excluded(&patterns(ws, "exclude"), &rel)
+        && patterns(ws, "members").iter().any(|p| glob_match(p, &rel))
+}
+
+/// A `[workspace]` list of paths or globs (`members`, `exclude`,
+/// `default-members`), without trailing slashes.
+fn patterns(ws: &toml::Table, key: &str) -> Vec<String> {
+    ws.get(key)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(|s| s.trim_end_matches('/').to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `exclude` leaves out `rel`: a match, or a directory above it.
+fn excluded(exclude: &[String], rel: &str) -> bool {
+    exclude
+        .iter()
+        .any(|p| glob_match(p, rel) || rel.starts_with(&format!("{p}/")))
 }
 
 /// `*` matches within one path component; `?` one character.
@@ -105,19 +117,8 @@ fn component_match(p: &[u8], s: &[u8]) -> bool {
 /// Path dependencies that cargo makes members without a listing are not
 /// among them (cargo checks their `rust-version` itself).
 pub fn members(root: &Path, ws: &toml::Table) -> Vec<PathBuf> {
-    let strings = |key: &str| -> Vec<String> {
-        ws.get(key)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str())
-                    .map(|s| s.trim_end_matches('/').to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut found = Vec::new();
-    for pattern in strings("members") {
+    for pattern in patterns(ws, "members") {
         let mut dirs = vec![PathBuf::new()];
         for part in pattern.split('/').filter(|p| !p.is_empty() && *p != ".") {
             let mut next = Vec::new();
@@ -145,13 +146,8 @@ pub fn members(root: &Path, ws: &toml::Table) -> Vec<PathBuf> {
                 .filter(|d| root.join(d).join("Cargo.toml").is_file()),
         );
     }
-    let excluded = strings("exclude");
-    found.retain(|d| {
-        let rel = d.to_string_lossy();
-        !excluded
-            .iter()
-            .any(|p| glob_match(p, &rel) || rel.starts_with(&format!("{p}/")))
-    });
+    let exclude = patterns(ws, "exclude");
+    found.retain(|d| !excluded(&exclude, &d.to_string_lossy()));
     found.sort();
     found.dedup();
     found
@@ -214,15 +210,9 @@ pub fn rust_versions(root: &Path, manifest: &Path, sel: &Selection<'_>) -> Resul
         };
         all.push((dir.clone(), name, path, version));
     }
-    let default_members: Option<Vec<PathBuf>> = ws
-        .and_then(|w| w.get("default-members"))
-        .and_then(|d| d.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str())
-                .map(|s| PathBuf::from(s.trim_end_matches('/')))
-                .collect()
-        });
+    let default_members: Option<Vec<String>> = ws
+        .filter(|w| w.contains_key("default-members"))
+        .map(|w| patterns(w, "default-members"));
     let given = manifest
         .parent()
         .and_then(|d| d.strip_prefix(root).ok())
@@ -242,7 +232,7 @@ pub fn rust_versions(root: &Path, manifest: &Path, sel: &Selection<'_>) -> Resul
             (Some(g), _) if all.iter().any(|(d, ..)| d == g) => dir == g,
             (_, Some(defaults)) => defaults
                 .iter()
-                .any(|d| glob_match(&d.to_string_lossy(), &dir.to_string_lossy())),
+                .any(|d| glob_match(d, &dir.to_string_lossy())),
             _ => true,
         }
     };
