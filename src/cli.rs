@@ -316,4 +316,39 @@ free disk and what is installed. Exits 1 when something must be fixed.")]
         #[command(flatten)]
         pins: PinArgs,
     },
+    /// Pin a Rust release from Debian's signed package lists
+    #[command(after_help = "\
+Examples:
+  xbuild toolchain pin --rust 1.97                          # print the pins
+  xbuild toolchain pin --rust 1.85 --write toolchains.toml  # add or renew them
+  xbuild toolchain pin --rust 1.96 --suite trixie
+
+Reads each suite's InRelease from the host's Debian mirror (XBUILD_DEBIAN_MIRROR
+names another), checks its OpenPGP signature against the pinned Debian archive
+keyring ([sources] debian-keyring; --keyring FILE instead), then the package
+lists it names by their sha256. The suites are searched oldest first (bookworm,
+trixie, forky, sid, each with its -security); the first holding the release
+gives rustc, cargo, std's source and the libraries they load, and the build
+root (the same packages as the default one, from that suite). A release from a
+moving suite (testing, unstable) is marked `moving = true`: its versions leave
+the mirror when the suite moves on. With --write, the block between
+`# BEGIN Rust X.Y` and `# END Rust X.Y` is replaced (or added); for the file's
+default release, the artifacts of [rust] and [build-root]. `git diff` shows
+what changed.")]
+    Pin {
+        /// The release: 1.97 (the newest 1.97.x the suite has) or 1.85.1
+        #[arg(long, value_name = "VERSION")]
+        rust: String,
+        /// A Debian release to search (a codename: bookworm, trixie...); repeatable
+        #[arg(long = "suite", value_name = "CODENAME")]
+        suites: Vec<String>,
+        /// The keyring to check the lists' signatures against, instead of the pinned one
+        #[arg(long, value_name = "FILE")]
+        keyring: Option<PathBuf>,
+        /// The toolchains.toml to write the pins into (default: print them)
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+        #[command(flatten)]
+        pins: PinArgs,
+    },
 }

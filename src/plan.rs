@@ -150,6 +150,11 @@ impl Plan {
             let needs = workspace::rust_versions(&workspace_root, &manifest_path, &selection)?;
             rust_release::check(choice, &pins, &needs, &workspace_root)?;
         }
+        // the chosen release's rust component and build root
+        let pins = match &rust {
+            Some(choice) => rust_release::select(&pins, choice.release),
+            None => pins,
+        };
         Ok(Plan {
             workspace_pins,
             targets: table,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::exit::Usage;
-use crate::toolchain::manifest::{Artifact, Pins, Source};
+use crate::toolchain::manifest::{Artifact, ComponentKind, Pins, Source};
 
 /// A Rust version as `rust-version` and toolchain files write it: `1.85`
 /// or `1.85.1` (a missing patch is `.0` when compared).
@@ -51,7 +51,7 @@ impl Version {
 
     /// Whether `self` (a release) is what `asked` names: the same
     /// `major.minor`, and the same patch when it gives one.
-    fn is(&self, asked: &Version) -> bool {
+    pub fn is(&self, asked: &Version) -> bool {
         (self.major, self.minor) == (asked.major, asked.minor)
             && asked.patch.is_none_or(|p| Some(p) == self.patch)
     }
@@ -76,8 +76,51 @@ impl fmt::Display for Version {
 /// The Rust release a set of pins holds: the version of its rustc package
 /// (Debian's `rustc` or `rustc-web`) or archive (`rustc-1.96.0-…`, `rust-…`).
 pub fn pinned(pins: &Pins) -> Option<Version> {
-    let rust = pins.component(crate::toolchain::manifest::ComponentKind::Rust);
+    let rust = pins.component(ComponentKind::Rust);
     rust.artifacts.iter().find_map(release_of)
+}
+
+/// Every release the pins hold: the default first, then each of
+/// `[releases]` that says its version.
+pub fn all_pinned(pins: &Pins) -> Vec<Version> {
+    let mut all: Vec<Version> = pinned(pins).into_iter().collect();
+    for r in &pins.releases {
+        if let Some(v) = r.rust.0.artifacts.iter().find_map(release_of)
+            && !all.contains(&v)
+        {
+            all.push(v);
+        }
+    }
+    all
+}
+
+/// The pins of `release`: the default's, or the default's with the
+/// release's rust component and build root put in.
+pub fn select(pins: &Pins, release: Version) -> Pins {
+    if pinned(pins) == Some(release) {
+        return pins.clone();
+    }
+    let Some(r) = pins
+        .releases
+        .iter()
+        .find(|r| r.rust.0.artifacts.iter().find_map(release_of) == Some(release))
+    else {
+        return pins.clone();
+    };
+    let mut out = pins.clone();
+    for c in &mut out.components {
+        match (c.kind, &r.root) {
+            (ComponentKind::Rust, _) => *c = r.rust.0.clone(),
+            (ComponentKind::Root, Some(root)) => *c = root.0.clone(),
+            _ => {}
+        }
+    }
+    out.rust_layout = r.rust.1.clone();
+    if let Some(root) = &r.root {
+        out.root_layout = Some(root.1.clone());
+    }
+    out.provenance = r.provenance.clone();
+    out
 }
 
 /// The Rust release an artifact of the rust component is, when it says.
@@ -142,8 +185,17 @@ pub fn choose(pins: &Pins, cli: Option<&str>, root: &Path) -> Result<Option<Choi
         _ => Vec::new(),
     };
     let release = pinned(pins);
-    let pinned_list =
-        || release.map_or_else(|| "none that says its version".into(), |r| r.to_string());
+    let all = all_pinned(pins);
+    let pinned_list = || {
+        if all.is_empty() {
+            "none that says its version".to_string()
+        } else {
+            all.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
     let Some(request) = request else {
         return Ok(release.map(|r| Choice {
             release: r,
@@ -178,15 +230,19 @@ pub fn choose(pins: &Pins, cli: Option<&str>, root: &Path) -> Result<Option<Choi
     };
     let channel = request.channel.as_str();
     if channel == "stable" {
+        let newest = all
+            .iter()
+            .copied()
+            .fold(release, |a, b| if b > a { b } else { a });
         return Ok(Some(Choice {
-            release,
+            release: newest,
             why: format!("{} asks for \"stable\": the newest pinned", request.by),
             notes,
         }));
     }
     match Version::parse(channel) {
-        Some(asked) if release.is(&asked) => Ok(Some(Choice {
-            release,
+        Some(asked) if all.iter().any(|r| r.is(&asked)) => Ok(Some(Choice {
+            release: *all.iter().find(|r| r.is(&asked)).expect("just found"),
             why: format!("{} asks for {asked}", request.by),
             notes,
         })),
@@ -309,22 +365,53 @@ pub fn check(choice: &Choice, pins: &Pins, needs: &[Needs], root: &Path) -> Resu
         .manifest
         .strip_prefix(root)
         .unwrap_or(&newest.manifest);
+    let enough: Vec<String> = all_pinned(pins)
+        .into_iter()
+        .filter(|v| *v >= newest.rust_version)
+        .map(|v| v.to_string())
+        .collect();
     Err(Usage(format!(
-        "package `{}` needs Rust {} (`rust-version` in {}), and this build would use {} ({}). \
-         No pinned release is new enough (the pins, {}, hold {}): pin a newer one in a \
-         toolchains.toml (docs/TOOLCHAINS.md), or build another selection (-p)",
+        "package `{}` needs Rust {} (`rust-version` in {}), and this build would use {} ({}). {}",
         newest.package,
         newest.rust_version,
         manifest.display(),
         choice.release,
         choice.why,
-        pins.origin,
-        pinned(pins).map_or_else(
-            || "no release that says its version".into(),
-            |r| r.to_string()
-        ),
+        would_do(pins, &enough),
     ))
     .into())
+}
+
+/// What to do when the chosen release is too old: the pinned releases new
+/// enough, or that none is.
+fn would_do(pins: &Pins, enough: &[String]) -> String {
+    if enough.is_empty() {
+        format!(
+            "No pinned release is new enough (the pins, {}, hold {}): pin a newer one in a \
+             toolchains.toml (`xbuild toolchain pin`, docs/TOOLCHAINS.md), or build another \
+             selection (-p)",
+            pins.origin,
+            list(&all_pinned(pins)),
+        )
+    } else {
+        format!(
+            "Pinned and new enough: {}; build with `--rust {}` (or name it in \
+             rust-toolchain.toml)",
+            enough.join(", "),
+            enough[0]
+        )
+    }
+}
+
+fn list(all: &[Version]) -> String {
+    if all.is_empty() {
+        "no release that says its version".into()
+    } else {
+        all.iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The packages cargo refused to build because they need a newer Rust
@@ -356,18 +443,29 @@ pub fn dependencies_need_newer(
         .iter()
         .map(|(p, v)| format!("{p} needs Rust {v}"))
         .collect();
+    let needed = refused
+        .iter()
+        .map(|(_, v)| *v)
+        .fold(choice.release, |a, b| if b > a { b } else { a });
+    let enough: Vec<String> = all_pinned(pins)
+        .into_iter()
+        .filter(|v| *v >= needed)
+        .map(|v| v.to_string())
+        .collect();
+    let advice = if enough.is_empty() {
+        format!(
+            "{}, or lock older versions of them (`cargo update NAME --precise VERSION`, as cargo \
+             says above)",
+            would_do(pins, &enough).trim_end_matches(", or build another selection (-p)")
+        )
+    } else {
+        would_do(pins, &enough)
+    };
     Usage(format!(
-        "dependencies need a newer Rust than {} ({}): {}. No pinned release is new enough (the \
-         pins, {}, hold {}): pin a newer one in a toolchains.toml (docs/TOOLCHAINS.md), or lock \
-         older versions of them (`cargo update NAME --precise VERSION`, as cargo says above)",
+        "dependencies need a newer Rust than {} ({}): {}. {advice}",
         choice.release,
         choice.why,
         list.join(", "),
-        pins.origin,
-        pinned(pins).map_or_else(
-            || "no release that says its version".into(),
-            |r| r.to_string()
-        ),
     ))
     .into()
 }

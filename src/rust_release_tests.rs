@@ -144,8 +144,12 @@ fn the_workspace_or_rust_chooses_and_an_unpinned_release_is_refused() {
     let d = ws(&[("rust-toolchain.toml", "[toolchain]\nchannel = \"stable\"\n")]);
     let c = choose(&pins, None, d.path()).unwrap().unwrap();
     assert!(c.why.contains("the newest pinned"), "{}", c.why);
+    let newest = all_pinned(&pins)
+        .into_iter()
+        .fold(release, |a, b| if b > a { b } else { a });
+    assert_eq!(c.release, newest);
 
-    for channel in ["1.85", "1.80.1", "nightly", "nightly-2026-01-01", "beta"] {
+    for channel in ["1.84", "1.80.1", "nightly", "nightly-2026-01-01", "beta"] {
         let d = ws(&[(
             "rust-toolchain.toml",
             &format!("[toolchain]\nchannel = \"{channel}\"\n"),
@@ -163,12 +167,12 @@ fn the_workspace_or_rust_chooses_and_an_unpinned_release_is_refused() {
     }
 
     // --rust over the workspace's file, both ways
-    let d = ws(&[("rust-toolchain.toml", "[toolchain]\nchannel = \"1.85\"\n")]);
+    let d = ws(&[("rust-toolchain.toml", "[toolchain]\nchannel = \"1.84\"\n")]);
     let c = choose(&pins, Some(&minor), d.path()).unwrap().unwrap();
     assert_eq!(c.why, format!("--rust asks for {minor}"));
     let d = ws(&[]);
-    let msg = usage(&choose(&pins, Some("1.97"), d.path()).unwrap_err());
-    assert!(msg.contains("--rust asks for Rust \"1.97\""), "{msg}");
+    let msg = usage(&choose(&pins, Some("1.99"), d.path()).unwrap_err());
+    assert!(msg.contains("--rust asks for Rust \"1.99\""), "{msg}");
     assert!(
         msg.contains(&format!("Pass a pinned release (`--rust {minor}`)")),
         "{msg}"
@@ -280,5 +284,45 @@ fn cargos_refusal_of_a_dependency_is_read_from_its_last_lines() {
     assert!(
         msg.contains("needs-new@0.1.0 needs Rust 1.99, other@2.0.0 needs Rust 1.98.1"),
         "{msg}"
+    );
+}
+
+#[test]
+fn every_pinned_release_is_chosen_by_its_number_and_keyed_apart() {
+    let pins = Pins::builtin();
+    let all = all_pinned(&pins);
+    assert!(
+        all.len() >= 3,
+        "the built-in pins hold several releases: {all:?}"
+    );
+    let d = ws(&[]);
+    let mut digests = std::collections::BTreeSet::new();
+    for v in &all {
+        let minor = format!("{}.{}", v.major, v.minor);
+        let c = choose(&pins, Some(&minor), d.path()).unwrap().unwrap();
+        assert_eq!(c.release, *v);
+        let selected = select(&pins, c.release);
+        assert_eq!(pinned(&selected), Some(*v), "the selected pins hold {v}");
+        // two releases never share a toolchain, a std or a kept dir
+        assert!(digests.insert(selected.digest()), "{v}: digest shared");
+        assert!(
+            digests.insert(selected.std_digest()),
+            "{v}: std digest shared"
+        );
+        assert!(
+            digests.insert(selected.build_digest()),
+            "{v}: build digest shared"
+        );
+    }
+    // the default is the pins as they are; a release from a moving suite says so
+    assert_eq!(select(&pins, all[0]), pins);
+    let moving: Vec<_> = pins
+        .releases
+        .iter()
+        .filter(|r| r.provenance.moving)
+        .collect();
+    assert!(
+        moving.iter().all(|r| r.root.is_some()),
+        "a release from testing or unstable brings its own build root"
     );
 }

@@ -323,6 +323,14 @@ fn unpack_tar_as(reader: impl Read, name: &str, dest: &Path, strip: u32, root: b
             .into());
         }
         if kind.is_symlink() {
+            // a merged-/usr package's own `bin -> usr/bin` (Debian 13's
+            // base-files): the root has those links already
+            if root
+                && archived.components().count() == 1
+                && MERGED.iter().any(|m| archived.as_os_str() == *m)
+            {
+                continue;
+            }
             let mut target = entry
                 .link_name()?
                 .with_context(|| format!("{name}: link without target"))?

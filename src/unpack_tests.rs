@@ -225,6 +225,11 @@ fn a_root_merges_usr_and_makes_absolute_links_relative_to_itself() {
 
     // unpacked: files of /bin land in usr/bin, the absolute link works
     let mut b = tar::Builder::new(Vec::new());
+    file(&mut b, "./usr/bin/true", b"true");
+    // a merged-/usr base-files (Debian 13 and later) ships the top-level
+    // links itself: they are the root's already, and skipped
+    symlink(&mut b, "./bin", "usr/bin");
+    symlink(&mut b, "./lib64", "usr/lib64");
     file(&mut b, "./lib/x86_64-linux-gnu/libc.so.6", b"libc");
     symlink(&mut b, "./lib64/ld.so", "/lib/x86_64-linux-gnu/libc.so.6");
     file(&mut b, "./bin/dash", b"dash");
@@ -237,6 +242,8 @@ fn a_root_merges_usr_and_makes_absolute_links_relative_to_itself() {
     assert!(!dest.join("bin").exists() && !dest.join("lib64").exists());
     assert_eq!(fs::read(dest.join("usr/lib64/ld.so")).unwrap(), b"libc");
     assert_eq!(fs::read(dest.join("usr/bin/sh")).unwrap(), b"dash");
+    assert_eq!(fs::read(dest.join("usr/bin/true")).unwrap(), b"true");
+    assert!(fs::symlink_metadata(dest.join("usr/bin")).unwrap().is_dir());
     assert_eq!(
         fs::read_link(dest.join("usr/lib64/ld.so")).unwrap(),
         Path::new("../lib/x86_64-linux-gnu/libc.so.6")

@@ -400,7 +400,7 @@ impl Private {
 
 /// Debian's name for this host's CPU: the architecture xbuild's private apt
 /// configuration asks its mirrors' indexes for.
-fn debian_arch() -> &'static str {
+pub fn debian_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

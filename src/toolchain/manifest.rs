@@ -46,6 +46,23 @@ struct Raw {
     build_root: Option<RawComponent<RootLayout>>,
     #[serde(default)]
     sources: RawSources,
+    /// More Rust releases, each with its own rust component (and build
+    /// root, when it needs another one).
+    #[serde(default)]
+    releases: std::collections::BTreeMap<String, RawRelease>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    /// The Debian suite it was pinned from, for `toolchain list`.
+    suite: Option<String>,
+    /// Pinned from a suite that replaces its versions (testing, unstable).
+    #[serde(default)]
+    moving: bool,
+    rust: RawComponent<RustLayout>,
+    #[serde(rename = "build-root")]
+    build_root: Option<RawComponent<RootLayout>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,6 +72,9 @@ struct RawSources {
     mirrors: Vec<String>,
     debian_archive: Option<String>,
     debian_snapshot: Option<String>,
+    /// The Debian archive keyring `xbuild toolchain pin` checks the indices
+    /// against (a `debian-archive-keyring` package).
+    debian_keyring: Option<Spanned<RawArtifact>>,
 }
 
 /// Where artifacts may come from besides their own method (`[sources]`).
@@ -68,6 +88,8 @@ pub struct Sources {
     pub debian_archive: String,
     /// The archive's timestamp for pins that do not name their own.
     pub debian_snapshot: Option<String>,
+    /// The pinned Debian archive keyring (`debian-keyring`).
+    pub debian_keyring: Option<Artifact>,
 }
 
 /// Debian's permanent snapshot archive.
@@ -225,6 +247,28 @@ pub struct Pins {
     pub root_layout: Option<RootLayout>,
     pub components: Vec<Component>,
     pub sources: Sources,
+    /// Where the rust component was pinned from (`suite`, `moving`).
+    pub provenance: Provenance,
+    /// The other Rust releases pinned (`[releases."X.Y"]`), by key.
+    pub releases: Vec<Release>,
+}
+
+/// Where a release's pins came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    pub suite: Option<String>,
+    /// From a suite that replaces its versions: they leave the mirror.
+    pub moving: bool,
+}
+
+/// One more Rust release: a rust component, and a build root when it needs
+/// its own (the default's otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub key: String,
+    pub provenance: Provenance,
+    pub rust: (Component, RustLayout),
+    pub root: Option<(Component, RootLayout)>,
 }
 
 impl Pins {
@@ -381,7 +425,40 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
             .trim_end_matches('/')
             .to_string(),
         debian_snapshot: raw.sources.debian_snapshot.clone(),
+        debian_keyring: match &raw.sources.debian_keyring {
+            Some(k) => Some(artifact(k.get_ref(), base).map_err(|(span, m)| err(Some(span), m))?),
+            None => None,
+        },
     };
+    let mut releases = Vec::new();
+    for (key, r) in &raw.releases {
+        releases.push(Release {
+            key: key.clone(),
+            provenance: Provenance {
+                suite: r.suite.clone(),
+                moving: r.moving,
+            },
+            rust: (
+                Component {
+                    kind: ComponentKind::Rust,
+                    artifacts: artifacts(&r.rust.artifacts)?,
+                    layout: layout(&r.rust.layout),
+                },
+                r.rust.layout.clone(),
+            ),
+            root: match &r.build_root {
+                Some(root) => Some((
+                    Component {
+                        kind: ComponentKind::Root,
+                        artifacts: artifacts(&root.artifacts)?,
+                        layout: layout(&root.layout),
+                    },
+                    root.layout.clone(),
+                )),
+                None => None,
+            },
+        });
+    }
     let mut components = vec![
         Component {
             kind: ComponentKind::Rust,
@@ -424,6 +501,8 @@ pub fn parse(text: &str, file: &str, base: &Path) -> Result<Pins, ManifestError>
         root_layout: raw.build_root.map(|t| t.layout),
         components,
         sources,
+        provenance: Provenance::default(),
+        releases,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `xbuild toolchain fetch|list|verify|gc|bundle|import|doctor|env`.
+//! `xbuild toolchain fetch|list|verify|gc|bundle|import|doctor|env|pin`.
 
 use std::io::Write;
 
@@ -11,6 +11,7 @@ use crate::toolchain::{self, fetch::Mode, manifest::ComponentKind, manifest::Pin
 
 mod actions;
 mod doctor;
+mod pin;
 use crate::ui;
 
 fn pins_of(args: &PinArgs) -> Result<(Pins, Mode)> {
@@ -71,6 +72,22 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
         ToolchainCommand::Doctor { pins } => {
             let (pins, _) = pins_of(&pins)?;
             return doctor::run(&cache, &pins, out);
+        }
+        ToolchainCommand::Pin {
+            rust,
+            suites,
+            keyring,
+            write,
+            pins,
+        } => {
+            let (pins, mode) = pins_of(&pins)?;
+            let ask = pin::Ask {
+                rust: &rust,
+                suites: &suites,
+                keyring: keyring.as_deref(),
+                write: write.as_deref(),
+            };
+            pin::run(&cache, &pins, &ask, mode, out)?;
         }
         ToolchainCommand::Env { pins } => {
             let (pins, mode) = pins_of(&pins)?;
