@@ -365,10 +365,9 @@ pub fn check(choice: &Choice, pins: &Pins, needs: &[Needs], root: &Path) -> Resu
         .manifest
         .strip_prefix(root)
         .unwrap_or(&newest.manifest);
-    let enough: Vec<String> = all_pinned(pins)
+    let enough: Vec<Version> = all_pinned(pins)
         .into_iter()
         .filter(|v| *v >= newest.rust_version)
-        .map(|v| v.to_string())
         .collect();
     Err(Usage(format!(
         "package `{}` needs Rust {} (`rust-version` in {}), and this build would use {} ({}). {}",
@@ -384,7 +383,7 @@ pub fn check(choice: &Choice, pins: &Pins, needs: &[Needs], root: &Path) -> Resu
 
 /// What to do when the chosen release is too old: the pinned releases new
 /// enough, or that none is.
-fn would_do(pins: &Pins, enough: &[String]) -> String {
+fn would_do(pins: &Pins, enough: &[Version]) -> String {
     if enough.is_empty() {
         format!(
             "No pinned release is new enough (the pins, {}, hold {}): pin a newer one in a \
@@ -395,10 +394,11 @@ fn would_do(pins: &Pins, enough: &[String]) -> String {
         )
     } else {
         format!(
-            "Pinned and new enough: {}; build with `--rust {}` (or name it in \
+            "Pinned and new enough: {}; build with `--rust {}.{}` (or name it in \
              rust-toolchain.toml)",
-            enough.join(", "),
-            enough[0]
+            list(enough),
+            enough[0].major,
+            enough[0].minor
         )
     }
 }
@@ -447,10 +447,9 @@ pub fn dependencies_need_newer(
         .iter()
         .map(|(_, v)| *v)
         .fold(choice.release, |a, b| if b > a { b } else { a });
-    let enough: Vec<String> = all_pinned(pins)
+    let enough: Vec<Version> = all_pinned(pins)
         .into_iter()
         .filter(|v| *v >= needed)
-        .map(|v| v.to_string())
         .collect();
     let advice = if enough.is_empty() {
         format!(

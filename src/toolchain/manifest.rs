@@ -279,6 +279,16 @@ impl Pins {
             .expect("the component kind is pinned")
     }
 
+    /// Every component of every release pinned: the default's and each of
+    /// `[releases]`' rust component and build root.
+    pub fn all_components(&self) -> impl Iterator<Item = &Component> {
+        self.components.iter().chain(
+            self.releases
+                .iter()
+                .flat_map(|r| std::iter::once(&r.rust.0).chain(r.root.as_ref().map(|r| &r.0))),
+        )
+    }
+
     pub fn has(&self, kind: ComponentKind) -> bool {
         self.components.iter().any(|c| c.kind == kind)
     }

@@ -235,12 +235,12 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     // package that needs a newer Rust than the one chosen
     std::fs::write(
         ws.join("rust-toolchain.toml"),
-        "[toolchain]\nchannel = \"1.85\"\n",
+        "[toolchain]\nchannel = \"1.84\"\n",
     )
     .unwrap();
     check(
         &[],
-        "rust-toolchain.toml asks for Rust \"1.85\", which is not pinned",
+        "rust-toolchain.toml asks for Rust \"1.84\", which is not pinned",
     );
     check(&["--rust", "nightly"], "--rust asks for Rust \"nightly\"");
     std::fs::remove_file(ws.join("rust-toolchain.toml")).unwrap();
@@ -252,6 +252,16 @@ fn user_mistakes_exit_2_before_anything_is_provisioned() {
     check(
         &[],
         "package `w` needs Rust 1.99 (`rust-version` in Cargo.toml)",
+    );
+    // a newer release is pinned: the message names it and how to ask for it
+    std::fs::write(
+        ws.join("Cargo.toml"),
+        "[package]\nname = \"w\"\nversion = \"0.1.0\"\nedition = \"2021\"\nrust-version = \"1.97\"\n",
+    )
+    .unwrap();
+    check(
+        &[],
+        "Pinned and new enough: 1.97.1; build with `--rust 1.97`",
     );
     std::fs::write(ws.join("toolchains.toml"), "version = 1\n[rust\n").unwrap();
     check(&[], "toolchains.toml:2");

@@ -1661,6 +1661,92 @@ fn a_dependency_needing_a_newer_rust_is_refused_before_anything_compiles() {
     assert!(!r.stderr.contains("Compiling needs-new"), "{}", r.stderr);
 }
 
+/// `rust-toolchain.toml` asks for another pinned release (1.85, Debian 12's
+/// rustc-web): it builds for x86_64 and armv6l, its build script runs that
+/// rustc, and nothing of the default release's is used (its own toolchain
+/// directory and std; outputs under another key).
+#[test]
+fn rust_toolchain_toml_asking_for_1_85_builds_with_1_85_on_x86_64_and_armv6l() {
+    provisioned();
+    let ws = tempfile::tempdir().unwrap();
+    let dir = ws.path();
+    crate::support::one_package(dir, "seen");
+    fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    let rustc = std::env::var(\"RUSTC\").unwrap();\n    \
+         let out = std::process::Command::new(rustc).arg(\"--version\").output().unwrap();\n    \
+         println!(\"cargo:rustc-env=SEEN={}\", String::from_utf8_lossy(&out.stdout).trim());\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { println!(\"{}\", env!(\"SEEN\")); }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("rust-toolchain.toml"),
+        "[toolchain]\nchannel = \"1.85\"\ncomponents = [\"clippy\"]\n",
+    )
+    .unwrap();
+    let targets = [
+        "x86_64-unknown-linux-musl",
+        "armv6l-unknown-linux-musleabihf",
+    ];
+    let r = run(xbuild(dir).args(["--target", targets[0], "--target", targets[1]]));
+    ok(&r);
+    let first = r
+        .stderr
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert_eq!(
+        first, "Rust 1.85.0 (rust-toolchain.toml asks for 1.85)",
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("also lists components clippy"),
+        "{}",
+        r.stderr
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.join("target/xbuild/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["rust"]["release"], "1.85.0");
+    for target in targets {
+        let triple = entry(target)["rust"].as_str().unwrap().to_string();
+        let exe = dir.join("target/xbuild").join(&triple).join("seen");
+        let out = run_binary(target, &exe, &[]);
+        ok(&out);
+        assert!(
+            out.stdout.starts_with("rustc 1.85.0 "),
+            "{target}: {}",
+            out.stdout
+        );
+    }
+    // the default release's toolchain is another directory
+    let default_rust = component_dir("rust");
+    let r = run(xbuild(dir).args(["toolchain", "list", "--json"]));
+    ok(&r);
+    let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        list["rust_release"], "1.85.0",
+        "toolchain list follows the workspace"
+    );
+    let rust_185 = list["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "rust")
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(Path::new(&rust_185), default_rust);
+}
+
 /// A path dependency that lives in a git submodule is in the snapshot, and
 /// a `.env` the repository does not track is not (and the run names it).
 #[test]

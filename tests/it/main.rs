@@ -15,6 +15,7 @@ mod integrity;
 mod layout;
 #[cfg(feature = "e2e")]
 mod machine;
+mod pin;
 #[cfg(feature = "e2e")]
 mod sandbox;
 #[cfg(feature = "e2e")]

@@ -66,10 +66,12 @@ pub fn list(cache: &Cache, pins: &Pins, json: bool, out: &mut dyn Write) -> Resu
         }));
     }
     let release = crate::rust_release::pinned(pins).map(|r| r.to_string());
+    let releases = releases(pins);
     if json {
         let doc = serde_json::json!({
             "pins": pins.origin,
             "rust_release": release,
+            "releases": releases,
             "cache": cache.root,
             "components": rows,
         });
@@ -85,6 +87,31 @@ pub fn list(cache: &Cache, pins: &Pins, json: bool, out: &mut dyn Write) -> Resu
             .as_deref()
             .unwrap_or("(the pins do not say which release)")
     )?;
+    if releases.len() > 1 {
+        let all: Vec<String> = releases
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}{}{}",
+                    r["release"].as_str().unwrap_or("?"),
+                    r["suite"]
+                        .as_str()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default(),
+                    if r["moving"] == true {
+                        " [moving suite: its versions leave the mirror]"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "Pinned: {} (`--rust VERSION` or rust-toolchain.toml)",
+            all.join(", ")
+        )?;
+    }
     writeln!(out, "cache: {}", cache.root.display())?;
     for row in &rows {
         let state = match row["installed_size"].as_u64() {
@@ -111,6 +138,38 @@ pub fn list(cache: &Cache, pins: &Pins, json: bool, out: &mut dyn Write) -> Resu
         }
     }
     Ok(())
+}
+
+/// Every release the pins hold: the version, the Debian suite it was pinned
+/// from, whether that suite moves on (and its versions leave the mirror).
+fn releases(pins: &Pins) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    for v in crate::rust_release::all_pinned(pins) {
+        let p = crate::rust_release::select(pins, v);
+        let suite = p.provenance.suite.clone().or_else(|| rustc_suite(&p));
+        all.push(serde_json::json!({
+            "release": v.to_string(),
+            "suite": suite,
+            "moving": p.provenance.moving,
+            "rust_pin_hash": p.component(ComponentKind::Rust).pin_hash(),
+        }));
+    }
+    all
+}
+
+/// The suite of the rustc package pinned, where it says.
+fn rustc_suite(pins: &Pins) -> Option<String> {
+    pins.component(ComponentKind::Rust)
+        .artifacts
+        .iter()
+        .find_map(|a| match &a.source {
+            crate::toolchain::manifest::Source::Apt { name, suite, .. }
+                if name == "rustc" || name == "rustc-web" =>
+            {
+                suite.clone()
+            }
+            _ => None,
+        })
 }
 
 /// Re-hash every cached archive of the pins. Returns whether all cached ones are good.
@@ -141,11 +200,17 @@ pub fn verify(cache: &Cache, pins: &Pins, out: &mut dyn Write) -> Result<bool> {
 /// of this version reads (see cache).
 pub fn gc(cache: &Cache, pins: &Pins) -> Result<u64> {
     let _lock = cache.lock("collecting garbage")?;
-    let keep_dirs: BTreeSet<String> = pins.components.iter().map(|c| c.install_name()).collect();
+    // every release pinned stays: removing one is unpinning it
+    let keep_dirs: BTreeSet<String> = pins.all_components().map(|c| c.install_name()).collect();
     let keep_files: BTreeSet<&str> = pins
-        .components
-        .iter()
+        .all_components()
         .flat_map(|c| c.artifacts.iter().map(|a| a.sha256.as_str()))
+        .chain(
+            pins.sources
+                .debian_keyring
+                .iter()
+                .map(|a| a.sha256.as_str()),
+        )
         .collect();
     let mut freed = 0;
     for entry in fs::read_dir(cache.toolchains())?.flatten() {

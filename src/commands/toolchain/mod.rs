@@ -23,6 +23,14 @@ fn pins_of(args: &PinArgs) -> Result<(Pins, Mode)> {
         None
     };
     let pins = toolchain::load_pins(args.toolchains.as_deref(), root.as_deref())?;
+    // the release the workspace asks for (rust-toolchain.toml), as a build would
+    let pins = match root.as_deref() {
+        Some(root) => match crate::rust_release::choose(&pins, None, root)? {
+            Some(choice) => crate::rust_release::select(&pins, choice.release),
+            None => pins,
+        },
+        None => pins,
+    };
     let mode = if args.offline {
         Mode::Offline
     } else {
