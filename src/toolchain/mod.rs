@@ -2,6 +2,7 @@
 //! cache (fetch, verify, unpack, rename into place).
 
 pub mod apt;
+mod artifact;
 pub mod debian;
 mod download;
 pub mod fetch;
