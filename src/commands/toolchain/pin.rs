@@ -233,7 +233,7 @@ fn pin_release<'a>(
         .map(|v| format!("{}.{}", v.major, v.minor))
         .context("the lists have no libc6")?;
     Ok(Pinned {
-        release: full,
+        release: full.to_string(),
         key: format!("{}.{}", full.major, full.minor),
         suite: release,
         rust,
@@ -265,9 +265,7 @@ fn emit(pins: &Pins, pinned: &Pinned, ask: &Ask, out: &mut dyn Write) -> Result<
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let current = manifest::parse(&before, &path.display().to_string(), Path::new("."))?;
     let default = rust_release::pinned(&current);
-    let after = if default
-        .is_some_and(|v| v.major == pinned.release.major && v.minor == pinned.release.minor)
-    {
+    let after = if default.is_some_and(|v| format!("{}.{}", v.major, v.minor) == pinned.key) {
         render::replace_default(&before, pinned)?
     } else {
         render::replace_block(&before, &render::block(pinned, &current))

@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use super::Release;
 use super::resolve::Candidate;
-use crate::rust_release::Version;
 use crate::toolchain::manifest::{ComponentKind, Pins, RootLayout, RustLayout};
 
 /// The pins of one release, resolved.
 pub struct Pinned<'a> {
-    pub release: Version,
+    /// `1.97.1`
+    pub release: String,
     /// `major.minor`, the key of `[releases]`.
     pub key: String,
     /// The suite the release was found in.
