@@ -10,6 +10,9 @@
 #   bench/real-crates.sh [CRATE...]     default: every crate below
 #   TARGETS="a b"                       default: every target of `xbuild targets --json`
 #   XBUILD=xbuild                       the xbuild to run
+#   RUST=1.85                           a pinned Rust release other than the
+#                                       default (passed as --rust); the table
+#                                       says which release built each row
 #   KEEP=1                              keep the work directory
 set -euo pipefail
 xbuild="${XBUILD:-xbuild}"
@@ -44,8 +47,9 @@ print(t["rust"], r.get("qemu") or "", r.get("qemu-cpu") or "")' "$1"
 eval "$("$xbuild" toolchain env)"   # puts the pinned qemu on PATH
 
 wanted="$*"
-echo "| crate | target | result | seconds |"
-echo "|---|---|---|---|"
+rust_flag=(); [ -z "${RUST:-}" ] || rust_flag=(--rust "$RUST")
+echo "| crate | target | Rust | result | seconds |"
+echo "|---|---|---|---|---|"
 while IFS='@' read -r name dep body expect; do
   [ -z "$wanted" ] || [[ " $wanted " == *" $name "* ]] || continue
   dir="$work/$name"
@@ -65,7 +69,7 @@ while IFS='@' read -r name dep body expect; do
     read -r rust qemu cpu <<<"$(runner "$target")"
     started=$SECONDS
     log="$dir/$rust.log"
-    if (cd "$dir" && "$xbuild" --release --target "$target" --out "out-$rust") >"$log" 2>&1; then
+    if (cd "$dir" && "$xbuild" "${rust_flag[@]}" --release --target "$target" --out "out-$rust") >"$log" 2>&1; then
       exe="$dir/out-$rust/$rust/$bin"
       cmd=("$exe")
       [ -z "$qemu" ] || cmd=("$qemu" ${cpu:+-cpu "$cpu"} "$exe")
@@ -78,6 +82,7 @@ while IFS='@' read -r name dep body expect; do
     else
       result="failed: \`$(grep -m 1 -E 'error|undefined|failed' "$log" | cut -c 1-150)\`"
     fi
-    echo "| $name | $rust | $result | $((SECONDS - started)) |"
+    release="$(sed -n 's/^ *Rust \([0-9.]*\) .*/\1/p' "$log" | head -n 1)"
+    echo "| $name | $rust | ${release:-?} | $result | $((SECONDS - started)) |"
   done
 done < <(crates)
