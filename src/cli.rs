@@ -334,7 +334,12 @@ moving suite (testing, unstable) is marked `moving = true`: its versions leave
 the mirror when the suite moves on. With --write, the block between
 `# BEGIN Rust X.Y` and `# END Rust X.Y` is replaced (or added); for the file's
 default release, the artifacts of [rust] and [build-root]. `git diff` shows
-what changed.")]
+what changed.
+
+With --dist URL the pins come from the official Rust distribution instead:
+the release's channel manifest, its .asc signature checked against --keyring
+(the Rust project's release key, which you download and check yourself), and
+the rustc, cargo, host std and rust-src tarballs with the sha256 it gives.")]
     Pin {
         /// The release: 1.97 (the newest 1.97.x the suite has) or 1.85.1
         #[arg(long, value_name = "VERSION")]
@@ -348,6 +353,10 @@ what changed.")]
         /// The toolchains.toml to write the pins into (default: print them)
         #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
+        /// Pin from the official Rust distribution at URL (its dist/channel-rust-X.Y.toml,
+        /// signature checked against --keyring, the Rust project's release key) instead of Debian
+        #[arg(long, value_name = "URL")]
+        dist: Option<String>,
         #[command(flatten)]
         pins: PinArgs,
     },

@@ -12,6 +12,7 @@ mod layout;
 pub mod manifest;
 pub mod pypi;
 pub mod root;
+pub mod rustdist;
 
 use std::fs;
 use std::path::{Path, PathBuf};

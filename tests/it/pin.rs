@@ -449,3 +449,354 @@ fn toolchain_pin_writes_a_signed_archives_pins_exactly_and_refuses_a_bad_signatu
         );
     }
 }
+
+/// The official distribution's layout: `<archive>/<component>/…`, one
+/// tar.gz per component, as `dist/` names them.
+#[cfg(feature = "e2e")]
+fn dist_tarball(top: &str, component: &str, parts: &[(&Path, &str)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    b.follow_symlinks(false);
+    let mut installer = tar::Header::new_gnu();
+    installer.set_size(2);
+    installer.set_mode(0o644);
+    installer.set_cksum();
+    b.append_data(
+        &mut installer,
+        format!("{top}/rust-installer-version"),
+        &b"3\n"[..],
+    )
+    .unwrap();
+    for (src, dest) in parts {
+        let at = format!("{top}/{component}/{dest}");
+        if src.is_dir() {
+            b.append_dir_all(&at, src).unwrap();
+        } else {
+            b.append_path_with_name(src, &at).unwrap();
+        }
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+fn channel(base: &str, version: &str, tarballs: &[(&str, &str, &str, &[u8])]) -> String {
+    let mut s = format!(
+        "manifest-version = \"2\"\ndate = \"2026-12-07\"\n[pkg.rustc]\nversion = \"{version} (test 2026-12-07)\"\n"
+    );
+    for (component, target, file, bytes) in tarballs {
+        let _ = write!(
+            s,
+            "[pkg.{component}.target.\"{target}\"]\navailable = true\nurl = \"{base}/dist/2026-12-07/{file}\"\nhash = \"{}\"\n",
+            sha256(bytes)
+        );
+    }
+    s
+}
+
+/// `toolchain pin --dist`: the channel manifest's tarballs and sums, its
+/// signature checked (gpg signs, another key is refused), and the default
+/// release of a file never pinned twice.
+#[test]
+fn toolchain_pin_from_the_rust_distribution_checks_the_manifests_signature() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let (signer, public) = key(dir, "rust");
+    let (stranger, _) = key(dir, "stranger");
+    let keyring = dir.join("rust-key.gpg");
+    fs::write(&keyring, &public).unwrap();
+    let files: Vec<(&str, &str, &str, Vec<u8>)> = vec![
+        (
+            "rustc",
+            "x86_64-unknown-linux-gnu",
+            "rustc-1.97.0-x86_64-unknown-linux-gnu.tar.gz",
+            b"rustc".to_vec(),
+        ),
+        (
+            "cargo",
+            "x86_64-unknown-linux-gnu",
+            "cargo-1.97.0-x86_64-unknown-linux-gnu.tar.gz",
+            b"cargo".to_vec(),
+        ),
+        (
+            "rust-std",
+            "x86_64-unknown-linux-gnu",
+            "rust-std-1.97.0-x86_64-unknown-linux-gnu.tar.gz",
+            b"std".to_vec(),
+        ),
+        (
+            "rust-std",
+            "aarch64-unknown-linux-musl",
+            "rust-std-1.97.0-aarch64-unknown-linux-musl.tar.gz",
+            b"std-a64".to_vec(),
+        ),
+        ("rust-src", "*", "rust-src-1.97.0.tar.gz", b"src".to_vec()),
+    ];
+    let listed: Vec<(&str, &str, &str, &[u8])> = files
+        .iter()
+        .map(|(c, t, f, b)| (*c, *t, *f, &b[..]))
+        .collect();
+    // the tarballs are not fetched by `pin`: their URLs need no server
+    let text = channel("https://dist.test", "1.97.0", &listed);
+    let manifest_server = |signer: &Path, text: &str| {
+        let mut r = HashMap::new();
+        r.insert(
+            "/dist/channel-rust-1.97.toml".to_string(),
+            Reply::Ok(text.as_bytes().to_vec()),
+        );
+        let asc = gpg(signer, &["--detach-sign", "--armor"], Some(text));
+        r.insert(
+            "/dist/channel-rust-1.97.toml.asc".to_string(),
+            Reply::Ok(asc),
+        );
+        fixtures::serve(r)
+    };
+    let pin = |server: &fixtures::Server, extra: &[&str]| {
+        let mut cmd = xbuild(&home);
+        cmd.args([
+            "toolchain",
+            "pin",
+            "--rust",
+            "1.97",
+            "--dist",
+            &server.base,
+            "--keyring",
+        ])
+        .arg(&keyring)
+        .args(extra);
+        run(&mut cmd)
+    };
+    let server = manifest_server(&signer, &text);
+    let r = pin(&server, &[]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    // rustc, cargo, the host's std and std's source, in that order; not
+    // another target's std
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains("url = ")).collect();
+    let expected: Vec<String> = [0, 1, 2, 4]
+        .iter()
+        .map(|i| {
+            let (_, _, file, bytes) = listed[*i];
+            format!(
+                "    {{ url = \"https://dist.test/dist/2026-12-07/{file}\", sha256 = \"{}\", strip = 2 }},",
+                sha256(bytes)
+            )
+        })
+        .collect();
+    assert_eq!(lines, expected, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("[releases.\"1.97\".rust]\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("rustc = \"bin/rustc\""), "{}", r.stdout);
+    // the block parses as pins, and the release is read from it
+    let pins = dir.join("toolchains.toml");
+    let builtin =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/toolchains.toml")).unwrap();
+    let without_197 = {
+        let a = builtin.find("# BEGIN Rust 1.97:").unwrap();
+        let b = builtin.find("# END Rust 1.97").unwrap() + "# END Rust 1.97\n".len();
+        format!("{}{}", &builtin[..a], &builtin[b..])
+    };
+    fs::write(&pins, &without_197).unwrap();
+    let r = pin(&server, &["--write", pins.to_str().unwrap()]);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    let r = run(xbuild(&home)
+        .args(["toolchain", "list", "--json", "--toolchains"])
+        .arg(&pins));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("\"release\": \"1.97.0\""), "{}", r.stdout);
+
+    // refused: signed by another key; a manifest changed after signing
+    let forged = manifest_server(&stranger, &text);
+    let r = pin(&forged, &[]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("is by no key of"), "{}", r.stderr);
+    let changed = {
+        let mut r = HashMap::new();
+        r.insert(
+            "/dist/channel-rust-1.97.toml".to_string(),
+            Reply::Ok(text.replace("rustc-1.97.0", "rustc-1.97.1").into_bytes()),
+        );
+        r.insert(
+            "/dist/channel-rust-1.97.toml.asc".to_string(),
+            Reply::Ok(gpg(&signer, &["--detach-sign", "--armor"], Some(&text))),
+        );
+        fixtures::serve(r)
+    };
+    let r = pin(&changed, &[]);
+    assert_eq!(r.status, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("is by no key of"), "{}", r.stderr);
+    // no keyring: told what to pass
+    let r = run(xbuild(&home).args(["toolchain", "pin", "--rust", "1.97", "--dist", &server.base]));
+    assert_eq!(r.status, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--dist needs --keyring FILE"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// The official distribution's layout, served on loopback and built with:
+/// the provisioned 1.96 repacked as `rustc`, `cargo`, `rust-std` and
+/// `rust-src` tarballs (the real server is not reachable from here), pinned
+/// by `toolchain pin --dist`, a workspace built for x86_64 with those pins
+/// (std from its rust-src), its build script running that rustc.
+#[cfg(feature = "e2e")]
+#[test]
+fn pins_from_the_rust_distributions_layout_build_a_workspace() {
+    use crate::e2e::{component_dir, provisioned};
+    provisioned();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
+    let (signer, public) = key(dir, "rust");
+    let keyring = dir.join("rust-key.gpg");
+    fs::write(&keyring, &public).unwrap();
+    let debian = component_dir("rust");
+    let usr = debian.join("usr");
+    let host = "x86_64-unknown-linux-gnu";
+    let src = fs::canonicalize(usr.join("lib/rustlib/src/rust")).unwrap();
+    let libs = [
+        usr.join("lib/x86_64-linux-gnu"),
+        debian.join("lib/x86_64-linux-gnu"),
+    ];
+    let mut rustc_parts: Vec<(&Path, &str)> = Vec::new();
+    let bin_rustc = usr.join("bin/rustc");
+    let bin_rustdoc = usr.join("bin/rustdoc");
+    rustc_parts.push((&bin_rustc, "bin/rustc"));
+    rustc_parts.push((&bin_rustdoc, "bin/rustdoc"));
+    for l in &libs {
+        rustc_parts.push((l, "lib"));
+    }
+    let std_dir = usr.join("lib/rustlib").join(host);
+    let std_dest = format!("lib/rustlib/{host}");
+    let cargo_bin = usr.join("bin/cargo");
+    let tarballs: Vec<(&str, &str, String, Vec<u8>)> = vec![
+        (
+            "rustc",
+            host,
+            format!("rustc-1.96.0-{host}.tar.gz"),
+            dist_tarball(&format!("rustc-1.96.0-{host}"), "rustc", &rustc_parts),
+        ),
+        (
+            "cargo",
+            host,
+            format!("cargo-1.96.0-{host}.tar.gz"),
+            dist_tarball(
+                &format!("cargo-1.96.0-{host}"),
+                "cargo",
+                &[(&cargo_bin, "bin/cargo")],
+            ),
+        ),
+        (
+            "rust-std",
+            host,
+            format!("rust-std-1.96.0-{host}.tar.gz"),
+            dist_tarball(
+                &format!("rust-std-1.96.0-{host}"),
+                &format!("rust-std-{host}"),
+                &[(&std_dir, &std_dest)],
+            ),
+        ),
+        (
+            "rust-src",
+            "*",
+            "rust-src-1.96.0.tar.gz".to_string(),
+            dist_tarball(
+                "rust-src-1.96.0",
+                "rust-src",
+                &[(&src, "lib/rustlib/src/rust")],
+            ),
+        ),
+    ];
+    let mut routes = HashMap::new();
+    for (_, _, file, bytes) in &tarballs {
+        routes.insert(format!("/dist/2026-12-07/{file}"), Reply::Ok(bytes.clone()));
+    }
+    let files = fixtures::serve(routes);
+    let listed: Vec<(&str, &str, &str, &[u8])> = tarballs
+        .iter()
+        .map(|(c, t, f, b)| (*c, *t, f.as_str(), &b[..]))
+        .collect();
+    let text = channel(&files.base, "1.96.0", &listed).replace("1.97", "1.96");
+    let mut r = HashMap::new();
+    r.insert(
+        "/dist/channel-rust-1.96.toml".to_string(),
+        Reply::Ok(text.as_bytes().to_vec()),
+    );
+    r.insert(
+        "/dist/channel-rust-1.96.toml.asc".to_string(),
+        Reply::Ok(gpg(&signer, &["--detach-sign", "--armor"], Some(&text))),
+    );
+    let manifest = fixtures::serve(r);
+    let cache = crate::e2e::cache_dir();
+    let r = run(crate::e2e::xbuild(dir)
+        .args([
+            "toolchain",
+            "pin",
+            "--rust",
+            "1.96",
+            "--dist",
+            &manifest.base,
+            "--keyring",
+        ])
+        .arg(&keyring));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    // these pins as the default release of a toolchains.toml: the block's
+    // [rust] in place of the built-in one
+    let block = &r.stdout[r.stdout.find("[releases.\"1.96\".rust]").unwrap()..];
+    let rust: String = block
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let builtin =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/toolchains.toml")).unwrap();
+    let a = builtin.find("\n[rust]\n").unwrap();
+    let b = builtin.find("\n[zig]\n").unwrap();
+    let pins = dir.join("dist-pins.toml");
+    fs::write(
+        &pins,
+        format!("{}\n[rust]\n{rust}{}", &builtin[..a], &builtin[b..]),
+    )
+    .unwrap();
+
+    let ws = dir.join("ws");
+    crate::support::one_package(&ws, "seen");
+    fs::write(
+        ws.join("build.rs"),
+        "fn main() {\n    let rustc = std::env::var(\"RUSTC\").unwrap();\n    \
+         let out = std::process::Command::new(rustc).arg(\"--version\").output().unwrap();\n    \
+         println!(\"cargo:rustc-env=SEEN={}\", String::from_utf8_lossy(&out.stdout).trim());\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        ws.join("src/main.rs"),
+        "fn main() { println!(\"{}\", env!(\"SEEN\")); }\n",
+    )
+    .unwrap();
+    let r = run(crate::e2e::xbuild(&ws)
+        .args(["--target", "x86_64-unknown-linux-musl", "--toolchains"])
+        .arg(&pins));
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("rustc-1.96.0-x86_64-unknown-linux-gnu.tar.gz"),
+        "downloaded: {}",
+        r.stderr
+    );
+    let exe = ws.join("target/xbuild/x86_64-unknown-linux-musl/seen");
+    let out = run(&mut Command::new(&exe));
+    assert_eq!(out.status, Some(0), "{}", out.stderr);
+    assert!(out.stdout.starts_with("rustc 1.96.0"), "{}", out.stdout);
+    // installed from the tarballs, beside the Debian one
+    let installed: Vec<String> = fs::read_dir(cache.join("v1/toolchains"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("rust-"))
+        .collect();
+    assert!(installed.len() >= 2, "{installed:?}");
+    assert!(
+        files.hits.lock().unwrap().len() >= 4,
+        "every tarball was fetched from the server"
+    );
+}

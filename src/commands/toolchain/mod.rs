@@ -86,6 +86,7 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
             suites,
             keyring,
             write,
+            dist,
             pins,
         } => {
             let (pins, mode) = pins_of(&pins)?;
@@ -94,6 +95,7 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
                 suites: &suites,
                 keyring: keyring.as_deref(),
                 write: write.as_deref(),
+                dist: dist.as_deref(),
             };
             pin::run(&cache, &pins, &ask, mode, out)?;
         }

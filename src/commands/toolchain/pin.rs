@@ -10,12 +10,12 @@ use anyhow::{Context, Result, bail};
 use crate::cache::Cache;
 use crate::exit::Usage;
 use crate::rust_release::{self, Version};
-use crate::toolchain::apt;
 use crate::toolchain::debian::render::{self, Pinned};
 use crate::toolchain::debian::resolve::{Candidate, Index};
 use crate::toolchain::debian::{Archive, Keyring, Release};
 use crate::toolchain::fetch::{self, Mode};
 use crate::toolchain::manifest::{self, Pins};
+use crate::toolchain::{apt, rustdist};
 use crate::ui;
 
 pub struct Ask<'a> {
@@ -23,6 +23,8 @@ pub struct Ask<'a> {
     pub suites: &'a [String],
     pub keyring: Option<&'a Path>,
     pub write: Option<&'a Path>,
+    /// The official Rust distribution's server, instead of Debian.
+    pub dist: Option<&'a str>,
 }
 
 /// Debian's releases, oldest first: the first that has the release asked for
@@ -72,6 +74,9 @@ pub fn run(cache: &Cache, pins: &Pins, ask: &Ask, mode: Mode, out: &mut dyn Writ
             "`toolchain pin` reads Debian's current package lists: it cannot run --offline".into(),
         )
         .into());
+    }
+    if let Some(dist) = ask.dist {
+        return from_dist(dist, want, ask, out);
     }
     let keyring = keyring(cache, pins, ask.keyring)?;
     let mirror = apt::DebianMirror::find(Path::new("/etc/apt"));
@@ -150,6 +155,90 @@ pub fn run(cache: &Cache, pins: &Pins, ask: &Ask, mode: Mode, out: &mut dyn Writ
             seen.join(", ")
         }
     )
+}
+
+/// The pins of a release of the official Rust distribution.
+fn from_dist(dist: &str, want: Version, ask: &Ask, out: &mut dyn Write) -> Result<()> {
+    let Some(path) = ask.keyring else {
+        return Err(Usage(
+            "--dist needs --keyring FILE: the Rust project's release key (rust-key.gpg.ascii, \
+             published beside the distribution; check its fingerprint yourself), to check the \
+             channel manifest's signature"
+                .into(),
+        )
+        .into());
+    };
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let keyring = Keyring::read(&bytes, &path.display().to_string())?;
+    let agent: ureq::Agent = crate::http::config()
+        .timeout_global(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .into();
+    ui::status(
+        "Reading",
+        &format!("the channel manifest of Rust {want} from {dist}"),
+    );
+    let channel = rustdist::Channel::fetch(&agent, dist, &want.to_string(), &keyring)?;
+    let found = Version::parse(&channel.version)
+        .with_context(|| format!("the manifest's rustc version {:?}", channel.version))?;
+    if !found.is(&want) {
+        bail!("the manifest of Rust {want} is of Rust {found}");
+    }
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let tarballs = channel.toolchain(&host)?;
+    let key = format!("{}.{}", found.major, found.minor);
+    let block = render::dist_block(&key, &found.to_string(), &channel.date, dist, &tarballs);
+    let count = format!("Rust {found} from {dist}: {} tarballs", tarballs.len());
+    write_block(&block, &count, ask, out)
+}
+
+/// Print the block, or write it into `--write FILE` (checked to parse first).
+fn write_block(block: &str, count: &str, ask: &Ask, out: &mut dyn Write) -> Result<()> {
+    let Some(path) = ask.write else {
+        ui::status("Pinned", count);
+        out.write_all(block.as_bytes())?;
+        return Ok(());
+    };
+    let before =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let current = manifest::parse(&before, &path.display().to_string(), Path::new("."))?;
+    if let Some(v) = rust_release::pinned(&current)
+        && block.starts_with(&format!("# BEGIN Rust {}.{}:", v.major, v.minor))
+    {
+        return Err(Usage(format!(
+            "Rust {v} is the default release of {} ([rust]); the official distribution's pins \
+             of the same release would be a second one: print them (without --write) and put \
+             them in [rust] yourself, or pin another release",
+            path.display()
+        ))
+        .into());
+    }
+    let after = render::replace_block(&before, block);
+    save(path, &before, &after, count)
+}
+
+/// Replace `path` with `after` when it parses; say whether anything changed.
+fn save(path: &Path, before: &str, after: &str, count: &str) -> Result<()> {
+    // never write pins xbuild cannot read
+    manifest::parse(after, &path.display().to_string(), Path::new("."))
+        .context("the pins written would not parse (nothing was written)")?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(after.as_bytes())?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    ui::status(
+        if before == after {
+            "Unchanged"
+        } else {
+            "Wrote"
+        },
+        &format!("{count} into {}", path.display()),
+    );
+    Ok(())
 }
 
 /// The upstream release of a Debian version (`1.96.0+dfsg1-1~deb12u2` → 1.96.0).
@@ -270,24 +359,5 @@ fn emit(pins: &Pins, pinned: &Pinned, ask: &Ask, out: &mut dyn Write) -> Result<
     } else {
         render::replace_block(&before, &render::block(pinned, &current))
     };
-    // never write pins xbuild cannot read
-    manifest::parse(&after, &path.display().to_string(), Path::new("."))
-        .context("the pins written would not parse (nothing was written)")?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(after.as_bytes())?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    ui::status(
-        if before == after {
-            "Unchanged"
-        } else {
-            "Wrote"
-        },
-        &format!("{count} into {}", path.display()),
-    );
-    Ok(())
+    save(path, &before, &after, &count)
 }

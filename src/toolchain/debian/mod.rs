@@ -41,6 +41,15 @@ impl Keyring {
         })
     }
 
+    /// Whether a detached signature of `data` is by a key (or signing
+    /// subkey) of this keyring.
+    pub fn verifies(&self, sig: &pgp::composed::DetachedSignature, data: &[u8]) -> bool {
+        self.keys.iter().any(|k| {
+            sig.verify(k, data).is_ok()
+                || k.public_subkeys.iter().any(|s| sig.verify(s, data).is_ok())
+        })
+    }
+
     /// The text a clear-signed file signs, when one of its signatures is by
     /// a key (or signing subkey) of this keyring; line ends as `\n`.
     pub fn verify_clearsigned(&self, text: &str, what: &str) -> Result<String> {

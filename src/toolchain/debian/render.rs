@@ -226,3 +226,44 @@ fn replace_artifacts(text: &str, section: &str, list: &[&Candidate]) -> Result<S
     }
     Ok(out)
 }
+
+/// The `[releases."X.Y"]` block of a release from the official Rust
+/// distribution: its tarballs, each with the sha256 its channel manifest
+/// gives, unpacked into one prefix (`strip = 2`: the archive's directory
+/// and the component's).
+pub fn dist_block(
+    key: &str,
+    release: &str,
+    date: &str,
+    dist: &str,
+    tarballs: &[crate::toolchain::rustdist::Tarball],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: written by `xbuild toolchain pin --rust {key} --dist {dist}` from the channel \
+         manifest of Rust {release}, dated {date}.",
+        begin(key)
+    );
+    s.push_str("# Running it again replaces everything down to the END line.\n");
+    let _ = writeln!(s, "[releases.\"{key}\"]");
+    let _ = writeln!(s, "\n[releases.\"{key}\".rust]");
+    s.push_str(&keys(&RustLayout {
+        rustc: "bin/rustc".into(),
+        cargo: "bin/cargo".into(),
+        library_path: vec!["lib".into()],
+        glibc: None,
+        rust_src: "lib/rustlib/src/rust".into(),
+    }));
+    s.push_str("artifacts = [\n");
+    for t in tarballs {
+        let _ = writeln!(
+            s,
+            "    {{ url = \"{}\", sha256 = \"{}\", strip = 2 }},",
+            t.url, t.sha256
+        );
+    }
+    s.push_str("]\n# the build root: the default's\n");
+    let _ = writeln!(s, "{}", end(key));
+    s
+}
