@@ -336,7 +336,7 @@ the mirror when the suite moves on. With --write, the block between
 default release, the artifacts of [rust] and [build-root]. `git diff` shows
 what changed.
 
-With --dist URL the pins come from the official Rust distribution instead:
+With --rust-dist URL the pins come from the official Rust distribution instead:
 the release's channel manifest, its .asc signature checked against --keyring
 (the Rust project's release key, which you download and check yourself), and
 the rustc, cargo, host std and rust-src tarballs with the sha256 it gives.")]
@@ -355,7 +355,7 @@ the rustc, cargo, host std and rust-src tarballs with the sha256 it gives.")]
         write: Option<PathBuf>,
         /// Pin from the official Rust distribution at URL (its dist/channel-rust-X.Y.toml,
         /// signature checked against --keyring, the Rust project's release key) instead of Debian
-        #[arg(long, value_name = "URL")]
+        #[arg(long = "rust-dist", value_name = "URL")]
         dist: Option<String>,
         #[command(flatten)]
         pins: PinArgs,

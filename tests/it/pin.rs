@@ -492,7 +492,7 @@ fn channel(base: &str, version: &str, tarballs: &[(&str, &str, &str, &[u8])]) ->
     s
 }
 
-/// `toolchain pin --dist`: the channel manifest's tarballs and sums, its
+/// `toolchain pin --rust-dist`: the channel manifest's tarballs and sums, its
 /// signature checked (gpg signs, another key is refused), and the default
 /// release of a file never pinned twice.
 #[test]
@@ -556,7 +556,7 @@ fn toolchain_pin_from_the_rust_distribution_checks_the_manifests_signature() {
             "pin",
             "--rust",
             "1.97",
-            "--dist",
+            "--rust-dist",
             &server.base,
             "--keyring",
         ])
@@ -626,10 +626,17 @@ fn toolchain_pin_from_the_rust_distribution_checks_the_manifests_signature() {
     assert_eq!(r.status, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("is by no key of"), "{}", r.stderr);
     // no keyring: told what to pass
-    let r = run(xbuild(&home).args(["toolchain", "pin", "--rust", "1.97", "--dist", &server.base]));
+    let r = run(xbuild(&home).args([
+        "toolchain",
+        "pin",
+        "--rust",
+        "1.97",
+        "--rust-dist",
+        &server.base,
+    ]));
     assert_eq!(r.status, Some(2), "{}", r.stderr);
     assert!(
-        r.stderr.contains("--dist needs --keyring FILE"),
+        r.stderr.contains("--rust-dist needs --keyring FILE"),
         "{}",
         r.stderr
     );
@@ -638,7 +645,7 @@ fn toolchain_pin_from_the_rust_distribution_checks_the_manifests_signature() {
 /// The official distribution's layout, served on loopback and built with:
 /// the provisioned 1.96 repacked as `rustc`, `cargo`, `rust-std` and
 /// `rust-src` tarballs (the real server is not reachable from here), pinned
-/// by `toolchain pin --dist`, a workspace built for x86_64 with those pins
+/// by `toolchain pin --rust-dist`, a workspace built for x86_64 with those pins
 /// (std from its rust-src), its build script running that rustc.
 #[cfg(feature = "e2e")]
 #[test]
@@ -734,7 +741,7 @@ fn pins_from_the_rust_distributions_layout_build_a_workspace() {
             "pin",
             "--rust",
             "1.96",
-            "--dist",
+            "--rust-dist",
             &manifest.base,
             "--keyring",
         ])

@@ -161,7 +161,7 @@ pub fn run(cache: &Cache, pins: &Pins, ask: &Ask, mode: Mode, out: &mut dyn Writ
 fn from_dist(dist: &str, want: Version, ask: &Ask, out: &mut dyn Write) -> Result<()> {
     let Some(path) = ask.keyring else {
         return Err(Usage(
-            "--dist needs --keyring FILE: the Rust project's release key (rust-key.gpg.ascii, \
+            "--rust-dist needs --keyring FILE: the Rust project's release key (rust-key.gpg.ascii, \
              published beside the distribution; check its fingerprint yourself), to check the \
              channel manifest's signature"
                 .into(),

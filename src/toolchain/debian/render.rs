@@ -241,7 +241,7 @@ pub fn dist_block(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}: written by `xbuild toolchain pin --rust {key} --dist {dist}` from the channel \
+        "{}: written by `xbuild toolchain pin --rust {key} --rust-dist {dist}` from the channel \
          manifest of Rust {release}, dated {date}.",
         begin(key)
     );
