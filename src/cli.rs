@@ -118,6 +118,10 @@ pub struct BuildArgs {
     /// difference depends on
     #[arg(long)]
     pub check_determinism: bool,
+    /// Also write release archives: <out>/dist/NAME-VERSION-TRIPLE.tar.xz per package and target
+    /// (its executables, README and license files; reproducible) and dist/SHA256SUMS
+    #[arg(long, conflicts_with = "test")]
+    pub dist: bool,
     /// With --check-determinism: instead of a second local build, compare this sealed build
     /// with the signed outputs the shared store holds for the same inputs (what CI published)
     #[arg(long, requires = "check_determinism")]

@@ -52,6 +52,8 @@ pub struct Plan {
     pub test: Option<TestOptions>,
     /// Build twice in different sealed directories and compare the outputs.
     pub check_determinism: bool,
+    /// Write release archives into `<out>/dist/` (`--dist`).
+    pub dist: bool,
     /// Keep the sealed directories.
     pub keep_sealed: bool,
     /// Build even when the cache holds outputs for the same inputs.
@@ -188,6 +190,7 @@ impl Plan {
                 ),
             }),
             check_determinism: args.check_determinism,
+            dist: args.dist,
             keep_sealed: args.keep_sealed,
             rebuild: args.rebuild,
             against_store: args.against_store,
@@ -389,6 +392,7 @@ mod tests {
                 user_rustflags: None,
                 test: None,
                 check_determinism: false,
+                dist: false,
                 keep_sealed: false,
                 rebuild: false,
                 against_store: false,

@@ -166,6 +166,67 @@ pub struct Selection<'a> {
 
 /// The selected packages that say which Rust they need (`rust-version`,
 /// their own or the workspace's `[workspace.package]` one).
+/// The directories of the workspace's packages (relative; the root's own
+/// package as the empty path, first).
+fn package_dirs(root: &Path, root_doc: &toml::Table) -> Vec<PathBuf> {
+    let ws = root_doc.get("workspace").and_then(|w| w.as_table());
+    let mut dirs = ws.map(|w| members(root, w)).unwrap_or_default();
+    if root_doc.contains_key("package") && !dirs.iter().any(|d| d.as_os_str().is_empty()) {
+        dirs.insert(0, PathBuf::new());
+    }
+    dirs
+}
+
+/// What a release archive says of a package: its manifest's keys, with
+/// `key.workspace = true` taken from `[workspace.package]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageInfo {
+    /// Relative to the workspace root.
+    pub dir: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub license_file: Option<String>,
+    pub readme: Option<String>,
+}
+
+/// Every package of the workspace at `root`, as [`PackageInfo`].
+pub fn packages(root: &Path) -> Result<Vec<PackageInfo>> {
+    let root_doc = read_manifest(&root.join("Cargo.toml"))?;
+    let inherited = root_doc
+        .get("workspace")
+        .and_then(|w| w.get("package"))
+        .and_then(|p| p.as_table())
+        .cloned()
+        .unwrap_or_default();
+    let mut all = Vec::new();
+    for dir in package_dirs(root, &root_doc) {
+        let doc = read_manifest(&root.join(&dir).join("Cargo.toml"))?;
+        let Some(package) = doc.get("package").and_then(|p| p.as_table()) else {
+            continue;
+        };
+        let key = |k: &str| -> Option<String> {
+            match package.get(k) {
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(toml::Value::Table(t))
+                    if t.get("workspace").and_then(|w| w.as_bool()) == Some(true) =>
+                {
+                    inherited.get(k).and_then(|v| v.as_str()).map(String::from)
+                }
+                _ => None,
+            }
+        };
+        all.push(PackageInfo {
+            name: key("name").unwrap_or_default(),
+            // cargo's default when a manifest has none
+            version: key("version").unwrap_or_else(|| "0.0.0".into()),
+            license_file: key("license-file"),
+            readme: key("readme"),
+            dir,
+        });
+    }
+    Ok(all)
+}
+
 pub fn rust_versions(root: &Path, manifest: &Path, sel: &Selection<'_>) -> Result<Vec<Needs>> {
     let root_doc = read_manifest(&root.join("Cargo.toml"))?;
     let ws = root_doc.get("workspace").and_then(|w| w.as_table());
@@ -175,10 +236,7 @@ pub fn rust_versions(root: &Path, manifest: &Path, sel: &Selection<'_>) -> Resul
         .and_then(|v| v.as_str())
         .map(String::from);
     let mut all = Vec::new();
-    let mut dirs = ws.map(|w| members(root, w)).unwrap_or_default();
-    if root_doc.contains_key("package") && !dirs.iter().any(|d| d.as_os_str().is_empty()) {
-        dirs.insert(0, PathBuf::new());
-    }
+    let dirs = package_dirs(root, &root_doc);
     for dir in &dirs {
         let path = root.join(dir).join("Cargo.toml");
         let doc = read_manifest(&path)?;

@@ -12,6 +12,7 @@
 
 mod cargo;
 pub mod determinism;
+mod dist;
 mod launcher;
 mod prewarm;
 pub mod publish;
@@ -137,6 +138,17 @@ pub fn run(plan: &Plan, cache: &Cache) -> Result<Outcomes> {
         );
     }
     report::write(plan, &epoch, &out, staging.path())?;
+    if plan.dist {
+        let archives = dist::write(&snapshot.root, &epoch, &out.artifacts, staging.path())?;
+        ui::status(
+            "Archived",
+            &format!(
+                "{} release archive(s) and SHA256SUMS into {}",
+                archives.len(),
+                plan.out_dir.join(dist::DIR).display()
+            ),
+        );
+    }
     staging.publish(&plan.out_dir)?;
     if out.built_any {
         // within the cache's bound (this run's mirror is still held)

@@ -17,6 +17,8 @@ mod layout;
 mod machine;
 mod pin;
 #[cfg(feature = "e2e")]
+mod release;
+#[cfg(feature = "e2e")]
 mod sandbox;
 #[cfg(feature = "e2e")]
 mod store;
