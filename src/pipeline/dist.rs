@@ -89,15 +89,27 @@ pub fn write(
 /// for the license, the workspace root's when the package has none.
 fn docs(sources: &Path, info: Option<&PackageInfo>) -> Vec<PathBuf> {
     let pkg_dir = info.map_or_else(|| sources.to_path_buf(), |p| sources.join(&p.dir));
+    // a manifest's path stays inside the workspace, and a link is never
+    // followed: an archive holds what the repository tracks, nothing else
     let named = |key: Option<&String>| -> Option<PathBuf> {
-        key.map(|k| pkg_dir.join(k)).filter(|p| p.is_file())
+        let mut p = PathBuf::new();
+        for c in pkg_dir.join(key?).components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    p.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => p.push(other),
+            }
+        }
+        Some(p).filter(|p| p.starts_with(sources) && regular(p))
     };
     let matching = |dir: &Path, prefixes: &[&str]| -> Vec<PathBuf> {
         let mut found: Vec<PathBuf> = fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().is_file())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter(|e| {
                 let n = e.file_name().to_string_lossy().to_ascii_uppercase();
                 prefixes.iter().any(|p| n.starts_with(p))
@@ -122,6 +134,11 @@ fn docs(sources: &Path, info: Option<&PackageInfo>) -> Vec<PathBuf> {
     out.extend(licenses);
     out.dedup();
     out
+}
+
+/// A regular file, not a link to one.
+fn regular(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
 }
 
 /// A tar.xz of `entries` under the directory `top`, the same bytes for the

@@ -63,8 +63,12 @@ fn dist_writes_reproducible_archives_with_the_executables_readme_and_licenses() 
     write("app/LICENSE-APACHE", "Apache-2.0\n");
     write(
         "other/Cargo.toml",
-        "[package]\nname = \"other\"\nversion.workspace = true\nedition = \"2021\"\n",
+        "[package]\nname = \"other\"\nversion.workspace = true\nedition = \"2021\"\nreadme = \"../README-other.md\"\n",
     );
+    write("README-other.md", "# other\n");
+    // a tracked link (to a file of the workspace; links out of it the
+    // snapshot refuses): an archive holds files, never what a link names
+    std::os::unix::fs::symlink("../LICENSE", dir.join("app/LICENSE-LINK")).unwrap();
     write("other/src/main.rs", "fn main() { println!(\"other\"); }\n");
     write("LICENSE", "the workspace's license\n");
     git(dir, &["init", "-q"]);
@@ -142,8 +146,8 @@ fn dist_writes_reproducible_archives_with_the_executables_readme_and_licenses() 
             ),
         ])
     );
-    // a package without license files has the workspace root's; without a
-    // README, none
+    // a package without license files has the workspace root's; its
+    // manifest's readme may be outside its directory
     let top = format!("other-1.2.0-{triple}");
     assert_eq!(
         doc[&names[1]],
@@ -154,6 +158,12 @@ fn dist_writes_reproducible_archives_with_the_executables_readme_and_licenses() 
                 "0o644",
                 "0",
                 text_sha("the workspace's license\n")
+            ),
+            row(
+                &format!("{top}/README-other.md"),
+                "0o644",
+                "0",
+                text_sha("# other\n")
             ),
             row(
                 &format!("{top}/other"),
