@@ -361,6 +361,9 @@ the rustc, cargo, host std and rust-src tarballs with the sha256 it gives.")]
         /// signature checked against --keyring, the Rust project's release key) instead of Debian
         #[arg(long = "rust-dist", value_name = "URL")]
         dist: Option<String>,
+        /// Read Debian's lists even when their signed Valid-Until has passed (an outdated mirror)
+        #[arg(long)]
+        allow_expired: bool,
         #[command(flatten)]
         pins: PinArgs,
     },

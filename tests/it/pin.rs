@@ -163,8 +163,12 @@ fn key(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>) {
 }
 
 fn in_release(suite: &str, list: &[u8]) -> String {
+    in_release_until(suite, list, "Sat, 01 Jan 2039 00:00:00 UTC")
+}
+
+fn in_release_until(suite: &str, list: &[u8], until: &str) -> String {
     format!(
-        "Origin: Debian\nLabel: Debian\nSuite: oldstable\nCodename: {suite}\nDate: Sat, 05 Dec 2026 10:00:00 UTC\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n",
+        "Origin: Debian\nLabel: Debian\nSuite: oldstable\nCodename: {suite}\nDate: Sat, 05 Dec 2026 10:00:00 UTC\nValid-Until: {until}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages.xz\n",
         sha256(list),
         list.len()
     )
@@ -437,6 +441,14 @@ fn toolchain_pin_writes_a_signed_archives_pins_exactly_and_refuses_a_bad_signatu
             signed(&signer, &in_release("bookworm", &sec_xz)),
             "but the signed InRelease says",
         ),
+        (
+            "an expired file",
+            signed(
+                &signer,
+                &in_release_until("bookworm", &main_xz, "Sun, 06 Dec 2026 10:00:00 UTC"),
+            ),
+            "expired (Valid-Until Sun, 06 Dec 2026 10:00:00 UTC)",
+        ),
     ] {
         let server = fixtures::serve(routes(&release));
         let r = pin(&server, "1.96");
@@ -448,6 +460,32 @@ fn toolchain_pin_writes_a_signed_archives_pins_exactly_and_refuses_a_bad_signatu
             "{what}: the file is untouched"
         );
     }
+    // an outdated mirror, taken knowingly: the block says so
+    let expired = signed(
+        &signer,
+        &in_release_until("bookworm", &main_xz, "Sun, 06 Dec 2026 10:00:00 UTC"),
+    );
+    let server = fixtures::serve(routes(&expired));
+    let mut cmd = xbuild(&home);
+    cmd.env("XBUILD_DEBIAN_MIRROR", format!("{}/debian", server.base))
+        .args([
+            "toolchain",
+            "pin",
+            "--rust",
+            "1.85",
+            "--suite",
+            "bookworm",
+            "--allow-expired",
+        ])
+        .arg("--keyring")
+        .arg(&keyring);
+    let r = run(&mut cmd);
+    assert_eq!(r.status, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("pinned with --allow-expired"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// The official distribution's layout: `<archive>/<component>/…`, one

@@ -87,6 +87,7 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
             keyring,
             write,
             dist,
+            allow_expired,
             pins,
         } => {
             let (pins, mode) = pins_of(&pins)?;
@@ -96,6 +97,7 @@ pub fn toolchain(cmd: ToolchainCommand, out: &mut dyn Write) -> Result<bool> {
                 keyring: keyring.as_deref(),
                 write: write.as_deref(),
                 dist: dist.as_deref(),
+                allow_expired,
             };
             pin::run(&cache, &pins, &ask, mode, out)?;
         }

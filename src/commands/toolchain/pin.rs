@@ -25,6 +25,8 @@ pub struct Ask<'a> {
     pub write: Option<&'a Path>,
     /// The official Rust distribution's server, instead of Debian.
     pub dist: Option<&'a str>,
+    /// Take Release files past their Valid-Until.
+    pub allow_expired: bool,
 }
 
 /// Debian's releases, oldest first: the first that has the release asked for
@@ -102,6 +104,7 @@ pub fn run(cache: &Cache, pins: &Pins, ask: &Ask, mode: Mode, out: &mut dyn Writ
         base: base.to_string(),
         keyring: &keyring,
         agent: agent.clone(),
+        allow_expired: ask.allow_expired,
     };
     let arch = apt::debian_arch();
     let mut seen = Vec::new();

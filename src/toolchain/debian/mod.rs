@@ -78,6 +78,10 @@ pub struct Release {
     /// Its `Suite` (`stable`, `oldstable`, `testing`, `unstable`).
     pub suite: String,
     pub date: String,
+    /// `Valid-Until`, seconds since the epoch, when the file says.
+    pub valid_until: Option<i64>,
+    /// Past its `Valid-Until`, taken with `--allow-expired`.
+    pub expired: bool,
     /// path under `dists/<name>/` → (size, sha256)
     files: BTreeMap<String, (u64, String)>,
 }
@@ -112,9 +116,40 @@ impl Release {
             name: name.to_string(),
             suite: field("Suite"),
             date: field("Date"),
+            valid_until: stanza.get("Valid-Until").and_then(unix_time),
+            expired: false,
             files,
         })
     }
+}
+
+/// An RFC 2822 date as the Release files write it (`Sun, 13 Dec 2026
+/// 02:54:29 UTC`), as seconds since the epoch.
+pub fn unix_time(date: &str) -> Option<i64> {
+    let parts: Vec<&str> = date.split_whitespace().collect();
+    let (day, month, year, time) = match parts[..] {
+        [_, d, m, y, t, ..] => (d, m, y, t),
+        _ => return None,
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = MONTHS.iter().position(|x| x.eq_ignore_ascii_case(month))? as i64 + 1;
+    let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, s] = hms[..] else { return None };
+    // days from the civil date (Howard Hinnant's algorithm)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + h * 3600 + mi * 60 + s)
 }
 
 /// One suite on one mirror.
@@ -123,6 +158,9 @@ pub struct Archive<'a> {
     pub base: String,
     pub keyring: &'a Keyring,
     pub agent: ureq::Agent,
+    /// Take a Release file past its `Valid-Until` (apt's
+    /// `Acquire::Check-Valid-Until=false`).
+    pub allow_expired: bool,
 }
 
 impl Archive<'_> {
@@ -154,7 +192,32 @@ impl Archive<'_> {
         let signed = self
             .keyring
             .verify_clearsigned(&text, &format!("{}/{path}", self.base))?;
-        Release::parse(suite, &signed)
+        let mut release = Release::parse(suite, &signed)?;
+        // an old signed file served again would pin old versions: refused
+        // once it expires, as apt refuses it
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Some(until) = release.valid_until
+            && until < now
+            && !self.allow_expired
+        {
+            bail!(
+                "{}/{path} expired (Valid-Until {}): the mirror is out of date or replays an old \
+                 file, and its versions may have been replaced since. Use an up-to-date mirror \
+                 ({}), or pass --allow-expired to pin from it anyway (as apt's \
+                 Acquire::Check-Valid-Until=false)",
+                self.base,
+                signed
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Valid-Until:"))
+                    .unwrap_or_default()
+                    .trim(),
+                crate::env::XBUILD_DEBIAN_MIRROR
+            );
+        }
+        release.expired = release.valid_until.is_some_and(|until| until < now);
+        Ok(release)
     }
 
     /// The packages of one component and architecture, from the list the
@@ -209,5 +272,23 @@ impl Decode {
             Decode::Plain => std::io::Read::read_to_string(&mut &body[..], &mut text)?,
         };
         Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn release_dates_are_read_as_seconds_since_the_epoch() {
+        // `date -d 'Sun, 13 Dec 2026 02:54:29 UTC' +%s`
+        assert_eq!(
+            super::unix_time("Sun, 13 Dec 2026 02:54:29 UTC"),
+            Some(1_797_130_469)
+        );
+        assert_eq!(super::unix_time("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            super::unix_time("Tue, 29 Feb 2028 23:59:59 UTC"),
+            Some(1_835_481_599)
+        );
+        assert_eq!(super::unix_time("yesterday"), None);
     }
 }

@@ -128,6 +128,12 @@ pub fn block(p: &Pinned, pins: &Pins) -> String {
         p.suite.date
     );
     s.push_str("# Running it again replaces everything down to the END line.\n");
+    if p.suite.expired {
+        s.push_str(
+            "# The lists had passed their Valid-Until (an outdated mirror): pinned with \
+             --allow-expired.\n",
+        );
+    }
     let _ = writeln!(s, "[releases.\"{key}\"]");
     let _ = writeln!(s, "suite = \"{}\"", p.suite.name);
     let _ = writeln!(s, "moving = {moving}");
