@@ -108,6 +108,30 @@ pub fn select(pins: &Pins, release: Version) -> Pins {
         return pins.clone();
     };
     let mut out = pins.clone();
+    // the default stays a release the selected pins know of (listed, kept
+    // by gc, named when a release is too old, selected back)
+    if let Some(default) = pinned(pins)
+        && !out
+            .releases
+            .iter()
+            .any(|x| x.rust.0.artifacts.iter().find_map(release_of) == Some(default))
+    {
+        out.releases.insert(
+            0,
+            crate::toolchain::manifest::Release {
+                key: format!("{}.{}", default.major, default.minor),
+                provenance: pins.provenance.clone(),
+                rust: (
+                    pins.component(ComponentKind::Rust).clone(),
+                    pins.rust_layout.clone(),
+                ),
+                root: pins
+                    .root_layout
+                    .clone()
+                    .map(|l| (pins.component(ComponentKind::Root).clone(), l)),
+            },
+        );
+    }
     for c in &mut out.components {
         match (c.kind, &r.root) {
             (ComponentKind::Rust, _) => *c = r.rust.0.clone(),

@@ -303,6 +303,22 @@ fn every_pinned_release_is_chosen_by_its_number_and_keyed_apart() {
         assert_eq!(c.release, *v);
         let selected = select(&pins, c.release);
         assert_eq!(pinned(&selected), Some(*v), "the selected pins hold {v}");
+        // and still know every release: listed, kept by gc, selected back
+        let mut known = all_pinned(&selected);
+        known.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mut every = all.clone();
+        every.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(known, every, "{v}");
+        assert_eq!(
+            select(&selected, all[0]).digest(),
+            pins.digest(),
+            "{v}: back to the default"
+        );
+        assert_eq!(
+            selected.all_components().count(),
+            pins.all_components().count() + usize::from(*v != all[0]) * 2,
+            "{v}: the default's rust and root are still among the components gc keeps"
+        );
         // two releases never share a toolchain, a std or a kept dir
         assert!(digests.insert(selected.digest()), "{v}: digest shared");
         assert!(
