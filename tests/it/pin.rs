@@ -329,6 +329,7 @@ fn toolchain_pin_writes_a_signed_archives_pins_exactly_and_refuses_a_bad_signatu
         fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/toolchains.toml")).unwrap();
     let pins = dir.join("toolchains.toml");
     fs::write(&pins, &builtin).unwrap();
+    fs::set_permissions(&pins, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let pin = |server: &fixtures::Server, rust: &str| {
         let mut cmd = xbuild(&home);
         cmd.env("XBUILD_DEBIAN_MIRROR", format!("{}/debian", server.base))
@@ -400,6 +401,12 @@ fn toolchain_pin_writes_a_signed_archives_pins_exactly_and_refuses_a_bad_signatu
     // the rest of the file as it was
     assert!(written.contains("[zig]") && written.contains("debian-keyring = "));
 
+    // the file keeps its mode
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&pins).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     // again: nothing changes
     let r = pin(&server, "1.96");
     assert_eq!(r.status, Some(0), "{}", r.stderr);

@@ -231,6 +231,10 @@ fn save(path: &Path, before: &str, after: &str, count: &str) -> Result<()> {
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(after.as_bytes())?;
+    // the file keeps its mode (a temp file's is 0600)
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     ui::status(
