@@ -96,7 +96,14 @@ fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 fn pins() -> Vec<Pin> {
     let text = fs::read_to_string(repo_root().join("toolchains.toml")).unwrap();
     let mut out = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| l.starts_with("{ ")) {
+    // the default release's pins: what a build without --rust provisions
+    // (the other releases' blocks come after them)
+    for line in text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("# BEGIN Rust ") && !l.starts_with("[releases."))
+        .filter(|l| l.starts_with("{ "))
+    {
         let sha = field(line, "sha256").unwrap().to_string();
         if let (Some(pool), Some(suite)) = (field(line, "pool"), field(line, "suite")) {
             out.push(Pin::Debian {
