@@ -859,7 +859,7 @@ fn pins_from_the_rust_distributions_layout_build_a_workspace() {
         .map(|a| a["file"].as_str().unwrap())
         .collect();
     assert_eq!(
-        files,
+        names,
         tarballs
             .iter()
             .map(|(_, _, f, _)| f.as_str())
