@@ -91,6 +91,28 @@ fn roots_from(bundle: &Path) -> Result<RootCerts, String> {
     Ok(RootCerts::new_with_certs(&certs))
 }
 
+/// The body of a GET that must answer 2xx, read whole (package lists and
+/// manifests, small enough for memory); any other status is an error that
+/// names the URL.
+pub fn get_body(agent: &ureq::Agent, url: &str) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let response = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("fetching {url}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("{url} answered HTTP {}", response.status().as_u16());
+    }
+    let mut body = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .read_to_end(&mut body)
+        .with_context(|| format!("reading {url}"))?;
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

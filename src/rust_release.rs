@@ -210,16 +210,7 @@ pub fn choose(pins: &Pins, cli: Option<&str>, root: &Path) -> Result<Option<Choi
     };
     let release = pinned(pins);
     let all = all_pinned(pins);
-    let pinned_list = || {
-        if all.is_empty() {
-            "none that says its version".to_string()
-        } else {
-            all.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-    };
+    let pinned_list = || list(&all);
     let Some(request) = request else {
         return Ok(release.map(|r| Choice {
             release: r,

@@ -4,8 +4,6 @@
 //! xbuild needs (rustc, cargo, the host's std, std's source) with the sha256
 //! the manifest gives for each.
 
-use std::io::Read;
-
 use anyhow::{Context, Result, bail};
 use pgp::composed::{Deserializable, DetachedSignature};
 use serde::Deserialize;
@@ -148,20 +146,8 @@ impl Channel {
 }
 
 fn get(agent: &ureq::Agent, url: &str) -> Result<String> {
-    let response = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("fetching {url}"))?;
-    if !response.status().is_success() {
-        bail!("{url} answered HTTP {}", response.status().as_u16());
-    }
-    let mut body = String::new();
-    response
-        .into_body()
-        .into_reader()
-        .read_to_string(&mut body)
-        .with_context(|| format!("reading {url}"))?;
-    Ok(body)
+    String::from_utf8(crate::http::get_body(agent, url)?)
+        .with_context(|| format!("{url} is not text"))
 }
 
 #[cfg(test)]

@@ -1670,19 +1670,7 @@ fn rust_toolchain_toml_asking_for_1_85_builds_with_1_85_on_x86_64_and_armv6l() {
     provisioned();
     let ws = tempfile::tempdir().unwrap();
     let dir = ws.path();
-    crate::support::one_package(dir, "seen");
-    fs::write(
-        dir.join("build.rs"),
-        "fn main() {\n    let rustc = std::env::var(\"RUSTC\").unwrap();\n    \
-         let out = std::process::Command::new(rustc).arg(\"--version\").output().unwrap();\n    \
-         println!(\"cargo:rustc-env=SEEN={}\", String::from_utf8_lossy(&out.stdout).trim());\n}\n",
-    )
-    .unwrap();
-    fs::write(
-        dir.join("src/main.rs"),
-        "fn main() { println!(\"{}\", env!(\"SEEN\")); }\n",
-    )
-    .unwrap();
+    crate::support::prints_its_rustc(dir, "seen");
     fs::write(
         dir.join("rust-toolchain.toml"),
         "[toolchain]\nchannel = \"1.85\"\ncomponents = [\"clippy\"]\n",

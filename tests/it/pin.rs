@@ -812,19 +812,7 @@ fn pins_from_the_rust_distributions_layout_build_a_workspace() {
     .unwrap();
 
     let ws = dir.join("ws");
-    crate::support::one_package(&ws, "seen");
-    fs::write(
-        ws.join("build.rs"),
-        "fn main() {\n    let rustc = std::env::var(\"RUSTC\").unwrap();\n    \
-         let out = std::process::Command::new(rustc).arg(\"--version\").output().unwrap();\n    \
-         println!(\"cargo:rustc-env=SEEN={}\", String::from_utf8_lossy(&out.stdout).trim());\n}\n",
-    )
-    .unwrap();
-    fs::write(
-        ws.join("src/main.rs"),
-        "fn main() { println!(\"{}\", env!(\"SEEN\")); }\n",
-    )
-    .unwrap();
+    crate::support::prints_its_rustc(&ws, "seen");
     let r = run(crate::e2e::xbuild(&ws)
         .args(["--target", "x86_64-unknown-linux-musl", "--toolchains"])
         .arg(&pins));

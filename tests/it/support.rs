@@ -147,3 +147,22 @@ pub fn one_package(dir: &std::path::Path, name: &str) {
     )
     .unwrap();
 }
+
+/// A one-package workspace (`one_package`) whose build script runs the
+/// rustc cargo gives it, and whose binary prints what that rustc said of
+/// its version: which Rust built it.
+pub fn prints_its_rustc(dir: &std::path::Path, name: &str) {
+    one_package(dir, name);
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    let rustc = std::env::var(\"RUSTC\").unwrap();\n    \
+         let out = std::process::Command::new(rustc).arg(\"--version\").output().unwrap();\n    \
+         println!(\"cargo:rustc-env=SEEN={}\", String::from_utf8_lossy(&out.stdout).trim());\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        "fn main() { println!(\"{}\", env!(\"SEEN\")); }\n",
+    )
+    .unwrap();
+}

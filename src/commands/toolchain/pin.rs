@@ -96,10 +96,7 @@ pub fn run(cache: &Cache, pins: &Pins, ask: &Ask, mode: Mode, out: &mut dyn Writ
     } else {
         ask.suites.to_vec()
     };
-    let agent: ureq::Agent = crate::http::config()
-        .timeout_global(Some(std::time::Duration::from_secs(300)))
-        .build()
-        .into();
+    let agent = agent();
     let archive = |base: &str| Archive {
         base: base.to_string(),
         keyring: &keyring,
@@ -171,12 +168,8 @@ fn from_dist(dist: &str, want: Version, ask: &Ask, out: &mut dyn Write) -> Resul
         )
         .into());
     };
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let keyring = Keyring::read(&bytes, &path.display().to_string())?;
-    let agent: ureq::Agent = crate::http::config()
-        .timeout_global(Some(std::time::Duration::from_secs(300)))
-        .build()
-        .into();
+    let keyring = keyring_file(path)?;
+    let agent = agent();
     ui::status(
         "Reading",
         &format!("the channel manifest of Rust {want} from {dist}"),
@@ -254,11 +247,25 @@ fn upstream(version: &str) -> Option<Version> {
     Version::parse(v.split(['+', '~', '-']).next()?)
 }
 
+/// The HTTP client of the index and manifest reads: a list of 10 MB on a
+/// slow link may take minutes, never forever.
+fn agent() -> ureq::Agent {
+    crate::http::config()
+        .timeout_global(Some(std::time::Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// A keyring the user names.
+fn keyring_file(path: &Path) -> Result<Keyring> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Keyring::read(&bytes, &path.display().to_string())
+}
+
 /// The keyring: `--keyring FILE`, else the pinned `debian-archive-keyring`.
 fn keyring(cache: &Cache, pins: &Pins, explicit: Option<&Path>) -> Result<Keyring> {
     if let Some(path) = explicit {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Keyring::read(&bytes, &path.display().to_string());
+        return keyring_file(path);
     }
     let Some(artifact) = &pins.sources.debian_keyring else {
         return Err(Usage(format!(

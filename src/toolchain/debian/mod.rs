@@ -165,22 +165,7 @@ pub struct Archive<'a> {
 
 impl Archive<'_> {
     fn get(&self, path: &str) -> Result<Vec<u8>> {
-        let url = format!("{}/{path}", self.base);
-        let response = self
-            .agent
-            .get(&url)
-            .call()
-            .with_context(|| format!("fetching {url}"))?;
-        if !response.status().is_success() {
-            bail!("{url} answered HTTP {}", response.status().as_u16());
-        }
-        let mut body = Vec::new();
-        response
-            .into_body()
-            .into_reader()
-            .read_to_end(&mut body)
-            .with_context(|| format!("reading {url}"))?;
-        Ok(body)
+        crate::http::get_body(&self.agent, &format!("{}/{path}", self.base))
     }
 
     /// `dists/<suite>/InRelease`, its signature checked.
